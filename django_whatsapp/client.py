@@ -1,0 +1,274 @@
+"""HTTP to the DecisionTelecom WhatsApp gateway, and nothing else: no ORM, no signals.
+
+One :class:`WhatsAppClient` holds one pooled :class:`requests.Session`. Every request has a timeout.
+Sends that certainly did not reach the gateway (the connection could not be made) and answers
+that say "try again" (429, 5xx) are retried with capped exponential backoff and jitter,
+honouring ``Retry-After``. A send whose request went out but whose answer never came is never
+retried: the gateway may have taken it.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import urllib3.exceptions
+
+from . import __version__
+from .conf import WhatsAppSettings, get_settings
+from .exceptions import TransportError, UnexpectedResponse, WhatsAppError, error_from_answer
+
+logger = logging.getLogger("django_whatsapp.client")
+
+USER_AGENT = f"django-whatsapp/{__version__} python-requests/{requests.__version__}"
+PROVIDER_STATUS_CODES = range(0, 8)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The gateway took the message: ``message_id`` is its id there."""
+
+    message_id: int
+    attempts: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """A status report from the status endpoint; ``status`` is the provider's code (0-7)."""
+
+    message_id: int
+    status: int
+    body: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter: attempt n waits between half and all of
+    ``min(cap, base * 2**(n-1))`` seconds, or what ``Retry-After`` asks (at most
+    ``max_retry_after``).
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rand: float) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
+        return ceiling * (0.5 + rand / 2)
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now(), 0.0)
+
+
+def _connect_failed(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the request certainly never reached the gateway."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    reason: Any = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
+_NOT_JSON = object()
+
+
+def _decode(response: requests.Response) -> Any:
+    if not response.content.strip():
+        return None
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return _NOT_JSON
+
+
+def _as_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+class WhatsAppClient:
+    """A client for the gateway's send and status endpoints."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        send_url: str,
+        status_url: str,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        max_retries: int = 3,
+        backoff: Backoff | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._authorization = "Basic " + base64.b64encode(api_key.encode("utf-8")).decode("ascii")
+        self.send_url = send_url
+        self.status_url = status_url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff or Backoff()
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self.rand = rand
+
+    @classmethod
+    def from_settings(cls, conf: WhatsAppSettings | None = None, **kwargs: Any) -> WhatsAppClient:
+        conf = conf or get_settings()
+        return cls(
+            api_key=conf.require_api_key(),
+            send_url=conf.send_url,
+            status_url=conf.status_url,
+            timeout=conf.TIMEOUT,
+            max_retries=conf.MAX_RETRIES,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"WhatsAppClient(send_url={self.send_url!r}, api_key='***')"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> WhatsAppClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def send(self, payload: Mapping[str, Any]) -> SendResult:
+        """Submit one message. Raises a :class:`WhatsAppError` subclass when it was not taken."""
+        body, attempts = self._call(self.send_url, payload, idempotent=False)
+        message_id = _as_id(body.get("message_id"))
+        if message_id is None:
+            raise UnexpectedResponse(
+                "The gateway's answer has no message_id.", http_status=200, body=body
+            )
+        return SendResult(message_id=message_id, attempts=attempts, body=body)
+
+    def get_status(self, message_id: int) -> StatusResult:
+        """Ask the status endpoint for the current status of a message."""
+        body, attempts = self._call(self.status_url, {"message_id": message_id}, idempotent=True)
+        status = _as_id(body.get("status"))
+        if status is None or status not in PROVIDER_STATUS_CODES:
+            error = UnexpectedResponse(
+                f"The gateway's status answer has no known status: {body.get('status')!r}.",
+                http_status=200,
+                body=body,
+            )
+            error.maybe_delivered = False
+            raise error
+        reported = _as_id(body.get("message_id"))
+        return StatusResult(
+            message_id=reported if reported is not None else message_id,
+            status=status,
+            body=body,
+            attempts=attempts,
+        )
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _call(
+        self, url: str, payload: Mapping[str, Any], *, idempotent: bool
+    ) -> tuple[dict[str, Any], int]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._post_once(url, payload), attempt
+            except WhatsAppError as error:
+                error.attempts = attempt
+                may_retry = error.retryable or (idempotent and isinstance(error, TransportError))
+                if not may_retry or attempt > self.max_retries:
+                    raise
+                delay = self.backoff.delay(
+                    attempt, getattr(error, "retry_after", None), self.rand()
+                )
+                logger.warning(
+                    "WhatsApp gateway attempt %d failed (%s); retrying in %.2fs",
+                    attempt,
+                    type(error).__name__,
+                    delay,
+                )
+                self.sleep(delay)
+
+    def _post_once(self, url: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {
+            "Authorization": self._authorization,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        try:
+            response = self.session.post(
+                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.exceptions.ConnectionError as exc:
+            connect_failed = _connect_failed(exc)
+            raise TransportError(
+                "Could not connect to the gateway."
+                if connect_failed
+                else "The request was sent but the gateway's answer never came.",
+                maybe_delivered=not connect_failed,
+            ) from exc
+        except requests.exceptions.Timeout as exc:  # ReadTimeout: the request went out
+            raise TransportError(
+                "The gateway did not answer in time.", maybe_delivered=True
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(
+                f"The request could not be made: {type(exc).__name__}.", maybe_delivered=False
+            ) from exc
+        logger.debug("POST %s -> HTTP %s", url, response.status_code)
+        body = _decode(response)
+        error = error_from_answer(
+            response.status_code,
+            None if body is _NOT_JSON else body,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+        if error is not None:
+            raise error
+        if not isinstance(body, dict):
+            raise UnexpectedResponse(
+                "The gateway answered with an empty body."
+                if body is None
+                else "The gateway answered with a body that is not a JSON object.",
+                http_status=response.status_code,
+                body=response.text[:500] if body is _NOT_JSON else body,
+            )
+        return body

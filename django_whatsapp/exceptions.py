@@ -1,0 +1,209 @@
+"""The error tree. Every gateway error is a :class:`WhatsAppError` carrying the gateway's answer.
+
+Configuration mistakes are :class:`django.core.exceptions.ImproperlyConfigured`, outside this tree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SERVICE_WINDOW_PATTERN = re.compile(r"24\s*hours|only send a template", re.IGNORECASE)
+INVALID_PARAMETER_PATTERN = re.compile(r"^\s*Invalid Parameter\s*:?\s*(.*?)\s*$", re.IGNORECASE)
+
+
+class WhatsAppError(Exception):
+    """Base of every error the gateway (or the road to it) can produce.
+
+    ``code``, ``status``, ``name`` and ``message`` are the fields of the gateway's error body
+    when it sent one; ``http_status`` is the HTTP status code of the answer, if any.
+    """
+
+    #: whether sending again may succeed (the gateway certainly did not take the message)
+    retryable = False
+    #: whether the gateway may have taken the message although we got no success answer
+    maybe_delivered = False
+    default_name = "WhatsApp gateway error"
+    default_message = "The gateway refused the request."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        name: str | None = None,
+        code: int | None = None,
+        status: int | None = None,
+        http_status: int | None = None,
+        body: Any = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.name = name or self.default_name
+        self.code = code
+        self.status = status
+        self.http_status = http_status
+        self.body = body
+        #: how many HTTP requests were made before this error was raised
+        self.attempts = 0
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        details = []
+        if self.code is not None:
+            details.append(f"code {self.code}")
+        if self.status is not None:
+            details.append(f"status {self.status}")
+        if self.http_status is not None and self.http_status != self.status:
+            details.append(f"HTTP {self.http_status}")
+        suffix = f" ({', '.join(details)})" if details else ""
+        return f"{self.name}: {self.message}{suffix}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, message={self.message!r}, "
+            f"code={self.code!r}, status={self.status!r}, http_status={self.http_status!r})"
+        )
+
+
+class RateLimited(WhatsAppError):
+    """429, code 0: too many requests; retried after ``retry_after`` seconds when given."""
+
+    retryable = True
+    default_name = "Too Many Requests"
+    default_message = "Rate limit exceeded"
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+class InvalidParameter(WhatsAppError):
+    """400, code 1: a parameter is empty or invalid; ``param`` names it."""
+
+    default_name = "Invalid Parameter"
+    default_message = "Empty parameter or parameter validation error"
+
+    @property
+    def param(self) -> str | None:
+        match = INVALID_PARAMETER_PATTERN.match(self.name or "")
+        if not match or not match.group(1):
+            return None
+        return match.group(1).strip().strip("[]").strip() or None
+
+
+class InsufficientBalance(WhatsAppError):
+    """402, code 3: the account balance is empty; top it up."""
+
+    default_name = "Topup balance is required"
+    default_message = "User balance is empty"
+
+
+class ServiceWindowClosed(WhatsAppError):
+    """More than 24 hours since the customer last wrote: only a template message can be sent."""
+
+    default_name = "Service Unavailable"
+    default_message = (
+        "More than 24 hours have passed since the customer last replied: "
+        "only a template message can be sent."
+    )
+
+
+class GatewayServerError(WhatsAppError):
+    """500, codes 2, 4, 5, 6 (or any 5xx answer): the gateway failed; retried."""
+
+    retryable = True
+    default_name = "Internal server error"
+    default_message = "The gateway reported an internal error."
+
+
+class AuthenticationFailed(WhatsAppError):
+    """401/403: the API key is missing, wrong or not allowed."""
+
+    default_name = "Authentication failed"
+    default_message = "The gateway refused the access key."
+
+
+class UnexpectedResponse(WhatsAppError):
+    """A successful HTTP status whose body is not the documented answer (HTML, empty, not JSON).
+
+    The gateway answered 2xx, so it may have taken the message: ``maybe_delivered`` is true.
+    """
+
+    maybe_delivered = True
+    default_name = "Unexpected response"
+    default_message = "The gateway answered with a body that is not the documented JSON."
+
+
+class TransportError(WhatsAppError):
+    """No answer from the gateway.
+
+    ``maybe_delivered`` is false when the request certainly did not reach the gateway (the
+    connection could not be made): such sends are retried. It is true when the request went out
+    and no answer came (read timeout, dropped connection): the gateway may have taken the
+    message, so it is never sent again automatically.
+    """
+
+    default_name = "Transport error"
+    default_message = "No answer from the gateway."
+
+    def __init__(self, *args: Any, maybe_delivered: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.maybe_delivered = maybe_delivered
+        self.retryable = not maybe_delivered
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def error_from_answer(
+    http_status: int, body: Any, *, retry_after: float | None = None
+) -> WhatsAppError | None:
+    """Map a gateway answer to its exception, or ``None`` when the answer is not an error.
+
+    A JSON body with ``name``/``message``/``code``/``status`` is an error whatever the HTTP status.
+    Otherwise the HTTP status decides.
+    """
+    fields: dict[str, Any] = {}
+    is_error_body = (
+        isinstance(body, dict)
+        and ("name" in body or ("code" in body and "message" in body))
+        and "message_id" not in body
+    )
+    if is_error_body:
+        fields = {
+            "name": str(body.get("name") or "") or None,
+            "message": str(body.get("message") or "") or None,
+            "code": _as_int(body.get("code")),
+            "status": _as_int(body.get("status")),
+        }
+    elif 200 <= http_status < 300:
+        return None
+    kwargs: dict[str, Any] = {**fields, "http_status": http_status, "body": body}
+    name = fields.get("name") or ""
+    text = f"{name} {fields.get('message') or ''}"
+    code = fields.get("code")
+    status = fields.get("status")
+
+    if SERVICE_WINDOW_PATTERN.search(text):
+        return ServiceWindowClosed(**kwargs)
+    if http_status == 429 or status == 429 or (is_error_body and code == 0):
+        return RateLimited(retry_after=retry_after, **kwargs)
+    if code == 1 or INVALID_PARAMETER_PATTERN.match(name):
+        return InvalidParameter(**kwargs)
+    if code == 3 or status == 402 or http_status == 402:
+        return InsufficientBalance(**kwargs)
+    if http_status in (401, 403) or status in (401, 403):
+        return AuthenticationFailed(**kwargs)
+    if code in (2, 4, 5, 6) or http_status >= 500 or (status is not None and status >= 500):
+        return GatewayServerError(**kwargs)
+    if 200 <= http_status < 300 and not is_error_body:
+        return None
+    if http_status == 400:
+        return InvalidParameter(**kwargs)
+    return WhatsAppError(**kwargs)

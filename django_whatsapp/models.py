@@ -1,0 +1,275 @@
+"""Templates, messages and their status events, and the status ranks."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+
+
+class Template(models.Model):
+    """A message template registered with WhatsApp (the gateway sends it by name)."""
+
+    class HeaderType(models.TextChoices):
+        NONE = "none", _("No header")
+        TEXT = "text", _("Text")
+        IMAGE = "image", _("Image")
+
+    name = models.CharField(_("name"), max_length=512)
+    namespace = models.CharField(_("namespace"), max_length=255)
+    language_code = models.CharField(_("language code"), max_length=15, default="en_US")
+    language_policy = models.CharField(_("language policy"), max_length=32, default="deterministic")
+    body = models.TextField(
+        _("body"), help_text=_("The template text, with {{1}}-style placeholders.")
+    )
+    header_type = models.CharField(
+        _("header type"), max_length=8, choices=HeaderType.choices, default=HeaderType.NONE
+    )
+    components = models.JSONField(
+        _("components"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Optional: the template's components as WhatsApp expects them. {{1}}-style "
+            "placeholders in their values are filled in. Leave empty to build them from the "
+            "body and header type."
+        ),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("template")
+        verbose_name_plural = _("templates")
+        ordering = ["name", "language_code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "language_code"], name="django_whatsapp_template_name_language"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language_code})"
+
+    @property
+    def placeholder_count(self) -> int:
+        """How many body parameters the template takes: the highest ``{{n}}`` in its body."""
+        numbers = [int(n) for n in PLACEHOLDER_RE.findall(self.body or "")]
+        return max(numbers, default=0)
+
+    def render(self, params: list[str] | tuple[str, ...]) -> str:
+        """The body with its placeholders filled in (missing ones are left as they are)."""
+
+        def fill(match: re.Match[str]) -> str:
+            index = int(match.group(1)) - 1
+            return str(params[index]) if 0 <= index < len(params) else match.group(0)
+
+        return PLACEHOLDER_RE.sub(fill, self.body or "")
+
+
+class Message(models.Model):
+    """One outbound WhatsApp message and what became of it."""
+
+    class MessageType(models.IntegerChoices):
+        TEXT = 1, _("Text")
+        MEDIA = 2, _("Image")
+        TEMPLATE = 4, _("Template")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        UNKNOWN = "unknown", _("Unknown")
+        ACCEPTED = "accepted", _("Accepted")
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        SEEN = "seen", _("Seen")
+        NOT_SENT = "not_sent", _("Not sent")
+        REJECTED = "rejected", _("Rejected")
+        ERROR = "error", _("Error")
+        FAILED = "failed", _("Failed")
+        DELETED = "deleted", _("Deleted")
+
+    uuid = models.UUIDField(_("UUID"), default=uuid.uuid4, unique=True, editable=False)
+    source_addr = models.CharField(_("sender"), max_length=20)
+    destination_addr = models.CharField(_("recipient"), max_length=20, db_index=True)
+    message_type = models.PositiveSmallIntegerField(
+        _("type"), choices=MessageType.choices, default=MessageType.TEXT
+    )
+    text = models.TextField(_("text"), blank=True, max_length=4096)
+    file_url = models.URLField(_("image URL"), blank=True, max_length=2048)
+    template = models.ForeignKey(
+        Template,
+        verbose_name=_("template"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+    )
+    template_params = models.JSONField(_("template parameters"), default=dict, blank=True)
+    provider_message_id = models.BigIntegerField(
+        _("provider message id"), null=True, blank=True, unique=True
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    error_code = models.IntegerField(_("error code"), null=True, blank=True)
+    error_name = models.CharField(_("error name"), max_length=255, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    status_changed_at = models.DateTimeField(_("status changed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["-created_at", "-pk"]
+        permissions = [("send_message", _("Can send, retry and refresh WhatsApp messages"))]
+
+    def __str__(self) -> str:
+        return f"{self.get_message_type_display()} to +{self.destination_addr} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def template_body_params(self) -> list[str]:
+        params = (self.template_params or {}).get("body", [])
+        return [str(p) for p in params] if isinstance(params, list) else []
+
+    @property
+    def template_header(self) -> str | None:
+        header = (self.template_params or {}).get("header")
+        return str(header) if header not in (None, "") else None
+
+
+class StatusEvent(models.Model):
+    """One status report about a message: the send's result, a callback, a poll, an operator."""
+
+    class Source(models.TextChoices):
+        SEND = "send", _("Send")
+        CALLBACK = "callback", _("Callback")
+        POLL = "poll", _("Poll")
+        ADMIN = "admin", _("Admin")
+
+    message = models.ForeignKey(
+        Message, verbose_name=_("message"), on_delete=models.CASCADE, related_name="events"
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Message.Status.choices)
+    provider_status = models.PositiveSmallIntegerField(_("provider status"), null=True, blank=True)
+    source = models.CharField(_("source"), max_length=8, choices=Source.choices)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("status event")
+        verbose_name_plural = _("status events")
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            # The same report from outside (callback or poll) twice is one event. Our own send
+            # results and operator actions happen once per real change, each its own event.
+            models.UniqueConstraint(
+                fields=["message", "status", "source"],
+                condition=Q(source__in=["callback", "poll"]),
+                name="django_whatsapp_statusevent_unique_report",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} ({self.source})"
+
+
+# -- status ranks ----------------------------------------------------------------------------
+
+Status = Message.Status
+
+#: Every status in rank order: a report never moves a message to a lower-ranked status.
+STATUS_ORDER: tuple[str, ...] = (
+    Status.DRAFT,
+    Status.QUEUED,
+    Status.SENDING,
+    Status.UNKNOWN,
+    Status.ACCEPTED,
+    Status.PENDING,
+    Status.SENT,
+    Status.DELIVERED,
+    Status.SEEN,
+    Status.NOT_SENT,
+    Status.REJECTED,
+    Status.ERROR,
+    Status.FAILED,
+    Status.DELETED,
+)
+STATUS_RANK: dict[str, int] = {status: rank for rank, status in enumerate(STATUS_ORDER)}
+FINAL_STATUSES: frozenset[str] = frozenset(STATUS_ORDER[STATUS_ORDER.index(Status.NOT_SENT) :])
+
+#: The provider's status codes (status endpoint and callbacks).
+PROVIDER_STATUSES: dict[int, str] = {
+    0: Status.SENT,
+    1: Status.DELIVERED,
+    2: Status.REJECTED,
+    3: Status.ERROR,
+    4: Status.FAILED,
+    5: Status.DELETED,
+    6: Status.PENDING,
+    7: Status.SEEN,
+}
+PROVIDER_CODES: dict[str, int] = {name: code for code, name in PROVIDER_STATUSES.items()}
+STATUS_ALIASES: dict[str, str] = {"read": Status.SEEN}
+
+
+def status_rank(status: str) -> int:
+    """The rank of a status; raises ``KeyError`` for an unknown one."""
+    return STATUS_RANK[status]
+
+
+def resolve_status(current: str, reported: str) -> str:
+    """The status a message has after a report: the higher-ranked of the two (section 5)."""
+    return reported if status_rank(reported) > status_rank(current) else current
+
+
+def lower_ranked(status: str) -> list[str]:
+    """Every status a report of ``status`` may move a message away from."""
+    rank = status_rank(status)
+    return [s for s in STATUS_ORDER if STATUS_RANK[s] < rank]
+
+
+def normalize_status(value: Any) -> str:
+    """A status name from a provider code (``1``, ``"1"``) or a name (``"delivered"``, ``"read"``).
+
+    Raises ``ValueError`` with a readable reason for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError("status must be a status code or name, not a boolean")
+    if isinstance(value, int):
+        if value in PROVIDER_STATUSES:
+            return PROVIDER_STATUSES[value]
+        raise ValueError(f"unknown status code {value}")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.isdigit() and len(text) < 4:
+            return normalize_status(int(text))
+        text = STATUS_ALIASES.get(text, text)
+        if text in STATUS_RANK:
+            return text
+        raise ValueError(f"unknown status {value[:40]!r}")
+    raise ValueError(f"status must be a status code or name, not {type(value).__name__}")

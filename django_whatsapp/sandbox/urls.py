@@ -1,0 +1,13 @@
+"""Mount with ``path("sandbox/", include("django_whatsapp.sandbox.urls"))``; BASE_URL is then
+``http://HOST/sandbox/v1/api``."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "django_whatsapp_sandbox"
+
+urlpatterns = [
+    path("v1/api/send-whatsapp", views.send, name="send"),
+    path("v1/api/receive-whatsapp", views.status, name="status"),
+]

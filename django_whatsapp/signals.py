@@ -1,0 +1,25 @@
+"""Signals sent by :mod:`django_whatsapp.services`. The sender is always the ``Message`` class.
+
+Each is sent once per real event, after the database change it reports.
+"""
+
+from django.dispatch import Signal
+
+#: Sent just before a message's request goes to the gateway.
+#: Arguments: ``message`` (the Message, status ``sending``), ``payload`` (the request body as a
+#: dict, before JSON encoding; receivers may read it, changing it is not supported).
+message_sending = Signal()
+
+#: Sent when the gateway took a message (status ``accepted``, ``provider_message_id`` set).
+#: Arguments: ``message``.
+message_sent = Signal()
+
+#: Sent when a send did not succeed: the message is ``not_sent`` (refused, or never reached the
+#: gateway) or ``unknown`` (the request went out and no answer came).
+#: Arguments: ``message``, ``error`` (the :class:`~django_whatsapp.exceptions.WhatsAppError`).
+message_failed = Signal()
+
+#: Sent whenever a report changes a message's status.
+#: Arguments: ``message``, ``old_status``, ``new_status`` (status names) and ``event`` (the
+#: :class:`~django_whatsapp.models.StatusEvent` that recorded the report).
+status_changed = Signal()

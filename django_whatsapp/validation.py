@@ -1,0 +1,200 @@
+"""The rules a message must meet before anything is sent, shared by services, forms and commands.
+
+Each ``clean_*`` function returns the normalised value or raises ``ValidationError``; the
+``validate_message`` function checks a whole message and reports one error per field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import Message, Template
+
+MAX_ADDR_LENGTH = 20
+MAX_TEXT_LENGTH = 4096
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def clean_recipient(value: Any) -> str:
+    """The recipient's digits: a leading ``+``, spaces, dashes and brackets are stripped."""
+    text = _SEPARATORS.sub("", str(value if value is not None else "")).strip()
+    if text.startswith("+"):
+        text = text[1:]
+    if not text:
+        raise ValidationError(_("Enter the recipient's phone number."), code="required")
+    if not text.isascii() or not text.isdigit():
+        raise ValidationError(
+            _("The recipient must be a phone number in international format, digits only."),
+            code="invalid",
+        )
+    if len(text) > MAX_ADDR_LENGTH:
+        raise ValidationError(
+            _("The recipient has %(count)d digits; at most %(max)d are allowed."),
+            code="max_length",
+            params={"count": len(text), "max": MAX_ADDR_LENGTH},
+        )
+    return text
+
+
+def clean_sender(value: Any) -> str:
+    text = str(value or "").strip()
+    if not text:
+        raise ValidationError(
+            _("Enter a sender, or set DEFAULT_SOURCE_ADDR in DJANGO_WHATSAPP."), code="required"
+        )
+    if len(text) > MAX_ADDR_LENGTH:
+        raise ValidationError(
+            _("The sender has %(count)d characters; at most %(max)d are allowed."),
+            code="max_length",
+            params={"count": len(text), "max": MAX_ADDR_LENGTH},
+        )
+    return text
+
+
+def clean_text(value: Any, *, required: bool = True) -> str:
+    text = str(value or "")
+    if not text.strip():
+        if required:
+            raise ValidationError(_("Enter the message text."), code="required")
+        return ""
+    if len(text) > MAX_TEXT_LENGTH:
+        raise ValidationError(
+            _("The text has %(count)d characters; at most %(max)d are allowed."),
+            code="max_length",
+            params={"count": len(text), "max": MAX_TEXT_LENGTH},
+        )
+    return text
+
+
+def clean_image_url(value: Any) -> str:
+    url = str(value or "").strip()
+    if not url:
+        raise ValidationError(_("Enter the image's URL."), code="required")
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        raise ValidationError(
+            _("Enter a full http:// or https:// URL of the image."), code="invalid"
+        ) from None
+    if not urlsplit(url).path.lower().endswith(IMAGE_EXTENSIONS):
+        raise ValidationError(
+            _("The image URL must end in .jpg, .jpeg or .png."), code="invalid_extension"
+        )
+    return url
+
+
+def clean_template(value: Template | str | None) -> Template:
+    if value is None or value == "":
+        raise ValidationError(_("Choose a template."), code="required")
+    if isinstance(value, Template):
+        template = value
+    else:
+        found = list(Template.objects.filter(name=value)[:2])
+        if not found:
+            raise ValidationError(
+                _("There is no template named %(name)s."), code="invalid", params={"name": value}
+            )
+        if len(found) > 1:
+            raise ValidationError(
+                _("Several templates are named %(name)s; pass the Template itself."),
+                code="ambiguous",
+                params={"name": value},
+            )
+        template = found[0]
+    if not template.is_active:
+        raise ValidationError(
+            _("The template %(name)s is not active."),
+            code="inactive",
+            params={"name": template.name},
+        )
+    return template
+
+
+def clean_template_params(template: Template, params: Sequence[Any], header: Any) -> dict[str, Any]:
+    """The stored form of a template's parameters: ``{"body": [...], "header": ...}``."""
+    errors: dict[str, list[ValidationError]] = {}
+    body = [str(p) for p in params]
+    expected = template.placeholder_count
+    if len(body) != expected or any(not p.strip() for p in body):
+        errors.setdefault("template_params", []).append(
+            ValidationError(
+                ngettext(
+                    "The template %(name)s takes %(expected)d parameter; %(given)d were given.",
+                    "The template %(name)s takes %(expected)d parameters; %(given)d were given.",
+                    expected,
+                )
+                % {"name": template.name, "expected": expected, "given": len(body)}
+                if len(body) != expected
+                else _("Template parameters cannot be empty."),
+                code="count",
+            )
+        )
+    stored: dict[str, Any] = {"body": body}
+    header_text = str(header).strip() if header not in (None, "") else ""
+    if template.header_type == Template.HeaderType.NONE:
+        if header_text:
+            errors.setdefault("header", []).append(
+                ValidationError(_("This template has no header."), code="unexpected")
+            )
+    elif not header_text:
+        errors.setdefault("header", []).append(
+            ValidationError(_("This template needs a header value."), code="required")
+        )
+    elif template.header_type == Template.HeaderType.IMAGE:
+        try:
+            stored["header"] = clean_image_url(header_text)
+        except ValidationError as error:
+            errors.setdefault("header", []).append(error)
+    else:
+        stored["header"] = header_text
+    if errors:
+        raise ValidationError(errors)
+    return stored
+
+
+def validate_message(message: Message) -> None:
+    """Check and normalise every field of a message about to be sent; one error per field."""
+    errors: dict[str, Any] = {}
+
+    def check(field: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as error:
+            errors[field] = error
+            return None
+
+    recipient = check("destination_addr", clean_recipient, message.destination_addr)
+    sender = check("source_addr", clean_sender, message.source_addr)
+    kind = message.message_type
+    if kind == Message.MessageType.TEXT:
+        message.text = check("text", clean_text, message.text) or message.text
+    elif kind == Message.MessageType.MEDIA:
+        message.file_url = check("file_url", clean_image_url, message.file_url) or message.file_url
+        message.text = check("text", clean_text, message.text, required=False) or message.text
+    elif kind == Message.MessageType.TEMPLATE:
+        template = check("template", clean_template, message.template)
+        if template is not None:
+            params = message.template_params or {}
+            try:
+                message.template_params = clean_template_params(
+                    template, params.get("body", []), params.get("header")
+                )
+            except ValidationError as error:
+                errors.update(error.error_dict)
+    else:
+        errors["message_type"] = ValidationError(
+            _("Choose text, image or template."), code="invalid"
+        )
+    if errors:
+        raise ValidationError(errors)
+    message.destination_addr = recipient
+    message.source_addr = sender

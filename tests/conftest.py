@@ -1,0 +1,103 @@
+"""Shared fixtures: a fake gateway over real TCP on 127.0.0.1, and settings pointing at it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from django_whatsapp.client import WhatsAppClient
+from django_whatsapp.conf import get_settings
+from django_whatsapp.models import Template
+
+API_KEY = "test-api-key-9f8e7d"
+CALLBACK_SECRET = "test-callback-secret-1a2b3c"
+SEND_PATH = "/v1/api/send-whatsapp"
+STATUS_PATH = "/v1/api/receive-whatsapp"
+
+
+class FakeGateway:
+    """A pytest-httpserver gateway with helpers for the answers the provider documents."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.base_url = server.url_for("/v1/api")
+        self._next_id = 1000
+
+    def accept(self, *, times: int | None = None) -> None:
+        """Answer every send with a new increasing message_id."""
+
+        def handler(request: Request) -> Response:
+            self._next_id += 1
+            return Response(json.dumps({"message_id": self._next_id}), 200, mimetype="application/json")
+
+        if times is None:
+            self.server.expect_request(SEND_PATH, method="POST").respond_with_handler(handler)
+        else:
+            for _ in range(times):
+                self.server.expect_ordered_request(SEND_PATH, method="POST").respond_with_handler(
+                    handler
+                )
+
+    def answer(self, body: Any, status: int = 200, headers: dict[str, str] | None = None,
+               *, path: str = SEND_PATH, ordered: bool = False) -> None:
+        expect = self.server.expect_ordered_request if ordered else self.server.expect_request
+        data = body if isinstance(body, str | bytes) else json.dumps(body)
+        expect(path, method="POST").respond_with_response(
+            Response(data, status, headers=headers or {}, mimetype="application/json")
+        )
+
+    def status(self, message_id: int, code: int) -> None:
+        self.server.expect_request(
+            STATUS_PATH, method="POST", json={"message_id": message_id}
+        ).respond_with_json({"message_id": message_id, "status": code})
+
+    @property
+    def requests(self) -> list[Request]:
+        return [request for request, _response in self.server.log]
+
+    def sent_bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(r.get_data()) for r in self.requests if r.path == SEND_PATH]
+
+
+@pytest.fixture
+def gateway(httpserver: HTTPServer, settings: Any) -> Iterator[FakeGateway]:
+    fake = FakeGateway(httpserver)
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "BASE_URL": fake.base_url}
+    yield fake
+
+
+class SleepRecorder:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> SleepRecorder:
+    return SleepRecorder()
+
+
+@pytest.fixture
+def client(gateway: FakeGateway, sleeps: SleepRecorder) -> Iterator[WhatsAppClient]:
+    """A gateway client on the fake gateway whose back-off sleeps are recorded, not slept."""
+    wa_client = WhatsAppClient.from_settings(get_settings(), sleep=sleeps, rand=lambda: 0.5)
+    yield wa_client
+    wa_client.close()
+
+
+@pytest.fixture
+def template(db: Any) -> Template:
+    return Template.objects.create(
+        name="order_ready",
+        namespace="ns_1234",
+        language_code="en_US",
+        body="Hello {{1}}, your order {{2}} is ready.",
+        header_type=Template.HeaderType.IMAGE,
+    )

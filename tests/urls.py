@@ -1,0 +1,8 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("whatsapp/", include("django_whatsapp.urls")),
+    path("sandbox/", include("django_whatsapp.sandbox.urls")),
+]
