@@ -33,7 +33,8 @@ class FakeGateway:
 
         def handler(request: Request) -> Response:
             self._next_id += 1
-            return Response(json.dumps({"message_id": self._next_id}), 200, mimetype="application/json")
+            body = json.dumps({"message_id": self._next_id})
+            return Response(body, 200, mimetype="application/json")
 
         if times is None:
             self.server.expect_request(SEND_PATH, method="POST").respond_with_handler(handler)
@@ -43,8 +44,15 @@ class FakeGateway:
                     handler
                 )
 
-    def answer(self, body: Any, status: int = 200, headers: dict[str, str] | None = None,
-               *, path: str = SEND_PATH, ordered: bool = False) -> None:
+    def answer(
+        self,
+        body: Any,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        *,
+        path: str = SEND_PATH,
+        ordered: bool = False,
+    ) -> None:
         expect = self.server.expect_ordered_request if ordered else self.server.expect_request
         data = body if isinstance(body, str | bytes) else json.dumps(body)
         expect(path, method="POST").respond_with_response(
@@ -65,10 +73,10 @@ class FakeGateway:
 
 
 @pytest.fixture
-def gateway(httpserver: HTTPServer, settings: Any) -> Iterator[FakeGateway]:
+def gateway(httpserver: HTTPServer, settings: Any) -> FakeGateway:
     fake = FakeGateway(httpserver)
     settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "BASE_URL": fake.base_url}
-    yield fake
+    return fake
 
 
 class SleepRecorder:
@@ -85,7 +93,7 @@ def sleeps() -> SleepRecorder:
 
 
 @pytest.fixture
-def client(gateway: FakeGateway, sleeps: SleepRecorder) -> Iterator[WhatsAppClient]:
+def wa_client(gateway: FakeGateway, sleeps: SleepRecorder) -> Iterator[WhatsAppClient]:
     """A gateway client on the fake gateway whose back-off sleeps are recorded, not slept."""
     wa_client = WhatsAppClient.from_settings(get_settings(), sleep=sleeps, rand=lambda: 0.5)
     yield wa_client

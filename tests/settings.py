@@ -1,4 +1,4 @@
-"""Settings for the test suite. SQLite by default; DATABASE_URL=postgres://... switches to PostgreSQL."""
+"""Settings for the test suite: SQLite, or PostgreSQL when DATABASE_URL=postgres://..."""
 
 import os
 
