@@ -10,9 +10,11 @@ retried: the gateway may have taken it.
 from __future__ import annotations
 
 import base64
+import datetime
 import email.utils
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +23,7 @@ from typing import Any
 
 import requests
 import urllib3.exceptions
+from requests.auth import AuthBase
 
 from . import __version__
 from .conf import WhatsAppSettings, get_settings
@@ -63,10 +66,13 @@ class Backoff:
     max_retry_after: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None, rand: float) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 for the first retry);
+        ``rand`` is a random number in [0, 1)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
-        return ceiling * (0.5 + rand / 2)
+        # The exponent is bounded so that a large MAX_RETRIES cannot overflow a float.
+        ceiling = min(self.cap, self.base * 2.0 ** min(max(attempt - 1, 0), 64))
+        return ceiling * (0.5 + min(max(rand, 0.0), 1.0) / 2)
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -75,14 +81,43 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else max(seconds, 0.0)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": an HTTP date is always in GMT
+        when = when.replace(tzinfo=datetime.UTC)
     return max(when.timestamp() - now(), 0.0)
+
+
+#: Errors raised while the request is being prepared, before anything is sent.
+_NOT_SENT_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+)
+
+
+class _KeyAuth(AuthBase):
+    """``Authorization: Basic <base64(API_KEY)>``. Passing it as ``auth`` also keeps requests
+    from replacing the header with credentials from a ``~/.netrc``."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = "Basic " + base64.b64encode(api_key.encode("utf-8")).decode("ascii")
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+    def __repr__(self) -> str:
+        return "_KeyAuth('***')"
 
 
 def _connect_failed(exc: requests.exceptions.ConnectionError) -> bool:
@@ -113,7 +148,7 @@ def _as_id(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     return None
 
@@ -133,8 +168,9 @@ class WhatsAppClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        now: Callable[[], float] = time.time,
     ) -> None:
-        self._authorization = "Basic " + base64.b64encode(api_key.encode("utf-8")).decode("ascii")
+        self._auth = _KeyAuth(api_key)
         self.send_url = send_url
         self.status_url = status_url
         self.timeout = timeout
@@ -143,6 +179,7 @@ class WhatsAppClient:
         self.session = session or requests.Session()
         self.sleep = sleep
         self.rand = rand
+        self.now = now
 
     @classmethod
     def from_settings(cls, conf: WhatsAppSettings | None = None, **kwargs: Any) -> WhatsAppClient:
@@ -175,9 +212,11 @@ class WhatsAppClient:
         body, attempts = self._call(self.send_url, payload, idempotent=False)
         message_id = _as_id(body.get("message_id"))
         if message_id is None:
-            raise UnexpectedResponse(
+            error = UnexpectedResponse(
                 "The gateway's answer has no message_id.", http_status=200, body=body
             )
+            error.attempts = attempts
+            raise error
         return SendResult(message_id=message_id, attempts=attempts, body=body)
 
     def get_status(self, message_id: int) -> StatusResult:
@@ -191,6 +230,7 @@ class WhatsAppClient:
                 body=body,
             )
             error.maybe_delivered = False
+            error.attempts = attempts
             raise error
         reported = _as_id(body.get("message_id"))
         return StatusResult(
@@ -215,9 +255,7 @@ class WhatsAppClient:
                 may_retry = error.retryable or (idempotent and isinstance(error, TransportError))
                 if not may_retry or attempt > self.max_retries:
                     raise
-                delay = self.backoff.delay(
-                    attempt, getattr(error, "retry_after", None), self.rand()
-                )
+                delay = self.backoff.delay(attempt, error.retry_after, self.rand())
                 logger.warning(
                     "WhatsApp gateway attempt %d failed (%s); retrying in %.2fs",
                     attempt,
@@ -229,14 +267,18 @@ class WhatsAppClient:
     def _post_once(self, url: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {
-            "Authorization": self._authorization,
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
         try:
             response = self.session.post(
-                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+                url,
+                data=data,
+                headers=headers,
+                auth=self._auth,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.exceptions.ConnectionError as exc:
             connect_failed = _connect_failed(exc)
@@ -250,16 +292,21 @@ class WhatsAppClient:
             raise TransportError(
                 "The gateway did not answer in time.", maybe_delivered=True
             ) from exc
-        except requests.exceptions.RequestException as exc:
+        except _NOT_SENT_ERRORS as exc:
             raise TransportError(
                 f"The request could not be made: {type(exc).__name__}.", maybe_delivered=False
+            ) from exc
+        except requests.exceptions.RequestException as exc:  # e.g. a broken chunked answer
+            raise TransportError(
+                f"The gateway's answer could not be read: {type(exc).__name__}.",
+                maybe_delivered=True,
             ) from exc
         logger.debug("POST %s -> HTTP %s", url, response.status_code)
         body = _decode(response)
         error = error_from_answer(
             response.status_code,
-            None if body is _NOT_JSON else body,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            response.text[:500] if body is _NOT_JSON else body,
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), now=self.now),
         )
         if error is not None:
             raise error

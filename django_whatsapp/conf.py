@@ -5,9 +5,11 @@ Read at call time, so ``override_settings`` just works.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -94,17 +96,32 @@ def _bad(key: str, why: str) -> ImproperlyConfigured:
     return ImproperlyConfigured(f"{SETTING_NAME}['{key}'] {why}")
 
 
+def _seconds(value: Any) -> bool:
+    """A positive, finite number of seconds (``None`` or infinity would mean no timeout)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def _timeout(value: Any) -> tuple[float, float]:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+    if _seconds(value):
         return (float(value), float(value))
     if (
         isinstance(value, Sequence)
         and not isinstance(value, str)
         and len(value) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+        and all(_seconds(v) for v in value)
     ):
         return (float(value[0]), float(value[1]))
     raise _bad("TIMEOUT", "must be a positive number of seconds or a (connect, read) pair of them.")
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _secrets(value: Any) -> tuple[str, ...]:
@@ -155,22 +172,27 @@ def get_settings() -> WhatsAppSettings:
     for key in ("BASE_URL", "SEND_PATH", "STATUS_PATH"):
         if not isinstance(raw[key], str) or not raw[key]:
             raise _bad(key, "must be a non-empty string.")
-    if not raw["BASE_URL"].startswith(("http://", "https://")):
-        raise _bad("BASE_URL", "must start with http:// or https://.")
+    if not _is_http_url(raw["BASE_URL"]):
+        raise _bad("BASE_URL", "must be an http:// or https:// URL with a host.")
     callback_base = _optional_str(raw, "CALLBACK_BASE_URL")
-    if callback_base is not None and not callback_base.startswith(("http://", "https://")):
+    if callback_base is not None and not _is_http_url(callback_base):
         raise _bad("CALLBACK_BASE_URL", "must be an origin such as https://example.com.")
+    source_addr = _optional_str(raw, "DEFAULT_SOURCE_ADDR")
+    if source_addr is not None and len(source_addr) > 20:
+        raise _bad("DEFAULT_SOURCE_ADDR", "must be at most 20 characters (the gateway's limit).")
+    if not isinstance(raw["SEND_ASYNC"], bool):
+        raise _bad("SEND_ASYNC", "must be True or False.")
     return WhatsAppSettings(
         API_KEY=_optional_str(raw, "API_KEY"),
         BASE_URL=raw["BASE_URL"],
         SEND_PATH=raw["SEND_PATH"],
         STATUS_PATH=raw["STATUS_PATH"],
-        DEFAULT_SOURCE_ADDR=_optional_str(raw, "DEFAULT_SOURCE_ADDR"),
+        DEFAULT_SOURCE_ADDR=source_addr,
         CALLBACK_BASE_URL=callback_base.rstrip("/") if callback_base else None,
         CALLBACK_SECRETS=_secrets(raw["CALLBACK_SECRET"]),
         TIMEOUT=_timeout(raw["TIMEOUT"]),
         MAX_RETRIES=_int(raw, "MAX_RETRIES", 0),
-        SEND_ASYNC=bool(raw["SEND_ASYNC"]),
+        SEND_ASYNC=raw["SEND_ASYNC"],
         CALLBACK_MAX_BYTES=_int(raw, "CALLBACK_MAX_BYTES", 1),
         SANDBOX_CALLBACK_DELAY=_float(raw, "SANDBOX_CALLBACK_DELAY"),
     )

@@ -9,14 +9,18 @@ import re
 from typing import Any
 
 SERVICE_WINDOW_PATTERN = re.compile(r"24\s*hours|only send a template", re.IGNORECASE)
-INVALID_PARAMETER_PATTERN = re.compile(r"^\s*Invalid Parameter\s*:?\s*(.*?)\s*$", re.IGNORECASE)
+# "Invalid Parameter: [param_name]" (brackets optional); not "Invalid Parameters".
+INVALID_PARAMETER_PATTERN = re.compile(
+    r"^\s*Invalid\s+Parameter\b\s*:?\s*(.*?)\s*$", re.IGNORECASE | re.DOTALL
+)
 
 
 class WhatsAppError(Exception):
     """Base of every error the gateway (or the road to it) can produce.
 
     ``code``, ``status``, ``name`` and ``message`` are the fields of the gateway's error body
-    when it sent one; ``http_status`` is the HTTP status code of the answer, if any.
+    when it sent one; ``http_status`` is the HTTP status code of the answer, if any;
+    ``retry_after`` the seconds its ``Retry-After`` header asked to wait, if any.
     """
 
     #: whether sending again may succeed (the gateway certainly did not take the message)
@@ -35,6 +39,7 @@ class WhatsAppError(Exception):
         status: int | None = None,
         http_status: int | None = None,
         body: Any = None,
+        retry_after: float | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.name = name or self.default_name
@@ -42,9 +47,14 @@ class WhatsAppError(Exception):
         self.status = status
         self.http_status = http_status
         self.body = body
+        self.retry_after = retry_after
         #: how many HTTP requests were made before this error was raised
         self.attempts = 0
         super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments defeat Exception's default pickling: rebuild from the state.
+        return (_restore, (type(self), self.__dict__.copy()))
 
     def __str__(self) -> str:
         details = []
@@ -70,10 +80,6 @@ class RateLimited(WhatsAppError):
     retryable = True
     default_name = "Too Many Requests"
     default_message = "Rate limit exceeded"
-
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_after = retry_after
 
 
 class InvalidParameter(WhatsAppError):
@@ -108,7 +114,8 @@ class ServiceWindowClosed(WhatsAppError):
 
 
 class GatewayServerError(WhatsAppError):
-    """500, codes 2, 4, 5, 6 (or any 5xx answer): the gateway failed; retried."""
+    """500, codes 2, 4, 5, 6 (or any 5xx answer): the gateway failed; retried (after
+    ``retry_after`` seconds when the answer said so)."""
 
     retryable = True
     default_name = "Internal server error"
@@ -151,13 +158,23 @@ class TransportError(WhatsAppError):
         self.retryable = not maybe_delivered
 
 
+def _restore(cls: type[WhatsAppError], state: dict[str, Any]) -> WhatsAppError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    error.args = (error.message,)
+    return error
+
+
 def _as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isascii() and digits.isdigit():
+            return int(text)
     return None
 
 
@@ -192,18 +209,18 @@ def error_from_answer(
 
     if SERVICE_WINDOW_PATTERN.search(text):
         return ServiceWindowClosed(**kwargs)
-    if http_status == 429 or status == 429 or (is_error_body and code == 0):
+    if http_status in (401, 403) or status in (401, 403):
+        # Before the rate limit: Yii-style gateways answer HTTP errors with "code": 0 too.
+        return AuthenticationFailed(**kwargs)
+    rate_limit_code = code == 0 and status in (None, 429) and (200 <= http_status < 300)
+    if http_status == 429 or status == 429 or rate_limit_code:
         return RateLimited(retry_after=retry_after, **kwargs)
     if code == 1 or INVALID_PARAMETER_PATTERN.match(name):
         return InvalidParameter(**kwargs)
     if code == 3 or status == 402 or http_status == 402:
         return InsufficientBalance(**kwargs)
-    if http_status in (401, 403) or status in (401, 403):
-        return AuthenticationFailed(**kwargs)
     if code in (2, 4, 5, 6) or http_status >= 500 or (status is not None and status >= 500):
-        return GatewayServerError(**kwargs)
-    if 200 <= http_status < 300 and not is_error_body:
-        return None
+        return GatewayServerError(retry_after=retry_after, **kwargs)
     if http_status == 400:
         return InvalidParameter(**kwargs)
     return WhatsAppError(**kwargs)

@@ -266,7 +266,7 @@ def normalize_status(value: Any) -> str:
         raise ValueError(f"unknown status code {value}")
     if isinstance(value, str):
         text = value.strip().lower()
-        if text.isdigit() and len(text) < 4:
+        if text.isascii() and text.isdigit() and len(text) < 4:
             return normalize_status(int(text))
         text = STATUS_ALIASES.get(text, text)
         if text in STATUS_RANK:

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
-from .models import PLACEHOLDER_RE, Message, Template
+from .models import Message, Template
+
+#: ``{{1}}``-style body placeholders and ``{{header}}``, filled in one pass so that a value
+#: that itself contains ``{{...}}`` is never filled again.
+_OVERRIDE_PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+|header)\s*\}\}")
 
 
 def _fill(value: Any, params: list[str], header: str | None) -> Any:
-    """Fill ``{{n}}`` placeholders (and ``{{header}}``) inside a components override."""
+    """Fill ``{{n}}`` placeholders (and ``{{header}}``) inside a components override; those
+    without a value are left as they are."""
     if isinstance(value, str):
 
-        def sub(match: Any) -> str:
-            index = int(match.group(1)) - 1
+        def sub(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key == "header":
+                return header if header is not None else match.group(0)
+            index = int(key) - 1
             return params[index] if 0 <= index < len(params) else match.group(0)
 
-        filled = PLACEHOLDER_RE.sub(sub, value)
-        return filled.replace("{{header}}", header) if header is not None else filled
+        return _OVERRIDE_PLACEHOLDER_RE.sub(sub, value)
     if isinstance(value, list):
         return [_fill(v, params, header) for v in value]
     if isinstance(value, dict):

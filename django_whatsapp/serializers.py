@@ -3,17 +3,38 @@ plain ``{"message_id": N, "status": S}`` shape and Meta's status webhook shape a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 
 from .models import PROVIDER_CODES, normalize_status
 
 MAX_PROVIDER_ID = 2**63 - 1
 MAX_REPORTS = 20
+#: How deeply a kept report may nest (Meta's webhook nests 7 deep).
+MAX_DEPTH = 32
+
+
+class CallbackJSONParser(JSONParser):
+    """DRF's JSON parser, answering a body nested deep enough to exhaust the stack with a
+    ``ParseError`` instead of letting the ``RecursionError`` through."""
+
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(_("JSON parse error - nested too deeply.")) from None
 
 
 class ProviderIdField(serializers.Field):
@@ -59,6 +80,55 @@ class ReportSerializer(serializers.Serializer):
 
     message_id = ProviderIdField(required=False, allow_null=True)
     status = StatusField()
+
+
+def _storable_text(text: str) -> bool:
+    """Whether a JSON column stores this string as it is (PostgreSQL refuses NUL characters and
+    lone surrogates in ``jsonb``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _check_storable(value: Any) -> None:
+    not_storable = serializers.ValidationError
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise not_storable({"body": [_("The body is nested too deeply.")]})
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not _storable_text(str(key)):
+                    raise not_storable({"body": [_("A key holds a NUL or an invalid character.")]})
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and not _storable_text(item):
+            raise not_storable({"body": [_("A value holds a NUL or an invalid character.")]})
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise not_storable({"body": [_("A number is out of range.")]})
+
+
+def report_payload(data: Any) -> dict[str, Any]:
+    """The callback body as it came, to keep on its events: a JSON object as parsed; form or query
+    fields as strings, a repeated field as the list of its values (uploaded files are not kept).
+
+    Raises ``serializers.ValidationError`` for what a JSON column cannot keep: nesting deeper than
+    ``MAX_DEPTH``, numbers out of range, NUL characters or lone surrogates.
+    """
+    if isinstance(data, QueryDict):
+        payload: dict[str, Any] = {}
+        for key, values in data.lists():
+            texts = [value for value in values if isinstance(value, str)]
+            if texts:
+                payload[key] = texts[0] if len(texts) == 1 else texts
+    else:
+        payload = dict(data)
+    _check_storable(payload)
+    return payload
 
 
 def _flat(data: Any) -> Any:

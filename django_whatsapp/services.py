@@ -81,13 +81,62 @@ def apply_status(
     ``None`` when the report is an exact duplicate of one already recorded (nothing changes).
     Sends ``status_changed`` when the status changed.
     """
+    return _apply(message, status, source=source, payload=payload)
+
+
+def receive_report(
+    message: Message,
+    status: str | int,
+    *,
+    source: str,
+    payload: dict[str, Any] | None = None,
+    provider_message_id: int | None = None,
+) -> StatusEvent | None:
+    """Apply a report from the gateway (callback or poll) that may carry the provider's id.
+
+    A message whose send answer was lost has no provider id yet: it adopts the reported one, in
+    the same transaction as the report. A report naming a different id than the message has
+    raises :class:`ReportMismatch` and changes nothing.
+    """
+    return _apply(
+        message, status, source=source, payload=payload, provider_message_id=provider_message_id
+    )
+
+
+def _adopt(message: Message, current_id: int | None, provider_message_id: int) -> None:
+    if current_id == provider_message_id:
+        message.provider_message_id = current_id  # a stale copy learns what was adopted
+        return
+    if current_id is not None:
+        raise ReportMismatch(_("The report is about another message."))
+    try:
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(provider_message_id=provider_message_id)
+    except IntegrityError:
+        raise ReportMismatch(_("The reported message_id belongs to another message.")) from None
+    message.provider_message_id = provider_message_id
+
+
+def _apply(
+    message: Message,
+    status: str | int,
+    *,
+    source: str,
+    payload: dict[str, Any] | None,
+    provider_message_id: int | None = None,
+) -> StatusEvent | None:
     new = normalize_status(status)
     if source not in Source.values:
         raise ValueError(f"unknown source {source!r}")
     with transaction.atomic():
-        old = (
-            Message.objects.select_for_update().values_list("status", flat=True).get(pk=message.pk)
+        # The row lock orders concurrent reports about one message.
+        old, current_id = (
+            Message.objects.select_for_update()
+            .values_list("status", "provider_message_id")
+            .get(pk=message.pk)
         )
+        if provider_message_id is not None:
+            _adopt(message, current_id, provider_message_id)
         try:
             with transaction.atomic():
                 event = StatusEvent.objects.create(
@@ -98,6 +147,11 @@ def apply_status(
                     payload=payload if payload is not None else {},
                 )
         except IntegrityError:
+            duplicate = StatusEvent.objects.filter(
+                message_id=message.pk, status=new, source=source
+            ).exists()
+            if not duplicate:
+                raise
             message.status = old
             return None
         final = resolve_status(old, new)
@@ -112,37 +166,6 @@ def apply_status(
             sender=Message, message=message, old_status=old, new_status=final, event=event
         )
     return event
-
-
-def receive_report(
-    message: Message,
-    status: str | int,
-    *,
-    source: str,
-    payload: dict[str, Any] | None = None,
-    provider_message_id: int | None = None,
-) -> StatusEvent | None:
-    """Apply a report from the gateway (callback or poll) that may carry the provider's id.
-
-    A message whose send answer was lost has no provider id yet: it adopts the reported one. A
-    report naming a different id than the message has raises :class:`ReportMismatch`.
-    """
-    if provider_message_id is not None and message.provider_message_id != provider_message_id:
-        if message.provider_message_id is not None:
-            raise ReportMismatch(_("The report is about another message."))
-        try:
-            with transaction.atomic():
-                adopted = Message.objects.filter(
-                    pk=message.pk, provider_message_id__isnull=True
-                ).update(provider_message_id=provider_message_id)
-        except IntegrityError:
-            raise ReportMismatch(_("The reported message_id belongs to another message.")) from None
-        if not adopted:
-            message.refresh_from_db(fields=["provider_message_id"])
-            if message.provider_message_id != provider_message_id:
-                raise ReportMismatch(_("The report is about another message."))
-        message.provider_message_id = provider_message_id
-    return apply_status(message, status, source=source, payload=payload)
 
 
 # -- sending -----------------------------------------------------------------------------------
@@ -190,14 +213,16 @@ def send_message(message: Message, *, client: WhatsAppClient | None = None) -> M
     message.
     """
     conf = get_settings()
+    # A configuration error (no API key, no callback secret) surfaces before any row is written.
+    client = client or get_client(conf)
+    callback = callback_url(message.uuid, conf)
     if message.pk is None:
         validate_message(message)
         message.save()
     if message.status not in SENDABLE:
         return message
     validate_message(message)
-    payload = message_payload(message, callback_url=callback_url(message.uuid, conf))
-    client = client or get_client(conf)
+    payload = message_payload(message, callback_url=callback)
     now = timezone.now()
     claimed = Message.objects.filter(pk=message.pk, status__in=SENDABLE).update(
         status=Status.SENDING,
@@ -225,6 +250,13 @@ def send_message(message: Message, *, client: WhatsAppClient | None = None) -> M
         result = client.send(payload)
     except WhatsAppError as error:
         return _record_failure(message, error)
+    except Exception as exc:
+        # A bug or an unforeseen failure on the way: the request may have gone out, so the
+        # message is ``unknown`` (a callback can still settle it), never stuck in ``sending``.
+        lost = WhatsAppError(f"{type(exc).__name__}: {exc}", name="Send interrupted")
+        lost.maybe_delivered = True
+        _record_failure(message, lost)
+        raise
     try:
         with transaction.atomic():
             Message.objects.filter(pk=message.pk).update(

@@ -1,3 +1,5 @@
+"""Mounts the status callback as ``django_whatsapp:callback``."""
+
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
@@ -5,10 +7,12 @@ from .views import CallbackView
 
 app_name = "django_whatsapp"
 
+# Open to anonymous requests in projects using LoginRequiredMiddleware: the signature is the
+# credential. The UUID is checked by the view, so that a malformed one, or a URL without its
+# signature, is answered in JSON like every other refusal.
+callback = login_not_required(CallbackView.as_view())
+
 urlpatterns = [
-    path(
-        "callback/<uuid:message_uuid>/<str:signature>/",
-        login_not_required(CallbackView.as_view()),
-        name="callback",
-    ),
+    path("callback/<str:message_uuid>/<str:signature>/", callback, name="callback"),
+    path("callback/<str:message_uuid>/", callback, name="callback-unsigned"),
 ]

@@ -96,6 +96,12 @@ def clean_template(value: Template | str | None) -> Template:
     if value is None or value == "":
         raise ValidationError(_("Choose a template."), code="required")
     if isinstance(value, Template):
+        if value.pk is None:
+            raise ValidationError(
+                _("The template %(name)s is not saved."),
+                code="unsaved",
+                params={"name": value.name},
+            )
         template = value
     else:
         found = list(Template.objects.filter(name=value)[:2])
@@ -174,18 +180,20 @@ def validate_message(message: Message) -> None:
 
     recipient = check("destination_addr", clean_recipient, message.destination_addr)
     sender = check("source_addr", clean_sender, message.source_addr)
+    cleaned: dict[str, Any] = {}
     kind = message.message_type
     if kind == Message.MessageType.TEXT:
-        message.text = check("text", clean_text, message.text) or message.text
+        cleaned["text"] = check("text", clean_text, message.text)
     elif kind == Message.MessageType.MEDIA:
-        message.file_url = check("file_url", clean_image_url, message.file_url) or message.file_url
-        message.text = check("text", clean_text, message.text, required=False) or message.text
+        cleaned["file_url"] = check("file_url", clean_image_url, message.file_url)
+        # An optional caption: one of only blanks is no caption.
+        cleaned["text"] = check("text", clean_text, message.text, required=False)
     elif kind == Message.MessageType.TEMPLATE:
         template = check("template", clean_template, message.template)
         if template is not None:
             params = message.template_params or {}
             try:
-                message.template_params = clean_template_params(
+                cleaned["template_params"] = clean_template_params(
                     template, params.get("body", []), params.get("header")
                 )
             except ValidationError as error:
@@ -196,5 +204,8 @@ def validate_message(message: Message) -> None:
         )
     if errors:
         raise ValidationError(errors)
+    # Only a valid message is normalised: an invalid one is left as it was given.
     message.destination_addr = recipient
     message.source_addr = sender
+    for field, value in cleaned.items():
+        setattr(message, field, value)

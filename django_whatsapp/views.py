@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.renderers import JSONRenderer
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,13 +20,27 @@ from rest_framework.views import APIView
 from . import services, signing
 from .conf import get_settings
 from .models import Message, StatusEvent
-from .serializers import parse_reports
+from .serializers import CallbackJSONParser, parse_reports, report_payload
 
 logger = logging.getLogger("django_whatsapp.callback")
 
 
 def _error(status: int, reason: str, **extra: Any) -> Response:
     return Response({"ok": False, "error": reason, **extra}, status=status)
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """Always answer in JSON: neither an ``Accept`` header nor a ``format`` field in the report may
+    keep it from being applied (DRF would answer 406 or 404 before the view runs)."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class CallbackView(APIView):
@@ -36,45 +53,63 @@ class CallbackView(APIView):
     authentication_classes = ()
     permission_classes = ()
     throttle_classes = ()
-    parser_classes = (JSONParser, FormParser, MultiPartParser)
+    parser_classes = (CallbackJSONParser, FormParser, MultiPartParser)
     renderer_classes = (JSONRenderer,)
+    content_negotiation_class = JSONOnlyNegotiation
 
-    def get(self, request: Request, message_uuid: uuid.UUID, signature: str) -> Response:
-        return self.handle(request, message_uuid, signature, lambda: request.query_params)
+    def get(self, request: Request, message_uuid: str, signature: str = "") -> Response:
+        return self.receive(request, message_uuid, signature)
 
-    def post(self, request: Request, message_uuid: uuid.UUID, signature: str) -> Response:
-        return self.handle(request, message_uuid, signature, lambda: request.data)
+    def post(self, request: Request, message_uuid: str, signature: str = "") -> Response:
+        return self.receive(request, message_uuid, signature)
 
-    def handle(
-        self, request: Request, message_uuid: uuid.UUID, signature: str, read: Any
-    ) -> Response:
+    def handle_exception(self, exc: Exception) -> Response:
+        """DRF's own refusals (405 and the like) in this view's answer shape."""
+        response = super().handle_exception(exc)
+        detail = response.data.get("detail") if isinstance(response.data, dict) else None
+        response.data = {"ok": False, "error": str(detail or response.status_text)}
+        return response
+
+    def receive(self, request: Request, message_uuid: str, signature: str) -> Response:
         conf = get_settings()
-        if not signing.verify(message_uuid, signature, conf):
+        try:
+            key = uuid.UUID(message_uuid)
+        except ValueError:
+            return _error(404, _("No such message."))
+        if not signature:
+            return _error(403, _("The callback URL carries no signature."))
+        if not signing.verify(key, signature, conf):
             logger.warning("WhatsApp callback with a bad signature refused")
             return _error(403, _("Bad signature."))
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
+            length = -1
+        if length < 0:
             return _error(400, _("Bad Content-Length header."))
         if length > conf.CALLBACK_MAX_BYTES:
-            return _error(
-                413, _("The body is larger than %(max)d bytes.") % {"max": conf.CALLBACK_MAX_BYTES}
-            )
+            return self._too_large(conf.CALLBACK_MAX_BYTES)
         try:
-            data = read()
+            data = request.data if request.method == "POST" else request.query_params
+            if request.method == "POST" and not data:
+                data = request.query_params  # a POST with the report in the query string
         except exceptions.UnsupportedMediaType as error:
             return _error(415, str(error.detail))
         except exceptions.ParseError as error:
             return _error(400, _("Malformed body: %(detail)s") % {"detail": error.detail})
-        if request.method == "POST" and not data and request.query_params:
-            data = request.query_params  # POST with the report in the query string
+        except RequestDataTooBig:  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, when it is the lower
+            return _error(413, _("The body is too large."))
+        except SuspiciousOperation as error:  # too many fields or files
+            logger.warning("WhatsApp callback refused: %s", error)
+            return _error(400, _("Malformed body: %(detail)s") % {"detail": error})
         if not data:
             return _error(400, _("Empty report: message_id and status are expected."))
         try:
             reports = parse_reports(data)
+            payload = report_payload(data)
         except serializers.ValidationError as error:
             return _error(400, _("Malformed report."), fields=error.detail)
-        message = Message.objects.filter(uuid=message_uuid).first()
+        message = Message.objects.filter(uuid=key).first()
         if message is None:
             return _error(404, _("No such message."))
         applied = duplicates = 0
@@ -84,10 +119,11 @@ class CallbackView(APIView):
                     message,
                     report["status"],
                     source=StatusEvent.Source.CALLBACK,
-                    payload=data if isinstance(data, dict) else dict(data.items()),
+                    payload=payload,
                     provider_message_id=report.get("message_id"),
                 )
             except services.ReportMismatch as error:
+                logger.warning("WhatsApp callback for message %s refused: %s", message.pk, error)
                 return _error(400, str(error))
             if event is None:
                 duplicates += 1
@@ -96,3 +132,7 @@ class CallbackView(APIView):
         return Response(
             {"ok": True, "status": message.status, "applied": applied, "duplicates": duplicates}
         )
+
+    @staticmethod
+    def _too_large(limit: int) -> Response:
+        return _error(413, _("The body is larger than %(max)d bytes.") % {"max": limit})

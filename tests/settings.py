@@ -61,6 +61,7 @@ if _db_url.startswith("postgres"):
             "PASSWORD": _u.password or "",
             "HOST": _u.hostname or "127.0.0.1",
             "PORT": str(_u.port or 5432),
+            "TEST": {"NAME": os.environ.get("DJANGO_TEST_DB_NAME", "test_django_whatsapp")},
         }
     }
 else:

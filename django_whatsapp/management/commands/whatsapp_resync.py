@@ -50,7 +50,7 @@ class Command(BaseCommand):
         )
         if options["ids"]:
             queryset = queryset.filter(pk__in=options["ids"])
-        if options["since"]:
+        if options["since"] is not None:
             queryset = queryset.filter(
                 created_at__gte=timezone.now() - parse_since(options["since"])
             )
@@ -77,7 +77,7 @@ class Command(BaseCommand):
             before = message.status
             try:
                 services.refresh_status(message)
-            except WhatsAppError as error:
+            except (WhatsAppError, services.ReportMismatch) as error:
                 failed += 1
                 self.stderr.write(f"[{index}/{total}] message {message.pk}: failed: {error}")
                 continue

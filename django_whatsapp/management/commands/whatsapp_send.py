@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import services
-from ...models import Message
+from ...models import Message, Template
+
+#: The option that gave each field of a message, to name it in an error.
+OPTIONS = {
+    "destination_addr": "--to",
+    "source_addr": "--from",
+    "text": "--text",
+    "file_url": "--image",
+    "template": "--template",
+    "template_params": "--param",
+    "header": "--header",
+}
 
 
-def _describe(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(str(m) for e in errors for m in e.messages)}"
-            for field, errors in error.error_dict.items()
-        )
-    return " ".join(error.messages)
+def _describe(error: ValidationError, *, image: bool = False) -> str:
+    if not hasattr(error, "error_dict"):
+        return " ".join(error.messages)
+    options = {**OPTIONS, "text": "--caption"} if image else OPTIONS
+    return "; ".join(
+        f"{options.get(field, field)}: {' '.join(str(m) for e in errors for m in e.messages)}"
+        for field, errors in error.error_dict.items()
+    )
 
 
 class Command(BaseCommand):
@@ -39,14 +51,21 @@ class Command(BaseCommand):
             help="A template body parameter, in order; repeat for each placeholder.",
         )
         parser.add_argument("--header", help="A template's header text or image URL.")
+        parser.add_argument(
+            "--language",
+            metavar="CODE",
+            help="The template's language code, when it is registered in several (e.g. en_US).",
+        )
         parser.add_argument("--from", dest="source_addr", help="Sender (DEFAULT_SOURCE_ADDR).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         to, source_addr = options["to"], options["source_addr"]
         if options["caption"] and not options["image"]:
             raise CommandError("--caption goes with --image.")
-        if (options["params"] or options["header"]) and not options["template"]:
-            raise CommandError("--param and --header go with --template.")
+        if (options["params"] or options["header"] or options["language"]) and not options[
+            "template"
+        ]:
+            raise CommandError("--param, --header and --language go with --template.")
         try:
             if options["text"] is not None:
                 message = services.send_text(to, options["text"], source_addr=source_addr)
@@ -57,14 +76,29 @@ class Command(BaseCommand):
             else:
                 message = services.send_template(
                     to,
-                    options["template"],
+                    self.template(options["template"], options["language"]),
                     options["params"],
                     options["header"],
                     source_addr=source_addr,
                 )
         except ValidationError as error:
-            raise CommandError(f"Nothing was sent. {_describe(error)}") from error
+            described = _describe(error, image=options["image"] is not None)
+            raise CommandError(f"Nothing was sent. {described}") from error
+        except ImproperlyConfigured as error:
+            raise CommandError(f"Nothing was sent. {error}") from error
         self.report(message)
+
+    def template(self, name: str, language: str | None) -> Template | str:
+        """The template by name, or by name and language when ``--language`` is given."""
+        if language is None:
+            return name
+        template = Template.objects.filter(name=name, language_code=language).first()
+        if template is None:
+            raise CommandError(
+                f"Nothing was sent. --template: there is no template {name!r} in language "
+                f"{language!r}."
+            )
+        return template
 
     def report(self, message: Message) -> None:
         line = f"Message {message.pk} to +{message.destination_addr}: {message.status}"
