@@ -1,20 +1,36 @@
 # django-whatsapp: `make demo` serves the example project against the sandbox gateway,
-# `make test` installs what the tests need and runs lint, types and the whole suite.
+# `make test` installs what the tests need and runs lint, types and the whole suite,
+# `make matrix` runs the suite on the other Python and Django pairs, `make docs` builds the docs.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
+NOX_STAMP := $(VENV)/.nox-installed
+DOCS_STAMP := $(VENV)/.docs-installed
+BROWSER_STAMP := $(VENV)/.browser-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Branch coverage of the package, measured on the SQLite run and enforced.
+COVERAGE := --cov=django_whatsapp --cov-branch --cov-report=term-missing:skip-covered \
+	--cov-fail-under=95
 
-.PHONY: help install demo test lint types pytest pytest-postgres clean
+.PHONY: help install demo test lint types pytest pytest-postgres packaging matrix docs chromium \
+	screenshots messages bench ci clean
 
 help:
-	@echo "make demo   - create .venv, install, migrate, seed, serve http://$(HOST):$(PORT)/admin/"
-	@echo "make test   - install test tools, then lint (ruff), types (mypy) and the test suite"
-	@echo "make clean  - remove build artefacts (keeps .venv)"
+	@echo "make demo      - create .venv, install, migrate, seed, serve http://$(HOST):$(PORT)/admin/"
+	@echo "make test      - install test tools, then lint (ruff), types (mypy --strict), the suite"
+	@echo "                 with branch coverage (SQLite, incl. the packaging test) and on PostgreSQL"
+	@echo "make matrix    - the suite on Python 3.12 + Django 6.0 and Python 3.13 + Django 6.1 (nox)"
+	@echo "make docs      - build the Sphinx docs into docs/_build/html, warnings are errors"
+	@echo "make packaging - only the packaging test: build, install into a new project, send"
+	@echo "make screenshots - retake docs/img/*.png in headless Chromium"
+	@echo "make messages  - regenerate and compile the en/ru/uk translation catalogues"
+	@echo "make bench     - the benchmarks (bulk send, callback, resync, admin list), as ratios"
+	@echo "make ci        - everything CI runs: test, docs, matrix"
+	@echo "make clean     - remove build artefacts (keeps .venv)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +39,11 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet -e '.[example,test,lint]'
 	@touch $(STAMP)
+
+# Playwright for the browser tests (tests/browser/): only the test runs need it, not the demo.
+$(BROWSER_STAMP): $(STAMP)
+	$(PIP) install --quiet -e '.[browser]'
+	@touch $(BROWSER_STAMP)
 
 install: $(STAMP)
 
@@ -44,14 +65,56 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
-	$(VENV)/bin/pytest
+pytest: $(BROWSER_STAMP)
+	$(VENV)/bin/pytest $(COVERAGE)
 
 # The same suite on PostgreSQL whenever one answers at 127.0.0.1:5432 (required in CI).
-pytest-postgres: $(STAMP)
-	VENV=$(VENV) scripts/pytest-postgres
+# The packaging test does not touch the database: it ran in `pytest`.
+pytest-postgres: $(BROWSER_STAMP)
+	VENV=$(VENV) scripts/pytest-postgres -m "not packaging"
+
+packaging: $(STAMP)
+	$(VENV)/bin/pytest -m packaging
 
 test: lint types pytest pytest-postgres
 
+$(NOX_STAMP): $(PY)
+	$(PIP) install --quiet 'nox>=2025.5'
+	@touch $(NOX_STAMP)
+
+# The pairs in noxfile.py tagged "matrix"; each session has its own virtualenv under .nox/.
+matrix: $(NOX_STAMP)
+	$(VENV)/bin/nox --reuse-venv=yes -t matrix
+
+$(DOCS_STAMP): $(STAMP)
+	$(PIP) install --quiet -e '.[docs]'
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: file://$(abspath docs/_build/html/index.html)"
+
+# Debian's Chromium for the browser tests (tests/browser/); they skip without it, except in CI.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version)"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
+
+# docs/img/*.png, from the browser tests marked "screenshots" (tests/browser/test_screenshots.py).
+screenshots: $(BROWSER_STAMP) chromium
+	$(PY) docs/screenshots.py
+
+# The translation catalogues (en, ru, uk); needs GNU gettext (apt-get install gettext).
+# Translate the new empty msgstr lines after it, then run it again to compile.
+messages: $(STAMP)
+	cd django_whatsapp && $(abspath $(VENV))/bin/django-admin makemessages -l en -l ru -l uk \
+		&& $(abspath $(VENV))/bin/django-admin compilemessages
+
+# The benchmarks of docs/benchmarks.rst, printed as ratios against baselines of the same run.
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+ci: test docs matrix
+
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov \
+		.nox docs/_build

@@ -1,59 +1,452 @@
-"""A plain admin for the three models; the operator's console builds on it."""
+"""The operator's console: compose and send messages, follow their statuses, manage templates.
+
+Every send, retry and status refresh goes through :mod:`django_whatsapp.services` and needs the
+``django_whatsapp.send_message`` permission.
+"""
+
+from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from . import admin_actions, admin_bulk, admin_conversations, window
+from . import admin_display as display
+from .forms import SEND_BUTTON, ComposeForm, TemplateAdminForm
 from .models import Message, StatusEvent, Template
 
-
-@admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
-    list_display = ("name", "language_code", "header_type", "is_active", "updated_at")
-    list_filter = ("is_active", "language_code", "header_type")
-    search_fields = ("name", "body")
-
-
-class StatusEventInline(admin.TabularInline):
-    model = StatusEvent
-    extra = 0
-    can_delete = False
-    fields = ("received_at", "status", "provider_status", "source", "payload")
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+Status = Message.Status
+CSS = {"all": ("django_whatsapp/admin.css",)}
+COMPOSE_FIELDS = (
+    "message_type",
+    "destination_addr",
+    "source_addr",
+    "text",
+    "file_url",
+    "caption",
+    "template",
+    "header",
+)
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("destination_addr", "message_type", "status", "created_at", "submitted_at")
-    list_filter = ("status", "message_type")
-    search_fields = ("destination_addr", "=provider_message_id", "text")
-    date_hierarchy = "created_at"
-    list_select_related = ("template",)
-    readonly_fields = (
-        "uuid",
-        "provider_message_id",
-        "status",
-        "error_code",
-        "error_name",
-        "error_message",
-        "attempts",
-        "created_by",
+    class Media:
+        css = CSS
+
+    form = ComposeForm
+    # The message change form, with links to the message's conversation.
+    change_form_template = "django_whatsapp/admin/conversation_change_form.html"
+    change_list_template = "django_whatsapp/admin/message/change_list.html"
+    list_display = (
+        "recipient",
+        "message_type",
+        "preview",
+        "status_badge",
         "created_at",
         "submitted_at",
-        "status_changed_at",
     )
-    inlines = (StatusEventInline,)
+    list_filter = ("status", "direction", "message_type", "template")
+    list_select_related = ("template",)
+    date_hierarchy = "created_at"
+    search_fields = ("destination_addr", "=provider_message_id", "text")
+    search_help_text = gettext_lazy("Search by recipient, provider message id or text.")
+    actions = (
+        admin_actions.send_drafts,
+        admin_actions.refresh_statuses,
+        admin_actions.retry_not_sent,
+    )
+    view_fieldsets: Any = (
+        (None, {"fields": ("status_badge", "error_details", "recipient", "source_addr")}),
+        (gettext_lazy("Content"), {"fields": ("message_type", "content")}),
+        (
+            gettext_lazy("Delivery"),
+            {
+                "fields": (
+                    "provider_message_id",
+                    "attempts",
+                    ("created_at", "submitted_at", "status_changed_at"),
+                    "created_by",
+                    "uuid",
+                )
+            },
+        ),
+        (gettext_lazy("Status timeline"), {"fields": ("timeline",)}),
+    )
+    #: A message a customer sent us: no delivery, no status timeline.
+    inbound_fieldsets: Any = (
+        (None, {"fields": ("direction", "customer", "source_addr", "created_at")}),
+        (gettext_lazy("Content"), {"fields": ("message_type", "content")}),
+        (gettext_lazy("Received"), {"fields": ("inbound_report_links",)}),
+    )
+
+    # -- permissions ---------------------------------------------------------------------------
+
+    def has_send_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.send_message")
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        # Only a draft can be edited; a message that went out is read-only.
+        if obj is not None and obj.status != Status.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def _require_send(self, request: HttpRequest) -> None:
+        if not self.has_send_permission(request):
+            raise PermissionDenied
+
+    # -- the list ------------------------------------------------------------------------------
+
+    @admin.display(description=gettext_lazy("recipient"), ordering="destination_addr")
+    def recipient(self, obj: Message) -> str:
+        return display.recipient(obj)
+
+    @admin.display(description=gettext_lazy("preview"))
+    def preview(self, obj: Message) -> str:
+        return display.short_preview(obj)
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_badge(self, obj: Message) -> SafeString:
+        return display.status_badge(obj.status)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
+    ) -> tuple[QuerySet[Message], bool]:
+        term = search_term.strip()
+        if term.startswith("+") and term[1:].replace(" ", "").replace("-", "").isdigit():
+            search_term = term[1:].replace(" ", "").replace("-", "")
+        return super().get_search_results(request, queryset, search_term)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST" and request.POST.get("action") in admin_actions.SEND_ACTIONS:
+            # A forged POST of a send action is refused outright, not silently ignored.
+            self._require_send(request)
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if isinstance(response, TemplateResponse) and context and "cl" in context:
+            cl = context["cl"]
+            # What we sent: a received message has no delivery to count.
+            context["wa_can_send"] = self.has_send_permission(request) and self.has_add_permission(
+                request
+            )
+            context["wa_summary"] = display.status_summary(
+                cl.queryset.filter(direction=Message.Direction.OUTBOUND),
+                lambda status: cl.get_query_string({"status__exact": status}),
+            )
+        return response
+
+    # -- compose and follow --------------------------------------------------------------------
+
+    def get_fieldsets(self, request: HttpRequest, obj: Message | None = None) -> Any:
+        if obj is None or obj.status == Status.DRAFT:
+            return ((None, {"fields": COMPOSE_FIELDS}),)
+        if obj.is_inbound:
+            return self.inbound_fieldsets
+        if display.explain_error(obj) is None:
+            # Nothing went wrong: no "what went wrong" row.
+            (name, options), *rest = self.view_fieldsets
+            fields = tuple(f for f in options["fields"] if f != "error_details")
+            return ((name, {**options, "fields": fields}), *rest)
+        return self.view_fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Message | None = None) -> Any:
+        if obj is None or obj.status == Status.DRAFT:
+            return ()
+        if obj.is_inbound:
+            return admin.utils.flatten_fieldsets(self.inbound_fieldsets)
+        return admin.utils.flatten_fieldsets(self.view_fieldsets)
+
+    def get_form(
+        self, request: HttpRequest, obj: Message | None = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm[Message]]:
+        if obj is not None and obj.status != Status.DRAFT:
+            kwargs["form"] = ModelForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description=gettext_lazy("customer"))
+    def customer(self, obj: Message) -> str:
+        return display.recipient(obj)
+
+    @admin.display(description=gettext_lazy("inbound reports"))
+    def inbound_report_links(self, obj: Message) -> SafeString | str:
+        reports = list(obj.inbound_reports.order_by("pk"))
+        if not reports:
+            return "-"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:django_whatsapp_inboundreport_change", args=[r.pk]), r)
+                for r in reports
+            ),
+        )
+
+    @admin.display(description=gettext_lazy("content"))
+    def content(self, obj: Message) -> SafeString:
+        return display.bubble(obj)
+
+    @admin.display(description=gettext_lazy("what went wrong"))
+    def error_details(self, obj: Message) -> SafeString | str:
+        why = display.explain_error(obj)
+        if why is None:
+            return "-"
+        return render_to_string(
+            "django_whatsapp/admin/message/error.html", {"why": why, "message": obj}
+        )
+
+    @admin.display(description=gettext_lazy("events"))
+    def timeline(self, obj: Message) -> SafeString:
+        return render_to_string(
+            "django_whatsapp/admin/message/timeline.html", {"events": list(obj.events.all())}
+        )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Message | None = None,
+    ) -> HttpResponse:
+        form = context["adminform"].form
+        compose = isinstance(form, ComposeForm)
+        can_send = self.has_send_permission(request)
+        if obj is not None and not compose:
+            subtitle = (
+                _("%(type)s message from %(recipient)s")
+                if obj.is_inbound
+                else _("%(type)s message to %(recipient)s")
+            )
+            context["subtitle"] = subtitle % {
+                "type": obj.get_message_type_display(),
+                "recipient": display.recipient(obj),
+            }
+        if obj is not None and obj.pk is not None:
+            context.update(admin_conversations.message_tools(request, obj))
+        context.update(
+            compose=compose,
+            can_send=can_send,
+            template_data=form.template_data if compose else None,
+            compose_i18n={
+                "empty": _("Type a message to see how it will look."),
+                "choose_template": _("Choose a template to see it here."),
+                "template": _("Template %(name)s (%(language)s)"),
+            },
+            show_refresh=bool(obj and can_send and obj.provider_message_id and not obj.is_final),
+            show_retry=bool(obj and can_send and obj.status == Status.NOT_SENT),
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def save_model(self, request: HttpRequest, obj: Message, form: Any, change: bool) -> None:
+        if not change and request.user.is_authenticated:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "POST" and SEND_BUTTON in request.POST:
+            self._require_send(request)
+        response = super().changeform_view(request, object_id, form_url, extra_context)
+        # Sent only now, after the admin's transaction committed the row, so that the gateway's
+        # callbacks find it.
+        message = getattr(request, "_whatsapp_send", None)
+        if isinstance(message, Message):
+            warn = window.policy() == window.WARN and window.closed_for(message) is not None
+            admin_actions.send_one(self, request, message)
+            if warn:
+                admin_conversations.warn_sent_anyway(self, request, message)
+        return response
+
+    def _send_after_save(self, request: HttpRequest, obj: Message) -> HttpResponse:
+        request._whatsapp_send = obj  # type: ignore[attr-defined]
+        return HttpResponseRedirect(
+            reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+        )
+
+    def response_add(
+        self, request: HttpRequest, obj: Message, post_url_continue: Any = None
+    ) -> HttpResponse:
+        if SEND_BUTTON in request.POST:
+            return self._send_after_save(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Message) -> HttpResponse:
+        if SEND_BUTTON in request.POST:
+            return self._send_after_save(request, obj)
+        return super().response_change(request, obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "send-to-many/",
+                # Each message is committed before its request goes out: never in a transaction.
+                transaction.non_atomic_requests(self.admin_site.admin_view(self.bulk_view)),
+                name="{}_{}_bulk".format(*info),
+            ),
+            path(
+                "<path:object_id>/refresh/",
+                self.admin_site.admin_view(self.refresh_view),
+                name="{}_{}_refresh".format(*info),
+            ),
+            path(
+                "<path:object_id>/retry/",
+                self.admin_site.admin_view(self.retry_view),
+                name="{}_{}_retry".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def bulk_view(self, request: HttpRequest) -> HttpResponse:
+        return admin_bulk.bulk_send_view(self, request)
+
+    def _posted_message(self, request: HttpRequest, object_id: str) -> Message:
+        self._require_send(request)
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(_("There is no such message."))
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def _back(self, obj: Message) -> HttpResponse:
+        info = self.opts.app_label, self.opts.model_name
+        return HttpResponseRedirect(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
+
+    def refresh_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self._posted_message(request, object_id)
+        admin_actions.refresh_one(self, request, obj)
+        return self._back(obj)
+
+    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self._posted_message(request, object_id)
+        admin_actions.retry_one(self, request, obj)
+        return self._back(obj)
+
+
+@admin.register(Template)
+class TemplateAdmin(admin.ModelAdmin):
+    class Media:
+        css = CSS
+
+    form = TemplateAdminForm
+    change_form_template = "django_whatsapp/admin/template/change_form.html"
+    list_display = (
+        "name",
+        "language_code",
+        "header_type",
+        "placeholders",
+        "is_active",
+        "updated_at",
+        "send_test",
+    )
+    list_editable = ("is_active",)
+    list_filter = ("is_active", "language_code", "header_type")
+    search_fields = ("name", "body")
+    actions = ("activate", "deactivate")
+    readonly_fields = ("highlighted_body",)
+    fieldsets = (
+        (
+            None,
+            {"fields": ("name", "namespace", ("language_code", "language_policy"), "is_active")},
+        ),
+        (gettext_lazy("Content"), {"fields": ("header_type", "body", "highlighted_body")}),
+        (gettext_lazy("Advanced"), {"fields": ("components",), "classes": ("collapse",)}),
+    )
+
+    @admin.display(description=gettext_lazy("placeholders"))
+    def placeholders(self, obj: Template) -> int:
+        return obj.placeholder_count
+
+    @admin.display(description=gettext_lazy("body with placeholders"))
+    def highlighted_body(self, obj: Template) -> SafeString:
+        return format_html(
+            '<div class="wa-highlighted" id="wa-highlighted-body">{}</div>',
+            display.highlight_placeholders(obj.body),
+        )
+
+    def send_test_url(self, obj: Template) -> str:
+        query = urlencode({"message_type": int(Message.MessageType.TEMPLATE), "template": obj.pk})
+        return f"{reverse('admin:django_whatsapp_message_add')}?{query}"
+
+    @admin.display(description=gettext_lazy("test"))
+    def send_test(self, obj: Template) -> SafeString | str:
+        if not obj.is_active:
+            return "-"
+        return format_html(
+            '<a class="wa-send-test" href="{}">{}</a>', self.send_test_url(obj), _("Send a test")
+        )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Template | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            context["send_test_url"] = self.send_test_url(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.action(description=gettext_lazy("Activate selected templates"), permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
+        count = queryset.update(is_active=True)
+        self.message_user(request, _("Activated: %(count)d.") % {"count": count})
+
+    @admin.action(description=gettext_lazy("Deactivate selected templates"), permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
+        count = queryset.update(is_active=False)
+        self.message_user(request, _("Deactivated: %(count)d.") % {"count": count})
 
 
 @admin.register(StatusEvent)
 class StatusEventAdmin(admin.ModelAdmin):
-    list_display = ("message", "status", "source", "received_at")
+    class Media:
+        css = CSS
+
+    list_display = ("received_at", "message", "status_badge", "source", "provider_status")
     list_filter = ("status", "source")
     list_select_related = ("message",)
+    date_hierarchy = "received_at"
+    search_fields = ("message__destination_addr", "=message__provider_message_id")
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_badge(self, obj: StatusEvent) -> SafeString:
+        return display.status_badge(obj.status)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -5,6 +5,9 @@ Sends that certainly did not reach the gateway (the connection could not be made
 that say "try again" (429, 5xx) are retried with capped exponential backoff and jitter,
 honouring ``Retry-After``. A send whose request went out but whose answer never came is never
 retried: the gateway may have taken it.
+
+Clients used from several threads at once (bulk sends, resync) can share a :class:`SharedBackoff`:
+a 429 then pauses every sender, once, instead of each thread hammering the gateway on its own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +31,13 @@ from requests.auth import AuthBase
 
 from . import __version__
 from .conf import WhatsAppSettings, get_settings
-from .exceptions import TransportError, UnexpectedResponse, WhatsAppError, error_from_answer
+from .exceptions import (
+    RateLimited,
+    TransportError,
+    UnexpectedResponse,
+    WhatsAppError,
+    error_from_answer,
+)
 
 logger = logging.getLogger("django_whatsapp.client")
 
@@ -73,6 +83,106 @@ class Backoff:
         # The exponent is bounded so that a large MAX_RETRIES cannot overflow a float.
         ceiling = min(self.cap, self.base * 2.0 ** min(max(attempt - 1, 0), 64))
         return ceiling * (0.5 + min(max(rand, 0.0), 1.0) / 2)
+
+
+class SharedBackoff:
+    """One pause that every thread sending through a client keeps to: a rate limit slows every
+    sender down instead of failing messages.
+
+    Each request first passes the gate (:meth:`wait`), which returns a ticket. When the gateway
+    answers 429, the thread that got it declares a pause of ``Retry-After`` seconds
+    (:meth:`pause`); every thread then waits at the gate before its next request, and one of them
+    sleeps the pause for all. A 429 answering a request that passed the gate before the current
+    pause was declared is part of the same burst: it does not pause again. ``max_retries`` is how
+    often a rate-limited request is retried (when ``MAX_RETRIES`` is lower), since waiting at the
+    gate is what it is for.
+
+    With ``max_in_flight``, the gate is also a limiter: at most that many requests are on their
+    way at once, however many threads send (each holds a slot from :meth:`wait` until
+    :meth:`release`), so threads may do their database work while others' requests are out.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_retries: int = 10,
+        max_in_flight: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.max_retries = max_retries
+        self.max_in_flight = max_in_flight
+        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._resume_at: float | None = None
+        self._generation = 0
+        self._sleeping = False
+        #: How many pauses were declared (for reports and tests).
+        self.pauses = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"SharedBackoff(pauses={self.pauses}, max_retries={self.max_retries}, "
+            f"max_in_flight={self.max_in_flight})"
+        )
+
+    def wait(self, sleep: Callable[[float], None] = time.sleep) -> int:
+        """Take a slot (with ``max_in_flight``), then block while a pause is in force; return the
+        ticket for the request about to go out. Call :meth:`release` once it is answered.
+
+        One waiting thread sleeps the pause (with ``sleep``); the others wait for it to end.
+        """
+        if self._slots is not None:
+            self._slots.acquire()
+        try:
+            return self._pass(sleep)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give back the slot taken by :meth:`wait`."""
+        if self._slots is not None:
+            self._slots.release()
+
+    def _pass(self, sleep: Callable[[float], None]) -> int:
+        with self._cond:
+            while self._resume_at is not None:
+                if self._sleeping:
+                    self._cond.wait()
+                    continue
+                remaining = self._resume_at - self._clock()
+                if remaining <= 0:
+                    self._resume_at = None
+                    break
+                self._sleeping = True
+                generation = self._generation
+                self._cond.release()
+                try:
+                    sleep(remaining)
+                finally:
+                    self._cond.acquire()
+                    self._sleeping = False
+                    if self._generation == generation:  # not extended meanwhile: served
+                        self._resume_at = None
+                    self._cond.notify_all()
+            return self._generation
+
+    def pause(self, seconds: float, ticket: int) -> bool:
+        """Declare a pause of ``seconds`` after a 429 to the request that held ``ticket``.
+
+        Returns ``False`` (nothing changes) when a pause was declared since that request passed
+        the gate: the answer belongs to the burst that pause already answers.
+        """
+        with self._cond:
+            if ticket != self._generation:
+                return False
+            self._generation += 1
+            self.pauses += 1
+            self._resume_at = self._clock() + max(seconds, 0.0)
+            return True
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -165,6 +275,7 @@ class WhatsAppClient:
         timeout: tuple[float, float] = (5.0, 30.0),
         max_retries: int = 3,
         backoff: Backoff | None = None,
+        gate: SharedBackoff | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
@@ -176,10 +287,17 @@ class WhatsAppClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff or Backoff()
+        self.gate = gate
         self.session = session or requests.Session()
         self.sleep = sleep
         self.rand = rand
         self.now = now
+        # Every frame below _post_once (requests, urllib3, http.client) holds the Authorization
+        # header: Django's error reports (DEBUG off) show none of their variables. Imported
+        # here because django.views loads the ORM, which this module does not.
+        from django.views.decorators.debug import sensitive_variables
+
+        self._post_once = sensitive_variables()(self._post_once)  # type: ignore[method-assign]
 
     @classmethod
     def from_settings(cls, conf: WhatsAppSettings | None = None, **kwargs: Any) -> WhatsAppClient:
@@ -246,23 +364,43 @@ class WhatsAppClient:
         self, url: str, payload: Mapping[str, Any], *, idempotent: bool
     ) -> tuple[dict[str, Any], int]:
         attempt = 0
+        gate = self.gate
         while True:
             attempt += 1
+            ticket = gate.wait(self.sleep) if gate is not None else 0
             try:
-                return self._post_once(url, payload), attempt
-            except WhatsAppError as error:
-                error.attempts = attempt
-                may_retry = error.retryable or (idempotent and isinstance(error, TransportError))
-                if not may_retry or attempt > self.max_retries:
-                    raise
-                delay = self.backoff.delay(attempt, error.retry_after, self.rand())
-                logger.warning(
-                    "WhatsApp gateway attempt %d failed (%s); retrying in %.2fs",
-                    attempt,
-                    type(error).__name__,
-                    delay,
-                )
-                self.sleep(delay)
+                try:
+                    return self._post_once(url, payload), attempt
+                except WhatsAppError as error:
+                    error.attempts = attempt
+                    retry = error.retryable or (idempotent and isinstance(error, TransportError))
+                    shared = gate is not None and isinstance(error, RateLimited)
+                    limit = self.max_retries
+                    if shared and gate is not None:
+                        limit = max(limit, gate.max_retries)
+                    if not retry or attempt > limit:
+                        raise
+                    delay = self.backoff.delay(attempt, error.retry_after, self.rand())
+                    if shared and gate is not None:
+                        # Every sender waits at the gate before its next request; one sleeps
+                        # for all. Declared before this request's slot is given back.
+                        declared = gate.pause(delay, ticket)
+                        logger.warning(
+                            "WhatsApp gateway rate limit (attempt %d); %s",
+                            attempt,
+                            f"every sender pauses {delay:.2f}s" if declared else "already pausing",
+                        )
+                        continue
+                    logger.warning(
+                        "WhatsApp gateway attempt %d failed (%s); retrying in %.2fs",
+                        attempt,
+                        type(error).__name__,
+                        delay,
+                    )
+            finally:
+                if gate is not None:
+                    gate.release()
+            self.sleep(delay)
 
     def _post_once(self, url: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")

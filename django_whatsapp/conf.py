@@ -31,7 +31,14 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_MAX_BYTES": 64 * 1024,
     # Seconds between the sandbox's simulated status callbacks.
     "SANDBOX_CALLBACK_DELAY": 1.0,
+    # The 24-hour customer-service window: "off", "warn" or "enforce" (see window.py).
+    "SERVICE_WINDOW_POLICY": "off",
+    # Whether the sandbox refuses text and images to a number that has not written in 24 hours.
+    "SANDBOX_ENFORCE_WINDOW": False,
 }
+
+#: The values of ``SERVICE_WINDOW_POLICY``.
+WINDOW_POLICIES = ("off", "warn", "enforce")
 
 
 def _secret_repr(value: object) -> str:
@@ -54,6 +61,8 @@ class WhatsAppSettings:
     SEND_ASYNC: bool
     CALLBACK_MAX_BYTES: int
     SANDBOX_CALLBACK_DELAY: float
+    SERVICE_WINDOW_POLICY: str = "off"
+    SANDBOX_ENFORCE_WINDOW: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -182,6 +191,11 @@ def get_settings() -> WhatsAppSettings:
         raise _bad("DEFAULT_SOURCE_ADDR", "must be at most 20 characters (the gateway's limit).")
     if not isinstance(raw["SEND_ASYNC"], bool):
         raise _bad("SEND_ASYNC", "must be True or False.")
+    policy = raw["SERVICE_WINDOW_POLICY"]
+    if not isinstance(policy, str) or policy.strip().lower() not in WINDOW_POLICIES:
+        raise _bad("SERVICE_WINDOW_POLICY", "must be 'off', 'warn' or 'enforce'.")
+    if not isinstance(raw["SANDBOX_ENFORCE_WINDOW"], bool):
+        raise _bad("SANDBOX_ENFORCE_WINDOW", "must be True or False.")
     return WhatsAppSettings(
         API_KEY=_optional_str(raw, "API_KEY"),
         BASE_URL=raw["BASE_URL"],
@@ -195,4 +209,6 @@ def get_settings() -> WhatsAppSettings:
         SEND_ASYNC=raw["SEND_ASYNC"],
         CALLBACK_MAX_BYTES=_int(raw, "CALLBACK_MAX_BYTES", 1),
         SANDBOX_CALLBACK_DELAY=_float(raw, "SANDBOX_CALLBACK_DELAY"),
+        SERVICE_WINDOW_POLICY=policy.strip().lower(),
+        SANDBOX_ENFORCE_WINDOW=raw["SANDBOX_ENFORCE_WINDOW"],
     )

@@ -76,7 +76,17 @@ class Template(models.Model):
 
 
 class Message(models.Model):
-    """One outbound WhatsApp message and what became of it."""
+    """One WhatsApp message: sent by us (outbound) and what became of it, or received from a
+    customer (inbound).
+
+    An inbound message keeps the customer's number in ``destination_addr`` (so that a
+    conversation is every message with one ``destination_addr``) and our number in
+    ``source_addr``; its status is ``delivered`` and never changes.
+    """
+
+    class Direction(models.TextChoices):
+        OUTBOUND = "outbound", _("Sent")
+        INBOUND = "inbound", _("Received")
 
     class MessageType(models.IntegerChoices):
         TEXT = 1, _("Text")
@@ -104,6 +114,22 @@ class Message(models.Model):
     destination_addr = models.CharField(_("recipient"), max_length=20, db_index=True)
     message_type = models.PositiveSmallIntegerField(
         _("type"), choices=MessageType.choices, default=MessageType.TEXT
+    )
+    direction = models.CharField(
+        _("direction"),
+        max_length=8,
+        choices=Direction.choices,
+        default=Direction.OUTBOUND,
+        db_index=True,
+    )
+    inbound_key = models.CharField(
+        _("inbound key"),
+        max_length=64,
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text=_("Identifies a received message, so that one delivered twice is stored once."),
     )
     text = models.TextField(_("text"), blank=True, max_length=4096)
     file_url = models.URLField(_("image URL"), blank=True, max_length=2048)
@@ -143,13 +169,24 @@ class Message(models.Model):
         verbose_name_plural = _("messages")
         ordering = ["-created_at", "-pk"]
         permissions = [("send_message", _("Can send, retry and refresh WhatsApp messages"))]
+        indexes = [
+            # A conversation: every message with one contact, in time order.
+            models.Index(fields=["destination_addr", "created_at"], name="django_whatsapp_thread"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.get_message_type_display()} to +{self.destination_addr} ({self.status})"
+        return _("%(type)s message to %(recipient)s") % {
+            "type": self.get_message_type_display(),
+            "recipient": f"+{self.destination_addr}",
+        }
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def is_inbound(self) -> bool:
+        return self.direction == self.Direction.INBOUND
 
     @property
     def template_body_params(self) -> list[str]:
@@ -196,6 +233,83 @@ class StatusEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} ({self.source})"
+
+
+class InboundReport(models.Model):
+    """One request that reached the inbound endpoint, stored as it came before it is read, so
+    that nothing a customer sends is lost, even when it is not understood."""
+
+    class Outcome(models.TextChoices):
+        RECEIVED = "received", _("Received, not read yet")
+        UNDERSTOOD = "understood", _("Understood")
+        PARTIAL = "partial", _("Partly understood")
+        DUPLICATE = "duplicate", _("Duplicate")
+        NOT_UNDERSTOOD = "not_understood", _("Not understood")
+        REFUSED = "refused", _("Refused")
+
+    method = models.CharField(_("method"), max_length=8)
+    content_type = models.CharField(_("content type"), max_length=255, blank=True)
+    query_string = models.TextField(_("query string"), blank=True)
+    body = models.TextField(_("body"), blank=True)
+    body_size = models.PositiveIntegerField(_("body size"), default=0)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
+    outcome = models.CharField(
+        _("outcome"),
+        max_length=16,
+        choices=Outcome.choices,
+        default=Outcome.RECEIVED,
+        db_index=True,
+    )
+    detail = models.TextField(_("detail"), blank=True)
+    sender = models.CharField(_("sender"), max_length=20, blank=True, db_index=True)
+    messages = models.ManyToManyField(
+        Message, verbose_name=_("messages"), blank=True, related_name="inbound_reports"
+    )
+
+    class Meta:
+        verbose_name = _("inbound report")
+        verbose_name_plural = _("inbound reports")
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return _("%(method)s at %(time)s: %(outcome)s") % {
+            "method": self.method,
+            "time": self.received_at.isoformat(timespec="seconds") if self.received_at else "-",
+            "outcome": self.get_outcome_display(),
+        }
+
+
+class Contact(models.Model):
+    """A customer who wrote to us, and when: the 24-hour customer-service window."""
+
+    number = models.CharField(_("number"), max_length=20, unique=True)
+    name = models.CharField(_("name"), max_length=255, blank=True)
+    last_inbound_at = models.DateTimeField(_("last message received"), null=True, blank=True)
+    window_closed_at = models.DateTimeField(
+        _("window closed"),
+        null=True,
+        blank=True,
+        help_text=_("When the gateway last refused a free-form message to this contact."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"+{self.number}"
+
+
+class Conversation(Message):
+    """The messages with one contact, both directions: the admin's conversations (no table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
 
 
 # -- status ranks ----------------------------------------------------------------------------

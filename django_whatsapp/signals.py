@@ -1,4 +1,5 @@
-"""Signals sent by :mod:`django_whatsapp.services`. The sender is always the ``Message`` class.
+"""Signals sent by :mod:`django_whatsapp.services` and :mod:`django_whatsapp.inbound`. The sender
+is always the ``Message`` class.
 
 Each is sent once per real event, after the database change it reports.
 """
@@ -23,3 +24,10 @@ message_failed = Signal()
 #: Arguments: ``message``, ``old_status``, ``new_status`` (status names) and ``event`` (the
 #: :class:`~django_whatsapp.models.StatusEvent` that recorded the report).
 status_changed = Signal()
+
+#: Sent when a customer's message arrives at the inbound endpoint and is stored (once per message:
+#: the same message delivered again is a duplicate and sends nothing).
+#: Arguments: ``message`` (the inbound Message: ``direction`` ``inbound``, the customer's number
+#: in ``destination_addr``) and ``report`` (the
+#: :class:`~django_whatsapp.models.InboundReport` holding the raw request).
+message_received = Signal()

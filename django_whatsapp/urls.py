@@ -1,9 +1,11 @@
-"""Mounts the status callback as ``django_whatsapp:callback``."""
+"""Mounts the status callback as ``django_whatsapp:callback`` and the endpoint for customers'
+messages as ``django_whatsapp:inbound``."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
 from .views import CallbackView
+from .views_inbound import InboundView
 
 app_name = "django_whatsapp"
 
@@ -11,8 +13,11 @@ app_name = "django_whatsapp"
 # credential. The UUID is checked by the view, so that a malformed one, or a URL without its
 # signature, is answered in JSON like every other refusal.
 callback = login_not_required(CallbackView.as_view())
+inbound = login_not_required(InboundView.as_view())
 
 urlpatterns = [
     path("callback/<str:message_uuid>/<str:signature>/", callback, name="callback"),
     path("callback/<str:message_uuid>/", callback, name="callback-unsigned"),
+    path("inbound/<str:signature>/", inbound, name="inbound"),
+    path("inbound/", inbound, name="inbound-unsigned"),
 ]

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import DatabaseError, InterfaceError, transaction
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, serializers
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
@@ -57,11 +58,21 @@ class CallbackView(APIView):
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = JSONOnlyNegotiation
 
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        """Never wrapped in ``ATOMIC_REQUESTS``: each report is applied in its own transaction
+        (by the services), committed before ``status_changed`` is sent."""
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
     def get(self, request: Request, message_uuid: str, signature: str = "") -> Response:
         return self.receive(request, message_uuid, signature)
 
     def post(self, request: Request, message_uuid: str, signature: str = "") -> Response:
         return self.receive(request, message_uuid, signature)
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
+        """The methods it takes (also in the ``Allow`` header), in this view's answer shape."""
+        return Response({"ok": True, "methods": self.allowed_methods})
 
     def handle_exception(self, exc: Exception) -> Response:
         """DRF's own refusals (405 and the like) in this view's answer shape."""
@@ -109,7 +120,19 @@ class CallbackView(APIView):
             payload = report_payload(data)
         except serializers.ValidationError as error:
             return _error(400, _("Malformed report."), fields=error.detail)
-        message = Message.objects.filter(uuid=key).first()
+        try:
+            return self._apply(key, reports, payload)
+        except (DatabaseError, InterfaceError):
+            # Each report is applied in one transaction, so a failure leaves nothing half-done;
+            # 503 asks the gateway to deliver the report again later.
+            logger.exception("WhatsApp callback could not be stored; answering 503")
+            response = _error(503, _("The report could not be stored; please send it again."))
+            response["Retry-After"] = "30"
+            return response
+
+    @staticmethod
+    def _apply(key: uuid.UUID, reports: list[dict[str, Any]], payload: dict[str, Any]) -> Response:
+        message = Message.objects.filter(uuid=key).order_by().first()
         if message is None:
             return _error(404, _("No such message."))
         applied = duplicates = 0

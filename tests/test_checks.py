@@ -76,6 +76,7 @@ def test_sandbox_mounted_with_debug_off_is_a_warning(settings: Any) -> None:
     assert ids(**GOOD) == []
 
 
+@pytest.mark.django_db  # Django 6.1's check command looks at the database too
 def test_errors_stop_manage_py_check(no_sandbox: None) -> None:
     with (
         override_settings(DJANGO_WHATSAPP={**GOOD, "CALLBACK_SECRET": None}),

@@ -120,7 +120,7 @@ def test_message_fields_and_defaults() -> None:
     assert message.submitted_at is None
     assert message.status_changed_at is None
     assert message.is_final is False
-    assert str(message) == "Text to +380501234567 (draft)"
+    assert str(message) == "Text message to +380501234567"
 
 
 def test_message_type_and_status_choices() -> None:

@@ -28,6 +28,15 @@ suffix    outcome
 other     accepted; steps ``sent`` (0), ``delivered`` (1), ``seen`` (7)
 ========  =============================================================================
 
+With ``SANDBOX_ENFORCE_WINDOW`` on (``settings.DJANGO_WHATSAPP``, default off, read at each send)
+the sandbox also keeps the 24-hour customer-service window as the gateway does: a text or image
+to a number that has not written in the last 24 hours is refused with the ``Service Unavailable``
+error above; templates always pass. A number "writes" when the sandbox delivers a customer's
+message from it to the project (:meth:`Gateway.deliver_inbound`, the ``simulate-inbound``
+endpoint, ``manage.py whatsapp_sandbox_inbound`` and the admin's *Simulate a customer reply*):
+it POSTs ``{"message_id", "source_addr" (the customer), "destination_addr" (us),
+"message_type", "text", "file_url", "timestamp"}`` to the project's inbound URL.
+
 Message ids strictly increase over the life of the process and do not repeat across restarts:
 each is the current time in milliseconds, or the previous id plus one if that is larger.
 
@@ -58,10 +67,12 @@ __all__ = [
     "DEFAULT_CALLBACK_DELAY",
     "MAX_MESSAGES",
     "Gateway",
+    "InboundDelivery",
     "ProviderStatus",
     "SandboxMessage",
     "SandboxResponse",
     "callback_delay",
+    "enforce_window",
     "gateway",
     "invalid_parameter",
     "is_authorized",
@@ -72,6 +83,8 @@ __all__ = [
 DEFAULT_CALLBACK_DELAY = 1.0
 #: Oldest messages are forgotten beyond this many, so a long-running demo does not grow forever.
 MAX_MESSAGES = 10_000
+#: How long after a customer's message the sandbox takes a text or image to them.
+WINDOW_SECONDS = 24 * 3600
 CALLBACK_TIMEOUT = (2, 5)
 CALLBACK_USER_AGENT = "django-whatsapp-sandbox"
 
@@ -92,6 +105,22 @@ class ProviderStatus(IntEnum):
     DELETED = 5
     PENDING = 6
     SEEN = 7
+
+
+@dataclass(frozen=True)
+class InboundDelivery:
+    """A customer's message the sandbox delivered to the project's inbound URL, and the answer."""
+
+    message_id: int
+    url: str
+    payload: dict[str, Any]
+    http_status: int | None
+    answer: Any
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.http_status is not None and 200 <= self.http_status < 300
 
 
 class SandboxResponse(NamedTuple):
@@ -208,6 +237,23 @@ def callback_delay() -> float:
             "DJANGO_WHATSAPP['SANDBOX_CALLBACK_DELAY'] must be a number of seconds, zero or more."
         )
     return float(value)
+
+
+def enforce_window() -> bool:
+    """``SANDBOX_ENFORCE_WINDOW`` from ``settings.DJANGO_WHATSAPP``, read now."""
+    config = getattr(settings, "DJANGO_WHATSAPP", None) or {}
+    value = config.get("SANDBOX_ENFORCE_WINDOW", False)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(
+            "DJANGO_WHATSAPP['SANDBOX_ENFORCE_WINDOW'] must be True or False."
+        )
+    return value
+
+
+def _our_number() -> str:
+    config = getattr(settings, "DJANGO_WHATSAPP", None) or {}
+    value = config.get("DEFAULT_SOURCE_ADDR")
+    return value if isinstance(value, str) and value else "sandbox"
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -361,6 +407,8 @@ class Gateway:
         self._lock = threading.Lock()
         self._last_id = 0
         self._messages: OrderedDict[int, SandboxMessage] = OrderedDict()
+        #: the time (``time.time()``) each number last wrote, oldest first
+        self._inbound: OrderedDict[str, float] = OrderedDict()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
 
@@ -375,6 +423,13 @@ class Gateway:
             return checked
         destination, message_type = checked
         outcome = _outcome(destination, message_type)
+        if (
+            not isinstance(outcome, SandboxResponse)
+            and message_type in (1, 2)
+            and enforce_window()
+            and not self.window_open(destination)
+        ):
+            outcome = _window_closed()
         if isinstance(outcome, SandboxResponse):
             logger.info(
                 "Sandbox refused a type %s message to %s: %s",
@@ -420,6 +475,105 @@ class Gateway:
         current = message.status_at(time.monotonic())
         return SandboxResponse(200, {"message_id": message.message_id, "status": int(current)}, {})
 
+    def simulate_inbound(self, payload: object) -> SandboxResponse:
+        """Handle ``{"from", "text", "image", "to", "url"}``: deliver a customer's message to the
+        project's inbound ``url`` (see :meth:`deliver_inbound`) and answer what it said."""
+        if not isinstance(payload, dict):
+            return invalid_parameter("body")
+        try:
+            delivery = self.deliver_inbound(
+                payload.get("url"),
+                payload.get("from"),
+                text=payload.get("text") or "",
+                image=payload.get("image") or "",
+                to=payload.get("to") or "",
+            )
+        except ValueError as error:
+            return invalid_parameter(str(error))
+        body = {
+            "message_id": delivery.message_id,
+            "url": delivery.url,
+            "http_status": delivery.http_status,
+            "answer": delivery.answer,
+            "error": delivery.error,
+        }
+        return SandboxResponse(200 if delivery.ok else 502, body, {})
+
+    def deliver_inbound(
+        self, url: object, sender: object, *, text: object = "", image: object = "", to: object = ""
+    ) -> InboundDelivery:
+        """A customer (``sender``, digits) writes ``text`` and/or an ``image`` URL to us (``to``,
+        ``DEFAULT_SOURCE_ADDR`` by default): the sandbox remembers that the number wrote (its
+        window opens) and POSTs the message to ``url``, the project's inbound URL, waiting for the
+        answer. Raises ``ValueError`` naming the bad parameter."""
+        number = _destination_digits(sender.lstrip("+") if isinstance(sender, str) else sender)
+        if number is None:
+            raise ValueError("from")
+        if not _is_http_url(url) or not isinstance(url, str):
+            raise ValueError("url")
+        if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
+            raise ValueError("text")
+        if image and not _is_image_url(image):
+            raise ValueError("image")
+        if not text.strip() and not image:
+            raise ValueError("text")
+        ours = to if isinstance(to, str) and to else _our_number()
+        if len(ours) > MAX_ADDR_CHARS:
+            raise ValueError("to")
+        with self._lock:
+            message_id = self._next_id()
+        payload: dict[str, Any] = {
+            "message_id": message_id,
+            "source_addr": number,
+            "destination_addr": ours,
+            "message_type": 2 if image else 1,
+            "text": text,
+            "timestamp": int(time.time()),
+        }
+        if image:
+            payload["file_url"] = image
+        self.record_inbound(number)
+        try:
+            response = requests.post(
+                url,
+                json=payload,
+                timeout=CALLBACK_TIMEOUT,
+                headers={"User-Agent": CALLBACK_USER_AGENT},
+            )
+        except requests.RequestException as error:
+            logger.warning("Sandbox inbound message %s to %s failed: %s", message_id, url, error)
+            return InboundDelivery(message_id, url, payload, None, None, f"{type(error).__name__}")
+        answer: Any = load_body(response.content)
+        if answer is None:
+            answer = response.text[:1000]
+        logger.info(
+            "Sandbox delivered inbound message %s from %s; the project answered HTTP %s",
+            message_id,
+            number,
+            response.status_code,
+        )
+        return InboundDelivery(message_id, url, payload, response.status_code, answer)
+
+    def record_inbound(self, number: str, at: float | None = None) -> None:
+        """Remember that ``number`` wrote at ``at`` (``time.time()``, now by default)."""
+        when = time.time() if at is None else at
+        with self._lock:
+            previous = self._inbound.pop(number, None)
+            self._inbound[number] = when if previous is None else max(when, previous)
+            while len(self._inbound) > MAX_MESSAGES:
+                self._inbound.popitem(last=False)
+
+    def last_inbound(self, number: str) -> float | None:
+        """When ``number`` last wrote (``time.time()``), if the sandbox remembers it."""
+        with self._lock:
+            return self._inbound.get(number)
+
+    def window_open(self, number: str, now: float | None = None) -> bool:
+        """Whether ``number`` wrote in the last 24 hours."""
+        last = self.last_inbound(number)
+        current = time.time() if now is None else now
+        return last is not None and current - last < WINDOW_SECONDS
+
     # inspection and test support
 
     def message(self, message_id: int) -> SandboxMessage | None:
@@ -448,10 +602,12 @@ class Gateway:
                 thread.join(remaining)
 
     def reset(self, timeout: float = 5.0) -> None:
-        """Forget every message and cancel the callbacks not yet sent (ids keep increasing)."""
+        """Forget every message and every customer's window, and cancel the callbacks not yet
+        sent (ids keep increasing)."""
         with self._lock:
             stop, self._stop = self._stop, threading.Event()
             self._messages.clear()
+            self._inbound.clear()
         stop.set()
         self.wait_idle(timeout)
 

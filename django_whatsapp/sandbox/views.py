@@ -48,3 +48,13 @@ def send(request: HttpRequest) -> HttpResponse:
 def status(request: HttpRequest) -> HttpResponse:
     """``POST v1/api/receive-whatsapp``: the current status of ``{"message_id": N}``."""
     return _handle(request, gateway.status)
+
+
+@login_not_required
+@csrf_exempt
+@require_POST
+def simulate_inbound(request: HttpRequest) -> HttpResponse:
+    """``POST v1/api/simulate-inbound`` (the sandbox's own, not the provider's): ``{"from",
+    "text", "image", "to", "url"}``, a customer's message to deliver to the project's inbound
+    ``url``; answers the project's answer."""
+    return _handle(request, gateway.simulate_inbound)

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin follows the browser's language: English, Russian or Ukrainian.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -79,6 +81,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []  # the demo's admin/admin is deliberate
 
 LANGUAGE_CODE = "en-us"
+LANGUAGES = [("en", "English"), ("ru", "Русский"), ("uk", "Українська")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -114,6 +117,12 @@ DJANGO_WHATSAPP = {
         if secret
     ],
     "SANDBOX_CALLBACK_DELAY": env.float("WHATSAPP_SANDBOX_CALLBACK_DELAY", default=1.0),
+    # With this on, the sandbox keeps the 24-hour window as the gateway does: a text or image
+    # goes only to a number that wrote in the last 24 hours (manage.py whatsapp_sandbox_inbound,
+    # or the admin's "Simulate a customer reply"); templates always go.
+    "SANDBOX_ENFORCE_WINDOW": env.bool("WHATSAPP_SANDBOX_ENFORCE_WINDOW", default=False),
+    # off, warn or enforce: what this app does itself when a contact's window is closed.
+    "SERVICE_WINDOW_POLICY": env.str("WHATSAPP_SERVICE_WINDOW_POLICY", default="off"),
 }
 
 # -- demo_setup ---------------------------------------------------------------------------------

@@ -1,8 +1,21 @@
-"""Poll the gateway for the status of messages that are not final, and apply the reports."""
+"""Poll the gateway for the status of messages that are not final, and apply the reports.
+
+The polls run ``--concurrency`` at a time (fewer for a small selection: a thread per 16 messages)
+on one pooled HTTP session, where a 429 pauses them all. The reports are applied here, in the
+command's own thread and in id order, so the output is the same whatever the concurrency.
+Messages are read in id-ordered chunks, so memory stays flat however many there are. On a
+terminal a progress bar replaces the line per message.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -11,21 +24,61 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ... import services
+from ...client import StatusResult, WhatsAppClient
 from ...exceptions import WhatsAppError
 from ...models import FINAL_STATUSES, Message
 
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: Messages read from the database at a time.
+CHUNK_SIZE = 500
+MAX_CONCURRENCY = 64
+#: Messages per polling thread at least: a small selection is polled by fewer threads, in order.
+POLLS_PER_THREAD = 16
 
 
-def parse_since(value: str) -> timedelta:
+def parse_since(value: str, option: str = "--since") -> timedelta:
     match = DURATION_RE.match(value or "")
     if not match:
         raise CommandError(
-            f"--since {value!r} is not a duration: use a number and a unit s, m, h, d or w "
+            f"{option} {value!r} is not a duration: use a number and a unit s, m, h, d or w "
             "(for example 2d or 12h)."
         )
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def concurrency(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_CONCURRENCY:
+        raise ValueError(value)
+    return number
+
+
+class Progress:
+    """A one-line progress bar redrawn in place (only used when the output is a terminal)."""
+
+    def __init__(self, stream: Any, total: int, *, width: int = 30) -> None:
+        self.stream, self.total, self.width = stream, total, width
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int, failed: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < 0.1 and done < self.total:
+            return
+        self.last = now
+        fraction = done / self.total if self.total else 1.0
+        filled = int(self.width * fraction)
+        rate = done / (now - self.started) if now > self.started else 0.0
+        eta = (self.total - done) / rate if rate else 0.0
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} "
+            f"{fraction:4.0%} {rate:6.0f}/s ETA {eta:4.0f}s failed {failed}",
+            ending="",
+        )
+        self.stream.flush()
+
+    def clear(self) -> None:
+        self.stream.write("\r\033[K", ending="")
 
 
 class Command(BaseCommand):
@@ -43,6 +96,34 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be polled; poll nothing."
         )
+        parser.add_argument(
+            "--concurrency",
+            type=concurrency,
+            default=8,
+            metavar="N",
+            help=f"Polls in flight at once, 1 to {MAX_CONCURRENCY} (default: 8).",
+        )
+        parser.add_argument(
+            "--stale-sending",
+            metavar="DURATION",
+            help=(
+                "First settle messages stuck in 'sending' for longer than this (e.g. 10m; a "
+                "worker died mid-send): they become 'unknown', never sent again, settled later "
+                "by a callback."
+            ),
+        )
+        parser.add_argument(
+            "--progress",
+            action="store_true",
+            default=None,
+            help="Show a progress bar (the default on a terminal).",
+        )
+        parser.add_argument(
+            "--no-progress",
+            action="store_false",
+            dest="progress",
+            help="A line per message instead of a progress bar.",
+        )
 
     def selection(self, options: dict[str, Any]) -> QuerySet[Message]:
         queryset = Message.objects.filter(provider_message_id__isnull=False).exclude(
@@ -54,42 +135,112 @@ class Command(BaseCommand):
             queryset = queryset.filter(
                 created_at__gte=timezone.now() - parse_since(options["since"])
             )
-        queryset = queryset.order_by("pk")
-        if options["limit"] is not None:
-            if options["limit"] < 1:
-                raise CommandError("--limit must be at least 1.")
-            queryset = queryset[: options["limit"]]
-        return queryset
+        return queryset.order_by("pk")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        messages = list(self.selection(options))
-        total = len(messages)
+        limit = options["limit"]
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be at least 1.")
+        if options["stale_sending"] is not None:
+            older_than = parse_since(options["stale_sending"], "--stale-sending")
+            self.settle(older_than, dry_run=options["dry_run"])
+        queryset = self.selection(options)
+        total = queryset.count()
+        if limit is not None:
+            total = min(total, limit)
         if options["dry_run"]:
-            for message in messages:
+            for message in chunks(queryset, limit):
                 self.stdout.write(
                     f"would poll message {message.pk} (provider id {message.provider_message_id},"
                     f" {message.status})"
                 )
             self.stdout.write(f"Dry run: {total} message(s) would be polled.")
             return
+        show_bar = options["progress"]
+        if show_bar is None:
+            show_bar = self.stdout.isatty()
+        progress = Progress(self.stdout, total) if show_bar and total else None
         changed = unchanged = failed = 0
-        for index, message in enumerate(messages, start=1):
-            before = message.status
-            try:
-                services.refresh_status(message)
-            except (WhatsAppError, services.ReportMismatch) as error:
-                failed += 1
-                self.stderr.write(f"[{index}/{total}] message {message.pk}: failed: {error}")
-                continue
-            if message.status != before:
-                changed += 1
-                self.stdout.write(
-                    f"[{index}/{total}] message {message.pk}: {before} -> {message.status}"
-                )
-            else:
-                unchanged += 1
-                self.stdout.write(f"[{index}/{total}] message {message.pk}: {before} (unchanged)")
+        # A thread, and its connection to the gateway (a TLS handshake), pays off only over
+        # several polls: one per POLLS_PER_THREAD messages, up to --concurrency.
+        threads = max(1, min(options["concurrency"], math.ceil(total / POLLS_PER_THREAD)))
+        with services.pooled_client(threads) as client:
+            polls = poll_all(chunks(queryset, total), client, threads)
+            for index, (message, poll) in enumerate(polls, start=1):
+                before = message.status
+                try:
+                    services.apply_poll(message, poll.result())
+                except (WhatsAppError, services.ReportMismatch) as error:
+                    failed += 1
+                    if progress:
+                        progress.clear()
+                    self.stderr.write(f"[{index}/{total}] message {message.pk}: failed: {error}")
+                else:
+                    if message.status != before:
+                        changed += 1
+                        line = (
+                            f"[{index}/{total}] message {message.pk}: {before} -> {message.status}"
+                        )
+                    else:
+                        unchanged += 1
+                        line = f"[{index}/{total}] message {message.pk}: {before} (unchanged)"
+                    if not progress:
+                        self.stdout.write(line)
+                if progress:
+                    progress.update(index, failed)
+        if progress:
+            progress.update(total, failed, force=True)
+            self.stdout.write("")
         summary = f"Polled {total}: {changed} changed, {unchanged} unchanged, {failed} failed."
         self.stdout.write(
             self.style.SUCCESS(summary) if not failed else self.style.WARNING(summary)
         )
+
+    def settle(self, older_than: timedelta, *, dry_run: bool) -> None:
+        if dry_run:
+            stuck = Message.objects.filter(
+                status=Message.Status.SENDING, status_changed_at__lt=timezone.now() - older_than
+            ).count()
+            self.stdout.write(f"Dry run: {stuck} message(s) stuck in sending would be settled.")
+            return
+        settled = services.settle_stale_sending(older_than)
+        for message in settled:
+            self.stdout.write(f"message {message.pk}: sending -> {message.status} (stale)")
+        self.stdout.write(f"Settled {len(settled)} message(s) stuck in sending.")
+
+
+def chunks(queryset: QuerySet[Message], limit: int | None) -> Iterator[Message]:
+    """The selection in id order, read ``CHUNK_SIZE`` rows at a time (keyset pagination: each
+    chunk starts after the last id seen, so memory stays flat and no row is read twice)."""
+    last_pk = 0
+    remaining = limit if limit is not None else sys.maxsize
+    while remaining > 0:
+        size = min(CHUNK_SIZE, remaining)
+        batch = list(queryset.filter(pk__gt=last_pk)[:size])
+        yield from batch
+        if len(batch) < size:
+            return
+        remaining -= len(batch)
+        last_pk = batch[-1].pk
+
+
+def poll_all(
+    messages: Iterator[Message], client: WhatsAppClient, concurrency: int
+) -> Iterator[tuple[Message, Future[StatusResult]]]:
+    """Poll each message's status in a pool of ``concurrency`` threads, keeping at most twice
+    that many polls ahead; yield each message with its poll, in the order given. The threads
+    only talk HTTP: the database work stays in the caller's thread."""
+    ahead: deque[tuple[Message, Future[StatusResult]]] = deque()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whatsapp-poll") as pool:
+        try:
+            for message in messages:
+                if message.provider_message_id is None:  # adopted nothing yet: nothing to poll
+                    continue
+                ahead.append((message, pool.submit(client.get_status, message.provider_message_id)))
+                if len(ahead) >= 2 * concurrency:
+                    yield ahead.popleft()
+            while ahead:
+                yield ahead.popleft()
+        finally:
+            for _message, future in ahead:
+                future.cancel()

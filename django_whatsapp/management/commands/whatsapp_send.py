@@ -107,6 +107,9 @@ class Command(BaseCommand):
                 self.style.SUCCESS(f"{line}, provider id {message.provider_message_id}.")
             )
             return
+        if message.status == Message.Status.QUEUED:
+            self.stdout.write(self.style.SUCCESS(f"{line}: queued; a worker will send it."))
+            return
         if message.status == Message.Status.UNKNOWN:
             raise CommandError(
                 f"{line}: the gateway may have taken it but did not answer "

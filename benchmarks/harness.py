@@ -1,0 +1,125 @@
+"""What every benchmark needs: a PostgreSQL database of its own, the fake gateway in another
+process, the machine's description, and a way to report a figure against its goal."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class Figure:
+    """One measured figure and its goal."""
+
+    benchmark: str
+    name: str
+    value: float
+    unit: str
+    goal: str
+    met: bool | None  # None: no goal, for information
+
+    def line(self) -> str:
+        verdict = {True: "met", False: "MISSED", None: ""}[self.met]
+        return f"  {self.name:<52} {self.value:>10.2f} {self.unit:<8} {self.goal:<12} {verdict}"
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import django
+    import psycopg
+
+    with psycopg.connect(POSTGRES) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": str(os.cpu_count()),
+        "load": " ".join(f"{n:.2f}" for n in os.getloadavg()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "postgresql": str(row[0]) if row else "?",
+    }
+
+
+def postgres_answers() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(POSTGRES, connect_timeout=3).close()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def database(name: str) -> Iterator[str]:
+    """A new PostgreSQL database, dropped afterwards."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def gateway(latency: float) -> Iterator[str]:
+    """The fake gateway (benchmarks/gateway.py) in its own process; yields its BASE_URL."""
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "benchmarks.gateway", "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}/v1/api"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DJANGO_SETTINGS_MODULE="benchmarks.settings", PYTHONPATH=str(ROOT), **extra)
+    return env

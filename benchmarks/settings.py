@@ -1,0 +1,36 @@
+"""Settings for the benchmarks: the test suite's settings on PostgreSQL, with the fake gateway and
+the database that the runner names in the environment (``BENCH_DB_NAME``, ``BENCH_GATEWAY_URL``),
+and logging quiet (it would otherwise be measured too)."""
+
+import os
+
+from tests.settings import *  # noqa: F403
+from tests.settings import DJANGO_WHATSAPP
+
+ROOT_URLCONF = "benchmarks.urls"
+DEBUG = False
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("BENCH_DB_NAME", "dw_bench"),
+        "USER": os.environ.get("BENCH_DB_USER", "postgres"),
+        "HOST": os.environ.get("BENCH_DB_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("BENCH_DB_PORT", "5432"),
+        "CONN_MAX_AGE": 60,
+    }
+}
+
+DJANGO_WHATSAPP = {
+    **DJANGO_WHATSAPP,
+    "BASE_URL": os.environ.get("BENCH_GATEWAY_URL", "http://127.0.0.1:9/v1/api"),
+    "MAX_RETRIES": 0,
+    "TIMEOUT": (5, 30),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": "ERROR"},
+}

@@ -1,0 +1,246 @@
+"""How the operator's console shows messages: status badges, previews, errors in plain words,
+and the status summary and delivery funnel above the message list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.template.loader import render_to_string
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
+from django.utils.translation import gettext as _
+
+from .exceptions import INVALID_PARAMETER_PATTERN, SERVICE_WINDOW_PATTERN
+from .models import PLACEHOLDER_RE, STATUS_ORDER, STATUS_RANK, Message
+
+Status = Message.Status
+Kind = Message.MessageType
+
+#: The colour family of each status badge (see static/django_whatsapp/admin.css).
+TONES: dict[str, str] = {
+    Status.DRAFT: "quiet",
+    Status.QUEUED: "quiet",
+    Status.SENDING: "progress",
+    Status.UNKNOWN: "warn",
+    Status.ACCEPTED: "progress",
+    Status.PENDING: "progress",
+    Status.SENT: "progress",
+    Status.DELIVERED: "good",
+    Status.SEEN: "good",
+    Status.NOT_SENT: "bad",
+    Status.REJECTED: "bad",
+    Status.ERROR: "bad",
+    Status.FAILED: "bad",
+    Status.DELETED: "bad",
+}
+
+
+def status_badge(status: str) -> SafeString:
+    label = Status(status).label if status in Status.values else status
+    return format_html(
+        '<span class="wa-badge wa-tone-{}" data-status="{}">{}</span>',
+        TONES.get(status, "quiet"),
+        status,
+        label,
+    )
+
+
+def highlight_placeholders(body: str | None) -> SafeString:
+    """A template body with its ``{{n}}`` placeholders marked."""
+    text = body or ""
+    html: list[str] = []
+    last = 0
+    for match in PLACEHOLDER_RE.finditer(text):
+        html.append(conditional_escape(text[last : match.start()]))
+        html.append(format_html('<mark class="wa-placeholder">{}</mark>', match.group(0)))
+        last = match.end()
+    html.append(conditional_escape(text[last:]))
+    return mark_safe("".join(html))  # noqa: S308 - every piece is escaped above
+
+
+def recipient(message: Message) -> str:
+    digits = message.destination_addr or ""
+    return f"+{digits}" if digits.isdigit() else digits
+
+
+def short_preview(message: Message, length: int = 60) -> str:
+    """One line saying what the message says."""
+    if message.message_type == Kind.MEDIA:
+        name = (message.file_url or "").rstrip("/").rsplit("/", 1)[-1]
+        caption = f" - {message.text}" if message.text else ""
+        text = _("Image %(name)s%(caption)s") % {"name": name, "caption": caption}
+    elif message.message_type == Kind.TEMPLATE and message.template is not None:
+        template = message.template
+        text = f"{template.name}: {template.render(message.template_body_params)}"
+    else:
+        text = message.text
+    return Truncator(" ".join(text.split())).chars(length)
+
+
+def bubble(message: Message) -> SafeString:
+    """The message as the recipient sees it (the same bubble as the compose page's preview)."""
+    template = message.template if message.message_type == Kind.TEMPLATE else None
+    context = {
+        "kind": message.message_type,
+        "text": message.text,
+        "file_url": message.file_url if message.message_type == Kind.MEDIA else "",
+        "template": template,
+        "header": message.template_header if template is not None else None,
+        "header_is_image": template is not None and template.header_type == "image",
+        "body": template.render(message.template_body_params) if template is not None else "",
+        "time": message.submitted_at or message.created_at,
+        "status": message.status,
+    }
+    return render_to_string("django_whatsapp/admin/message/bubble.html", context)
+
+
+# -- errors in plain words ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explanation:
+    title: str
+    advice: str
+
+
+def explain_error(message: Message) -> Explanation | None:
+    """What went wrong with a message, for the operator, or ``None`` when nothing did."""
+    name, detail = message.error_name or "", message.error_message or ""
+    text = f"{name} {detail}"
+    code = message.error_code
+    if SERVICE_WINDOW_PATTERN.search(text):
+        return Explanation(
+            _("The customer's 24-hour window is closed"),
+            _(
+                "The customer has not written to this number in the last 24 hours, so WhatsApp "
+                "only accepts a template message now. Compose a new message of type Template."
+            ),
+        )
+    invalid = INVALID_PARAMETER_PATTERN.match(name)
+    if invalid or code == 1:
+        param = (invalid.group(1).strip("[] ") if invalid else "") or _("a parameter")
+        return Explanation(
+            _("The gateway refused %(param)s") % {"param": param},
+            _("A value is empty or not in the form the gateway expects. Check it, then retry."),
+        )
+    lowered = text.lower()
+    if code == 3 or "balance" in lowered:
+        return Explanation(
+            _("The account balance is empty"),
+            _("Top up the DecisionTelecom account, then retry the message."),
+        )
+    if code == 0 or "too many" in lowered or "rate limit" in lowered:
+        return Explanation(
+            _("Too many requests"),
+            _("The gateway is limiting how fast messages are sent. Retry in a minute."),
+        )
+    if name in ("Authentication failed", "Unauthorized") or "access key" in lowered:
+        return Explanation(
+            _("The gateway refused the access key"),
+            _("Check API_KEY in the DJANGO_WHATSAPP setting."),
+        )
+    if code in (2, 4, 5, 6) or "internal" in lowered:
+        return Explanation(
+            _("The gateway had an internal error"),
+            _("The message did not go out. Retry it later."),
+        )
+    if name in ("Transport error", "Send interrupted") or message.status == Status.UNKNOWN:
+        return Explanation(
+            _("No answer from the gateway"),
+            _(
+                "The gateway may or may not have taken the message. Its status will be updated "
+                "when a report arrives; it is not sent again automatically."
+            ),
+        )
+    by_status: dict[str, str] = {
+        Status.REJECTED: _(
+            "WhatsApp rejected the message, for example because the number has no WhatsApp account."
+        ),
+        Status.FAILED: _("WhatsApp could not deliver the message."),
+        Status.ERROR: _("The provider reported an error while delivering the message."),
+        Status.DELETED: _("The provider reports the message as deleted."),
+    }
+    if message.status in by_status and not (name or detail):
+        return Explanation(str(Status(message.status).label), by_status[message.status])
+    if name or detail:
+        return Explanation(_("The gateway refused the message"), detail or name)
+    return None
+
+
+# -- the summary above the message list --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusCount:
+    status: str
+    label: str
+    count: int
+    url: str
+
+    @property
+    def badge(self) -> SafeString:
+        return status_badge(self.status)
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    key: str
+    label: str
+    count: int
+    percent: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    total: int
+    submitted: int
+    statuses: list[StatusCount]
+    funnel: list[FunnelStep]
+
+
+def _at_least(counts: dict[str, int], lowest: str, highest: str = Status.SEEN) -> int:
+    """Messages that reached ``lowest`` on the way to ``highest`` (a seen message was also
+    delivered and accepted)."""
+    low, high = STATUS_RANK[lowest], STATUS_RANK[highest]
+    return sum(n for status, n in counts.items() if low <= STATUS_RANK[status] <= high)
+
+
+def status_summary(queryset: QuerySet[Message], link: Any = None) -> Summary:
+    """Counts by status and the delivery funnel of ``queryset``, in one query.
+
+    ``link(status)`` gives the URL listing the messages of a status. Percentages are of the
+    messages submitted to the gateway (every status but draft and queued). Accepted counts every
+    message the gateway took, including those later rejected or failed; delivered and seen count
+    the messages that reached them.
+    """
+    counts: dict[str, int] = queryset.aggregate(
+        **{status: Count("pk", filter=Q(status=status)) for status in STATUS_ORDER}
+    )
+    total = sum(counts.values())
+    submitted = total - counts[Status.DRAFT] - counts[Status.QUEUED]
+    provider_final = (Status.REJECTED, Status.ERROR, Status.FAILED, Status.DELETED)
+    accepted = _at_least(counts, Status.ACCEPTED) + sum(counts[s] for s in provider_final)
+
+    def step(key: str, label: str, count: int) -> FunnelStep:
+        percent = round(100 * count / submitted) if submitted else 0
+        return FunnelStep(key, label, count, percent)
+
+    return Summary(
+        total=total,
+        submitted=submitted,
+        statuses=[
+            StatusCount(
+                status, str(Status(status).label), counts[status], link(status) if link else ""
+            )
+            for status in STATUS_ORDER
+            if counts[status]
+        ],
+        funnel=[
+            step("accepted", _("Accepted"), accepted),
+            step("delivered", _("Delivered"), _at_least(counts, Status.DELIVERED)),
+            step("seen", _("Seen"), counts[Status.SEEN]),
+        ],
+    )

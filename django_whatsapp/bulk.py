@@ -1,0 +1,282 @@
+"""Bulk sending: one text, image or template to many recipients, each its own message.
+
+Everything is validated first: a content error (an empty text, a bad image URL, wrong template
+parameters) raises ``ValidationError`` and nothing is stored; a bad recipient is reported in
+:attr:`BulkResult.invalid` and skipped. The messages are then stored in one go as ``queued`` and,
+with ``SEND_ASYNC`` on, handed to the task framework when the transaction commits; otherwise they
+are sent ``concurrency`` at a time by a pool of threads over one pooled HTTP session, where a 429
+pauses every thread at once (:class:`~django_whatsapp.client.SharedBackoff`) instead of failing
+messages. Each thread uses its own database connection and closes it when done; on SQLite,
+which has one writer at a time, the threads only talk HTTP and the database work stays in the
+caller's thread.
+
+For a console or form, :func:`parse_recipients` splits pasted numbers, and the admin calls
+``send_bulk(parse_recipients(text), text=..., created_by=request.user)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import threading
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from . import services
+from .client import SendResult, WhatsAppClient
+from .conf import get_settings
+from .models import Message, Template
+from .signing import callback_url
+from .validation import clean_recipient, clean_template, validate_message
+
+logger = logging.getLogger("django_whatsapp")
+
+#: The most threads one bulk send may use.
+MAX_CONCURRENCY = 64
+#: Rows per INSERT when the messages are stored.
+BATCH_SIZE = 500
+_SPLIT_RE = re.compile(r"[\n\r,;]+")
+
+
+@dataclass
+class BulkResult:
+    """What a bulk send did."""
+
+    #: One message per valid, distinct recipient, in the order given, each with its outcome.
+    messages: list[Message] = field(default_factory=list)
+    #: Recipients as given that were not valid, with the reasons; nothing was sent to them.
+    invalid: dict[str, list[str]] = field(default_factory=dict)
+    #: Recipients listed more than once (after normalising); each got one message.
+    duplicates: list[str] = field(default_factory=list)
+    #: Messages whose send raised (for example a ``message_sending`` receiver's veto), by id; the
+    #: message's own status and error fields say what became of it.
+    errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many messages ended in each status."""
+        return dict(Counter(str(message.status) for message in self.messages))
+
+
+def parse_recipients(text: str) -> list[str]:
+    """Recipients from pasted text: one per line, or separated by commas or semicolons."""
+    return [part.strip() for part in _SPLIT_RE.split(text or "") if part.strip()]
+
+
+def _prototype(
+    *,
+    text: str | None,
+    file_url: str | None,
+    template: Template | str | None,
+    params: Sequence[Any],
+    header: str | None,
+    source_addr: str | None,
+    created_by: Any,
+) -> Message:
+    """One validated message with every field but the recipient; raises ``ValidationError``."""
+    if template is not None:
+        if text is not None or file_url is not None:
+            raise ValidationError(_one_kind())
+        try:
+            resolved = clean_template(template)
+        except ValidationError as error:
+            raise ValidationError({"template": error}) from error
+        message = Message(
+            message_type=Message.MessageType.TEMPLATE,
+            template=resolved,
+            template_params={"body": [str(p) for p in params], "header": header},
+        )
+    elif file_url is not None:
+        message = Message(
+            message_type=Message.MessageType.MEDIA, file_url=file_url, text=text or ""
+        )
+    elif text is not None:
+        message = Message(message_type=Message.MessageType.TEXT, text=text)
+    else:
+        raise ValidationError(_one_kind())
+    message.source_addr = source_addr or get_settings().DEFAULT_SOURCE_ADDR or ""
+    message.created_by = created_by
+    # A recipient that is surely valid, so that only the content is checked here.
+    message.destination_addr = "0"
+    validate_message(message)
+    return message
+
+
+def _one_kind() -> str:
+    return "Give text (with file_url for an image's caption), file_url, or template."
+
+
+def send_bulk(
+    recipients: Iterable[Any],
+    *,
+    text: str | None = None,
+    file_url: str | None = None,
+    template: Template | str | None = None,
+    params: Sequence[Any] = (),
+    header: str | None = None,
+    source_addr: str | None = None,
+    created_by: Any = None,
+    concurrency: int = 8,
+    client: WhatsAppClient | None = None,
+    enqueue: bool | None = None,
+) -> BulkResult:
+    """Send one text (``text``), image (``file_url``, ``text`` its caption) or template
+    (``template`` with ``params`` and ``header``) to every recipient, each its own message.
+
+    Returns a :class:`BulkResult`. Sent inline (``SEND_ASYNC`` off, or ``enqueue=False``), the
+    call returns when every message has its outcome, and must not run inside a transaction (each
+    row is committed before its request goes out, and a rollback would forget messages the
+    gateway took). ``client`` (for tests and tuning) must be safe to share between threads; by
+    default one is made by :func:`services.pooled_client`.
+    """
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
+    conf = get_settings()
+    queued = conf.SEND_ASYNC if enqueue is None else enqueue
+    if not queued and transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError(
+            "send_bulk commits each message before sending it: call it outside a transaction, "
+            "or queue the messages (SEND_ASYNC or enqueue=True)."
+        )
+    prototype = _prototype(
+        text=text,
+        file_url=file_url,
+        template=template,
+        params=params,
+        header=header,
+        source_addr=source_addr,
+        created_by=created_by,
+    )
+    result = BulkResult()
+    now = timezone.now()
+    seen: set[str] = set()
+    for given in recipients:
+        try:
+            recipient = clean_recipient(given)
+        except ValidationError as error:
+            result.invalid[str(given)] = list(error.messages)
+            continue
+        if recipient in seen:
+            result.duplicates.append(str(given))
+            continue
+        seen.add(recipient)
+        result.messages.append(_copy(prototype, recipient, now))
+    if not result.messages:
+        return result
+    # Configuration errors (no API key, no callback secret) surface before any row is written.
+    conf.require_api_key()
+    sender = None if queued else client or services.pooled_client(concurrency, conf)
+    callback_url(result.messages[0].uuid, conf)
+    with transaction.atomic():
+        Message.objects.bulk_create(result.messages, batch_size=BATCH_SIZE)
+        if queued:
+            for message in result.messages:
+                services.enqueue_message(message)
+    if sender is not None:
+        _send_all(result, sender, concurrency)
+    logger.info(
+        "WhatsApp bulk send of %d message(s) (%d invalid, %d duplicate recipients): %s",
+        len(result.messages),
+        len(result.invalid),
+        len(result.duplicates),
+        result.counts,
+    )
+    return result
+
+
+def _copy(prototype: Message, recipient: str, now: datetime) -> Message:
+    return Message(
+        message_type=prototype.message_type,
+        source_addr=prototype.source_addr,
+        destination_addr=recipient,
+        text=prototype.text,
+        file_url=prototype.file_url,
+        template=prototype.template,
+        template_params=copy.deepcopy(prototype.template_params),
+        created_by=prototype.created_by,
+        status=Message.Status.QUEUED,
+        status_changed_at=now,
+    )
+
+
+def _send_all(result: BulkResult, client: WhatsAppClient, concurrency: int) -> None:
+    """Send every message, ``concurrency`` requests in flight at once."""
+    count = len(result.messages)
+    if connections[router.db_for_write(Message)].vendor == "sqlite":
+        _send_pipelined(result, client, min(concurrency, count))
+        return
+    # When the client's gate holds the requests in flight to ``concurrency``, twice as many
+    # threads keep every slot busy: some do their database work while the others' requests
+    # are out.
+    in_flight = client.gate.max_in_flight if client.gate is not None else None
+    limited = in_flight is not None and in_flight <= concurrency
+    _send_in_threads(result, client, min(2 * concurrency if limited else concurrency, count))
+
+
+def _send_in_threads(result: BulkResult, client: WhatsAppClient, threads: int) -> None:
+    """Each thread sends whole messages (claim, request, record) on its own database connection,
+    so the database round trips overlap too; it closes its connection when it is done."""
+    pending: Iterator[Message] = iter(result.messages)
+    lock = threading.Lock()
+
+    def work() -> None:
+        try:
+            while True:
+                with lock:
+                    message = next(pending, None)
+                if message is None:
+                    return
+                try:
+                    services.send_message(message, client=client, enqueue=False)
+                except Exception as error:  # recorded on the message by the services; go on
+                    logger.exception("WhatsApp bulk send: message %s raised", message.pk)
+                    with lock:
+                        result.errors[message.pk] = f"{type(error).__name__}: {error}"
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="whatsapp-bulk") as pool:
+        for future in [pool.submit(work) for _ in range(threads)]:
+            future.result()
+
+
+def _send_pipelined(result: BulkResult, client: WhatsAppClient, threads: int) -> None:
+    """SQLite has one writer at a time: the threads only talk HTTP (``client.send``), while the
+    messages are claimed and their outcomes recorded here, on the caller's one connection. At
+    most twice ``threads`` messages are claimed ahead of their answers."""
+    ahead: deque[tuple[Message, Future[SendResult]]] = deque()
+
+    def settle(message: Message, request: Future[SendResult]) -> None:
+        try:
+            outcome: SendResult | BaseException = request.result()
+        except Exception as error:  # handed to the services, which record it
+            outcome = error
+        try:
+            services.record_send(message, outcome)
+        except Exception as error:  # recorded on the message as unknown; go on with the others
+            logger.exception("WhatsApp bulk send: message %s raised", message.pk)
+            result.errors[message.pk] = f"{type(error).__name__}: {error}"
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="whatsapp-bulk") as pool:
+        for message in result.messages:
+            try:
+                payload = services.claim_for_sending(message)
+            except Exception as error:  # a message_sending receiver's veto: not_sent, recorded
+                result.errors[message.pk] = f"{type(error).__name__}: {error}"
+                continue
+            if payload is None:  # someone else has it
+                continue
+            ahead.append((message, pool.submit(client.send, payload)))
+            if len(ahead) >= 2 * threads:
+                settle(*ahead.popleft())
+        while ahead:
+            settle(*ahead.popleft())

@@ -1,0 +1,1 @@
+"""Load tests: ``python loadtest/callbacks.py`` (see docs/reliability.rst)."""

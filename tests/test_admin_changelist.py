@@ -1,0 +1,224 @@
+"""The message list: columns, filters, search, the summary and funnel, the actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from django_whatsapp.models import Message, Template
+
+pytestmark = pytest.mark.django_db
+
+LIST_URL = reverse("admin:django_whatsapp_message_changelist")
+Status = Message.Status
+
+
+def make(status: str = Status.DRAFT, **fields: Any) -> Message:
+    values: dict[str, Any] = {
+        "message_type": Message.MessageType.TEXT,
+        "destination_addr": "380671234567",
+        "source_addr": "Shop",
+        "text": "Hello",
+        "status": status,
+    }
+    values.update(fields)
+    return Message.objects.create(**values)
+
+
+def summary(response: Any) -> Any:
+    return response.context["wa_summary"]
+
+
+def funnel(response: Any) -> dict[str, tuple[int, int]]:
+    return {step.key: (step.count, step.percent) for step in summary(response).funnel}
+
+
+def act(client: Client, action: str, messages: list[Message]) -> str:
+    response = client.post(
+        LIST_URL,
+        {"action": action, "index": 0, "_selected_action": [m.pk for m in messages]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return " | ".join(str(m) for m in response.context["messages"])
+
+
+def test_columns_show_recipient_type_preview_badge_and_times(
+    admin_client: Client, template: Template
+) -> None:
+    make(Status.SEEN, text="Your parcel is on its way,\ntrack it at the link below, thank you")
+    make(
+        Status.ACCEPTED,
+        message_type=Message.MessageType.TEMPLATE,
+        template=template,
+        text="",
+        template_params={"body": ["Ann", "A-42"], "header": "https://x.io/h.jpg"},
+    )
+    make(message_type=Message.MessageType.MEDIA, file_url="https://x.io/cat.png", text="Cat")
+    html = admin_client.get(LIST_URL).content.decode()
+    assert "+380671234567" in html
+    assert "Your parcel is on its way, track it at the link below, than…" in html
+    assert "order_ready: Hello Ann, your order A-42 is ready." in html
+    assert "Image cat.png - Cat" in html
+    assert 'data-status="seen">Seen</span>' in html
+    for column in ("column-created_at", "column-submitted_at", "column-message_type"):
+        assert column in html
+
+
+def test_summary_counts_by_status_and_funnel_by_rank(admin_client: Client) -> None:
+    for status, count in [
+        (Status.DRAFT, 2),
+        (Status.NOT_SENT, 1),
+        (Status.ACCEPTED, 1),
+        (Status.SENT, 1),
+        (Status.DELIVERED, 2),
+        (Status.SEEN, 4),
+        (Status.FAILED, 1),
+    ]:
+        for _ in range(count):
+            make(status)
+    response = admin_client.get(LIST_URL)
+    result = summary(response)
+    assert result.total == 12
+    assert result.submitted == 10
+    counts = {item.status: item.count for item in result.statuses}
+    assert counts == {
+        "draft": 2,
+        "not_sent": 1,
+        "accepted": 1,
+        "sent": 1,
+        "delivered": 2,
+        "seen": 4,
+        "failed": 1,
+    }
+    # A seen message was delivered and accepted too; a failed one was accepted, not delivered.
+    assert funnel(response) == {"accepted": (9, 90), "delivered": (6, 60), "seen": (4, 40)}
+    html = response.content.decode()
+    assert 'data-step="delivered" data-count="6" data-percent="60"' in html
+    assert "?status__exact=seen" in html
+
+
+def test_summary_follows_the_filters_and_search(admin_client: Client) -> None:
+    make(Status.SEEN, destination_addr="111")
+    make(Status.SEEN, destination_addr="222")
+    make(Status.DELIVERED, destination_addr="222")
+    response = admin_client.get(LIST_URL, {"status__exact": "seen"})
+    assert summary(response).total == 2
+    response = admin_client.get(LIST_URL, {"q": "+222"})
+    assert summary(response).total == 2
+    assert funnel(response)["seen"] == (1, 50)
+
+
+def test_search_by_provider_id_and_text(admin_client: Client) -> None:
+    make(Status.ACCEPTED, provider_message_id=987654, text="alpha")
+    make(Status.ACCEPTED, provider_message_id=123, text="beta")
+    assert summary(admin_client.get(LIST_URL, {"q": "987654"})).total == 1
+    assert summary(admin_client.get(LIST_URL, {"q": "beta"})).total == 1
+
+
+def test_filters_and_date_hierarchy_are_offered(admin_client: Client, template: Template) -> None:
+    make(Status.SEEN)
+    html = admin_client.get(LIST_URL).content.decode()
+    assert "?status__exact=seen" in html
+    assert "?message_type__exact=4" in html
+    assert f"?template__id__exact={template.pk}" in html
+    assert "?created_at__year=" in html
+
+
+def count_queries(client: Client) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(LIST_URL)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_the_list_makes_as_many_queries_for_50_rows_as_for_5(
+    admin_client: Client, template: Template
+) -> None:
+    def add(n: int) -> None:
+        for i in range(n):
+            kind = i % 3
+            if kind == 0:
+                make(Status.SEEN, text=f"text {i}")
+            elif kind == 1:
+                make(Status.DELIVERED, message_type=2, file_url=f"https://x.io/{i}.jpg")
+            else:
+                make(
+                    Status.ACCEPTED,
+                    message_type=4,
+                    template=template,
+                    template_params={"body": [str(i), "x"], "header": "https://x.io/h.jpg"},
+                )
+
+    add(5)
+    small = count_queries(admin_client)
+    add(45)
+    assert Message.objects.count() == 50
+    assert count_queries(admin_client) == small
+
+
+def test_send_selected_drafts_reports_counts(admin_client: Client, gateway: Any) -> None:
+    gateway.accept()
+    drafts = [make(), make()]
+    invalid = make(text="  ")
+    done = make(Status.SEEN)
+    report = act(admin_client, "send_drafts", [*drafts, invalid, done])
+    assert report == "Sent: 2. Not sent: 1. Skipped (not drafts): 1."
+    assert len(gateway.sent_bodies()) == 2
+    assert {m.status for m in Message.objects.filter(pk__in=[d.pk for d in drafts])} == {
+        Status.ACCEPTED
+    }
+
+
+def test_refresh_status_action_polls_the_open_messages(admin_client: Client, gateway: Any) -> None:
+    open_one = make(Status.ACCEPTED, provider_message_id=501)
+    final = make(Status.FAILED, provider_message_id=502)
+    never = make(Status.NOT_SENT)
+    gateway.status(501, 1)
+    report = act(admin_client, "refresh_statuses", [open_one, final, never])
+    assert report == "Refreshed: 1. Failed: 0. Skipped (final or never accepted): 2."
+    open_one.refresh_from_db()
+    assert open_one.status == Status.DELIVERED
+
+
+def test_retry_not_sent_action(admin_client: Client, gateway: Any) -> None:
+    gateway.accept()
+    failed = make(Status.NOT_SENT, error_code=2)
+    other = make(Status.SEEN)
+    report = act(admin_client, "retry_not_sent", [failed, other])
+    assert report == "Sent: 1. Not sent again: 0. Skipped (not “not sent”): 1."
+    failed.refresh_from_db()
+    assert failed.status == Status.ACCEPTED
+
+
+def test_actions_report_failures(admin_client: Client, gateway: Any) -> None:
+    open_one = make(Status.ACCEPTED, provider_message_id=601)
+    gateway.answer(
+        {"name": "Unauthorized", "message": "no", "code": 401, "status": 401},
+        401,
+        path="/v1/api/receive-whatsapp",
+    )
+    report = act(admin_client, "refresh_statuses", [open_one])
+    assert report == "Refreshed: 0. Failed: 1. Skipped (final or never accepted): 0."
+    gateway.answer(
+        {"name": "Topup balance is required", "message": "empty", "code": 3, "status": 402}, 402
+    )
+    again = make(Status.NOT_SENT, error_code=3)
+    report = act(admin_client, "retry_not_sent", [again])
+    assert report == "Sent: 0. Not sent again: 1. Skipped (not “not sent”): 0."
+
+
+@pytest.mark.parametrize("action", ["send_drafts", "refresh_statuses", "retry_not_sent"])
+def test_actions_without_an_api_key_send_nothing_and_say_so(
+    admin_client: Client, gateway: Any, settings: Any, action: str
+) -> None:
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "API_KEY": None}
+    messages = [make(), make(Status.ACCEPTED, provider_message_id=77), make(Status.NOT_SENT)]
+    report = act(admin_client, action, messages)
+    assert report.startswith("Nothing was sent: the gateway is not configured.")
+    assert gateway.requests == []
