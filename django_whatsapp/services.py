@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
@@ -646,6 +648,29 @@ def refresh_status(message: Message, *, client: WhatsAppClient | None = None) ->
         raise ValueError(_("The message has no provider id yet, so its status cannot be polled."))
     apply_poll(message, (client or get_client()).get_status(message.provider_message_id))
     return message
+
+
+def poll_statuses(
+    messages: Iterable[Message], client: WhatsAppClient, concurrency: int
+) -> Iterator[tuple[Message, Future[StatusResult]]]:
+    """Poll each message's status in a pool of ``concurrency`` threads, keeping at most twice
+    that many polls ahead; yield each message with its poll, in the order given (apply each with
+    :func:`apply_poll`). The threads only talk HTTP: the database work stays in the caller's
+    thread. Messages without a provider id are skipped."""
+    ahead: deque[tuple[Message, Future[StatusResult]]] = deque()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whatsapp-poll") as pool:
+        try:
+            for message in messages:
+                if message.provider_message_id is None:  # adopted nothing yet: nothing to poll
+                    continue
+                ahead.append((message, pool.submit(client.get_status, message.provider_message_id)))
+                if len(ahead) >= 2 * concurrency:
+                    yield ahead.popleft()
+            while ahead:
+                yield ahead.popleft()
+        finally:
+            for _message, future in ahead:
+                future.cancel()
 
 
 def apply_poll(message: Message, result: StatusResult) -> StatusEvent | None:

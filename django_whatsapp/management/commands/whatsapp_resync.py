@@ -13,9 +13,7 @@ import math
 import re
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +22,6 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ... import services
-from ...client import StatusResult, WhatsAppClient
 from ...exceptions import WhatsAppError
 from ...models import FINAL_STATUSES, Message
 
@@ -165,7 +162,7 @@ class Command(BaseCommand):
         # several polls: one per POLLS_PER_THREAD messages, up to --concurrency.
         threads = max(1, min(options["concurrency"], math.ceil(total / POLLS_PER_THREAD)))
         with services.pooled_client(threads) as client:
-            polls = poll_all(chunks(queryset, total), client, threads)
+            polls = services.poll_statuses(chunks(queryset, total), client, threads)
             for index, (message, poll) in enumerate(polls, start=1):
                 before = message.status
                 try:
@@ -222,25 +219,3 @@ def chunks(queryset: QuerySet[Message], limit: int | None) -> Iterator[Message]:
             return
         remaining -= len(batch)
         last_pk = batch[-1].pk
-
-
-def poll_all(
-    messages: Iterator[Message], client: WhatsAppClient, concurrency: int
-) -> Iterator[tuple[Message, Future[StatusResult]]]:
-    """Poll each message's status in a pool of ``concurrency`` threads, keeping at most twice
-    that many polls ahead; yield each message with its poll, in the order given. The threads
-    only talk HTTP: the database work stays in the caller's thread."""
-    ahead: deque[tuple[Message, Future[StatusResult]]] = deque()
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whatsapp-poll") as pool:
-        try:
-            for message in messages:
-                if message.provider_message_id is None:  # adopted nothing yet: nothing to poll
-                    continue
-                ahead.append((message, pool.submit(client.get_status, message.provider_message_id)))
-                if len(ahead) >= 2 * concurrency:
-                    yield ahead.popleft()
-            while ahead:
-                yield ahead.popleft()
-        finally:
-            for _message, future in ahead:
-                future.cancel()
