@@ -309,3 +309,17 @@ def test_resync_settles_stale_sending_first(gateway: FakeGateway) -> None:
         "Dry run: 1 message(s) stuck in sending would be settled."
     )
     assert Message.objects.filter(status=Status.SENDING).count() == 1
+
+
+def test_the_send_command_queues_and_says_so(gateway: FakeGateway) -> None:
+    gateway.accept()
+    out = io.StringIO()
+    call_command("whatsapp_send", "--to", TO, "--text", "hi", stdout=out)
+    message = Message.objects.get()
+    assert message.status == Status.QUEUED
+    assert "queued; a worker will send it" in out.getvalue()
+    assert gateway.requests == []
+    run_queue()
+    message.refresh_from_db()
+    assert message.status == Status.ACCEPTED
+    assert len(gateway.requests) == 1
