@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -387,6 +387,24 @@ def _record_failure(message: Message, error: WhatsAppError) -> Message:
     return message
 
 
+def _move(
+    message: Message, sources: Sequence[str], status: str, now: datetime, **extra: Any
+) -> bool:
+    """Move the row from one of ``sources`` to ``status``, storing the validated content, in one
+    conditional ``UPDATE``: of concurrent callers exactly one gets True (the claim)."""
+    moved = Message.objects.filter(pk=message.pk, status__in=sources).update(
+        status=status,
+        status_changed_at=now,
+        source_addr=message.source_addr,
+        destination_addr=message.destination_addr,
+        text=message.text,
+        file_url=message.file_url,
+        template_params=message.template_params,
+        **extra,
+    )
+    return bool(moved)
+
+
 def _task_framework_check() -> None:
     """Import the task: ``ImproperlyConfigured`` when no task framework is installed."""
     from . import tasks  # noqa: F401 - the import is the check
@@ -413,16 +431,7 @@ def enqueue_message(message: Message) -> Message:
         message.save()
     elif message.status == Status.DRAFT:
         validate_message(message)
-        moved = Message.objects.filter(pk=message.pk, status=Status.DRAFT).update(
-            status=Status.QUEUED,
-            status_changed_at=now,
-            source_addr=message.source_addr,
-            destination_addr=message.destination_addr,
-            text=message.text,
-            file_url=message.file_url,
-            template_params=message.template_params,
-        )
-        if not moved:
+        if not _move(message, (Status.DRAFT,), Status.QUEUED, now):
             message.refresh_from_db()
             return message
         message.status, message.status_changed_at = Status.QUEUED, now
@@ -491,17 +500,7 @@ def claim_for_sending(
     validate_message(message)
     payload = message_payload(message, callback_url=callback)
     now = timezone.now()
-    claimed = Message.objects.filter(pk=message.pk, status__in=SENDABLE).update(
-        status=Status.SENDING,
-        status_changed_at=now,
-        submitted_at=now,
-        source_addr=message.source_addr,
-        destination_addr=message.destination_addr,
-        text=message.text,
-        file_url=message.file_url,
-        template_params=message.template_params,
-    )
-    if not claimed:
+    if not _move(message, SENDABLE, Status.SENDING, now, submitted_at=now):
         message.refresh_from_db()
         return None
     message.status, message.status_changed_at, message.submitted_at = Status.SENDING, now, now
