@@ -6,6 +6,7 @@ permission before any of them runs, and each reports what it did with ``message_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -112,27 +113,43 @@ def _level(failed: int) -> int:
     return messages.WARNING if failed else messages.SUCCESS
 
 
-@admin.action(description=gettext_lazy("Send selected drafts"), permissions=["send"])
-def send_drafts(
-    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Message]
-) -> None:
+def _send_each(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Message],
+    eligible: str,
+    send: Callable[[Message], object],
+) -> tuple[int, int, int] | None:
+    """Send every message of the selection in the ``eligible`` status through ``send``; count
+    (sent, failed, skipped). ``None`` when the app is not configured (the operator is told)."""
     sent = failed = skipped = 0
     for message in queryset.select_related("template"):
-        if message.status != Status.DRAFT:
+        if message.status != eligible:
             skipped += 1
             continue
         try:
-            services.send_message(message)
+            send(message)
         except ImproperlyConfigured as error:
             _not_configured(modeladmin, request, error)
-            return
-        except ValidationError:
+            return None
+        except (services.NotRetryable, ValidationError):
             failed += 1
             continue
         if message.status in NOT_GONE:
             failed += 1
         else:
             sent += 1
+    return sent, failed, skipped
+
+
+@admin.action(description=gettext_lazy("Send selected drafts"), permissions=["send"])
+def send_drafts(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Message]
+) -> None:
+    counts = _send_each(modeladmin, request, queryset, Status.DRAFT, services.send_message)
+    if counts is None:
+        return
+    sent, failed, skipped = counts
     modeladmin.message_user(
         request,
         _("Sent: %(sent)d. Not sent: %(failed)d. Skipped (not drafts): %(skipped)d.")
@@ -174,23 +191,16 @@ def refresh_statuses(
 def retry_not_sent(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Message]
 ) -> None:
-    sent = failed = skipped = 0
-    for message in queryset.select_related("template"):
-        if message.status != Status.NOT_SENT:
-            skipped += 1
-            continue
-        try:
-            services.retry_message(message, user=request.user)
-        except ImproperlyConfigured as error:
-            _not_configured(modeladmin, request, error)
-            return
-        except (services.NotRetryable, ValidationError):
-            failed += 1
-            continue
-        if message.status in NOT_GONE:
-            failed += 1
-        else:
-            sent += 1
+    counts = _send_each(
+        modeladmin,
+        request,
+        queryset,
+        Status.NOT_SENT,
+        lambda message: services.retry_message(message, user=request.user),
+    )
+    if counts is None:
+        return
+    sent, failed, skipped = counts
     modeladmin.message_user(
         request,
         _("Sent: %(sent)d. Not sent again: %(failed)d. Skipped (not “not sent”): %(skipped)d.")
