@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from werkzeug import Request, Response
 from django_whatsapp.client import WhatsAppClient
 from django_whatsapp.conf import get_settings
 from django_whatsapp.models import Template
+
+from .rawserver import RawServer
 
 API_KEY = "test-api-key-9f8e7d"
 CALLBACK_SECRET = "test-callback-secret-1a2b3c"
@@ -109,3 +112,17 @@ def template(db: Any) -> Template:
         body="Hello {{1}}, your order {{2}} is ready.",
         header_type=Template.HeaderType.IMAGE,
     )
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[..., RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(*behaviours: Callable[[RawServer, socket.socket], None]) -> RawServer:
+        server = RawServer(*behaviours)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

@@ -41,7 +41,7 @@ from django_whatsapp.conf import get_settings
 from django_whatsapp.models import Message, StatusEvent
 from django_whatsapp.signing import callback_url
 from tests.conftest import SEND_PATH, STATUS_PATH, FakeGateway, SleepRecorder
-from tests.test_client import RawServer, drop, hang
+from tests.rawserver import RawServer, drop, hang
 
 Status = Message.Status
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -301,20 +301,6 @@ def test_connect_timeout_is_retried_then_not_sent(
     assert "Could not connect" in Message.objects.get().error_message
 
 
-@pytest.fixture
-def raw() -> Iterator[Callable[..., RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(*behaviours: Callable[[RawServer, socket.socket], None]) -> RawServer:
-        server = RawServer(*behaviours)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 def truncated_body(server: RawServer, conn: socket.socket) -> None:
     """A 200 whose body stops halfway: Content-Length promises more than comes."""
     server.read_request(conn)
@@ -333,11 +319,11 @@ def truncated_body(server: RawServer, conn: socket.socket) -> None:
 def test_no_answer_after_the_request_went_out_is_unknown_and_never_resent(
     behaviour: Callable[..., None],
     exception: str,
-    raw: Callable[..., RawServer],
+    raw_server: Callable[..., RawServer],
     settings_for_faults: Any,
     sleeps: SleepRecorder,
 ) -> None:
-    server = raw(behaviour)
+    server = raw_server(behaviour)
     point_at(settings_for_faults, server.port)
     message = send(sleeps)
     server.release.set()
@@ -346,11 +332,11 @@ def test_no_answer_after_the_request_went_out_is_unknown_and_never_resent(
 
 @pytest.mark.django_db
 def test_an_unknown_message_is_settled_by_its_callback_not_by_a_resend(
-    raw: Callable[..., RawServer], settings_for_faults: Any, sleeps: SleepRecorder
+    raw_server: Callable[..., RawServer], settings_for_faults: Any, sleeps: SleepRecorder
 ) -> None:
     """The answer was lost; the gateway's callback then names its id: adopted, and nothing was
     sent twice."""
-    server = raw(drop)
+    server = raw_server(drop)
     point_at(settings_for_faults, server.port)
     message = send(sleeps)
     assert message.status == Status.UNKNOWN
