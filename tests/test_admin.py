@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
 from django_whatsapp.models import Message, StatusEvent, Template
+
+from .factories import make_draft as make
+from .factories import staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -25,16 +27,6 @@ def change_url(message: Message) -> str:
 
 def tool_url(message: Message, tool: str) -> str:
     return reverse(f"admin:django_whatsapp_message_{tool}", args=[message.pk])
-
-
-def staff_client(django_user_model: Any, username: str, *codenames: str) -> Client:
-    user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="django_whatsapp", codename__in=codenames)
-    )
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -55,18 +47,6 @@ def compose(**fields: Any) -> dict[str, Any]:
     data = {"message_type": 1, "destination_addr": "+380 67 123 45 67", "source_addr": "Shop"}
     data.update(fields)
     return data
-
-
-def make(status: str = Status.DRAFT, **fields: Any) -> Message:
-    values: dict[str, Any] = {
-        "message_type": Message.MessageType.TEXT,
-        "destination_addr": "380671234567",
-        "source_addr": "Shop",
-        "text": "Hello",
-        "status": status,
-    }
-    values.update(fields)
-    return Message.objects.create(**values)
 
 
 def errors_of(response: Any) -> dict[str, list[str]]:

@@ -12,22 +12,12 @@ from django.urls import reverse
 
 from django_whatsapp.models import Message, Template
 
+from .factories import make_draft as make
+
 pytestmark = pytest.mark.django_db
 
 LIST_URL = reverse("admin:django_whatsapp_message_changelist")
 Status = Message.Status
-
-
-def make(status: str = Status.DRAFT, **fields: Any) -> Message:
-    values: dict[str, Any] = {
-        "message_type": Message.MessageType.TEXT,
-        "destination_addr": "380671234567",
-        "source_addr": "Shop",
-        "text": "Hello",
-        "status": status,
-    }
-    values.update(fields)
-    return Message.objects.create(**values)
 
 
 def summary(response: Any) -> Any:

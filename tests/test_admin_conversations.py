@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -22,6 +21,7 @@ from django_whatsapp.models import Contact, InboundReport, Message, Template
 from django_whatsapp.sandbox.gateway import gateway as sandbox_gateway
 
 from .conftest import FakeGateway
+from .factories import staff_client as staff
 
 pytestmark = pytest.mark.django_db
 
@@ -65,16 +65,6 @@ def received(number: str = CUSTOMER, text: str = "Thanks!", **fields: Any) -> Me
     message = sent(number, text, direction=INBOUND, source_addr="Shop", **fields)
     window.record_inbound(number, timezone.now())
     return message
-
-
-def staff(django_user_model: Any, username: str, *codenames: str) -> Client:
-    user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="django_whatsapp", codename__in=codenames)
-    )
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

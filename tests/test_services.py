@@ -32,6 +32,8 @@ from tests.conftest import (
     SleepRecorder,
 )
 
+from .factories import make_message
+
 pytestmark = pytest.mark.django_db
 
 TO = "380501234567"
@@ -42,16 +44,6 @@ SERVER_ERROR = {
     "code": 2,
     "status": 500,
 }
-
-
-def make_message(status: str = "accepted", provider_message_id: int | None = 1001) -> Message:
-    return Message.objects.create(
-        source_addr="TestCo",
-        destination_addr=TO,
-        text="hello",
-        status=status,
-        provider_message_id=provider_message_id,
-    )
 
 
 def events(message: Message) -> list[tuple[str, str]]:

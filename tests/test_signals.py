@@ -15,6 +15,8 @@ from django_whatsapp.exceptions import InvalidParameter, UnexpectedResponse, Wha
 from django_whatsapp.models import Message, StatusEvent
 from tests.conftest import FakeGateway
 
+from .factories import make_message
+
 pytestmark = pytest.mark.django_db
 
 TO = "380501234567"
@@ -74,16 +76,6 @@ def recorder() -> Iterator[Recorder]:
     recorder.connect()
     yield recorder
     recorder.disconnect()
-
-
-def make_message(status: str = "accepted", provider_message_id: int | None = 1001) -> Message:
-    return Message.objects.create(
-        source_addr="TestCo",
-        destination_addr=TO,
-        text="hello",
-        status=status,
-        provider_message_id=provider_message_id,
-    )
 
 
 def test_a_successful_send(gateway: FakeGateway, recorder: Recorder) -> None:
