@@ -84,15 +84,14 @@ def bubble(message: Message) -> SafeString:
     """The message as the recipient sees it (the same bubble as the compose page's preview)."""
     template = message.template if message.message_type == Kind.TEMPLATE else None
     context = {
-        "kind": message.message_type,
-        "text": message.text,
-        "file_url": message.file_url if message.message_type == Kind.MEDIA else "",
+        "image": message.file_url if message.message_type == Kind.MEDIA else "",
         "template": template,
         "header": message.template_header if template is not None else None,
         "header_is_image": template is not None and template.header_type == "image",
-        "body": template.render(message.template_body_params) if template is not None else "",
+        "text": (
+            template.render(message.template_body_params) if template is not None else message.text
+        ),
         "time": message.submitted_at or message.created_at,
-        "status": message.status,
     }
     return render_to_string("django_whatsapp/admin/message/bubble.html", context)
 
