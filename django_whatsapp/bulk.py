@@ -31,7 +31,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from . import services
+from . import sending
 from .client import SendResult, WhatsAppClient
 from .conf import get_settings
 from .models import Message, Template
@@ -136,7 +136,7 @@ def send_bulk(
     call returns when every message has its outcome, and must not run inside a transaction (each
     row is committed before its request goes out, and a rollback would forget messages the
     gateway took). ``client`` (for tests and tuning) must be safe to share between threads; by
-    default one is made by :func:`services.pooled_client`.
+    default one is made by :func:`sending.pooled_client`.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
@@ -174,13 +174,15 @@ def send_bulk(
         return result
     # Configuration errors (no API key, no callback secret) surface before any row is written.
     conf.require_api_key()
-    sender = None if queued else client or services.pooled_client(concurrency, conf)
+    sender = None if queued else client or sending.pooled_client(concurrency, conf)
     callback_url(result.messages[0].uuid, conf)
     with transaction.atomic():
         Message.objects.bulk_create(result.messages, batch_size=BATCH_SIZE)
         if queued:
+            from .tasks import enqueue_message  # needs a task framework: imported on use
+
             for message in result.messages:
-                services.enqueue_message(message)
+                enqueue_message(message)
     if sender is not None:
         _send_all(result, sender, concurrency)
     logger.info(
@@ -236,7 +238,7 @@ def _send_in_threads(result: BulkResult, client: WhatsAppClient, threads: int) -
                 if message is None:
                     return
                 try:
-                    services.send_message(message, client=client, enqueue=False)
+                    sending.send_now(message, client=client)
                 except Exception as error:  # recorded on the message by the services; go on
                     logger.exception("WhatsApp bulk send: message %s raised", message.pk)
                     with lock:
@@ -261,7 +263,7 @@ def _send_pipelined(result: BulkResult, client: WhatsAppClient, threads: int) ->
         except Exception as error:  # handed to the services, which record it
             outcome = error
         try:
-            services.record_send(message, outcome)
+            sending.record_send(message, outcome)
         except Exception as error:  # recorded on the message as unknown; go on with the others
             logger.exception("WhatsApp bulk send: message %s raised", message.pk)
             result.errors[message.pk] = f"{type(error).__name__}: {error}"
@@ -269,7 +271,7 @@ def _send_pipelined(result: BulkResult, client: WhatsAppClient, threads: int) ->
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="whatsapp-bulk") as pool:
         for message in result.messages:
             try:
-                payload = services.claim_for_sending(message)
+                payload = sending.claim_for_sending(message)
             except Exception as error:  # a message_sending receiver's veto: not_sent, recorded
                 result.errors[message.pk] = f"{type(error).__name__}: {error}"
                 continue

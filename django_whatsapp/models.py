@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -312,78 +311,7 @@ class Conversation(Message):
         verbose_name_plural = _("conversations")
 
 
-# -- status ranks ----------------------------------------------------------------------------
-
-Status = Message.Status
-
-#: Every status in rank order: a report never moves a message to a lower-ranked status.
-STATUS_ORDER: tuple[str, ...] = (
-    Status.DRAFT,
-    Status.QUEUED,
-    Status.SENDING,
-    Status.UNKNOWN,
-    Status.ACCEPTED,
-    Status.PENDING,
-    Status.SENT,
-    Status.DELIVERED,
-    Status.SEEN,
-    Status.NOT_SENT,
-    Status.REJECTED,
-    Status.ERROR,
-    Status.FAILED,
-    Status.DELETED,
-)
-STATUS_RANK: dict[str, int] = {status: rank for rank, status in enumerate(STATUS_ORDER)}
-FINAL_STATUSES: frozenset[str] = frozenset(STATUS_ORDER[STATUS_ORDER.index(Status.NOT_SENT) :])
-
-#: The provider's status codes (status endpoint and callbacks).
-PROVIDER_STATUSES: dict[int, str] = {
-    0: Status.SENT,
-    1: Status.DELIVERED,
-    2: Status.REJECTED,
-    3: Status.ERROR,
-    4: Status.FAILED,
-    5: Status.DELETED,
-    6: Status.PENDING,
-    7: Status.SEEN,
-}
-PROVIDER_CODES: dict[str, int] = {name: code for code, name in PROVIDER_STATUSES.items()}
-STATUS_ALIASES: dict[str, str] = {"read": Status.SEEN}
-
-
-def status_rank(status: str) -> int:
-    """The rank of a status; raises ``KeyError`` for an unknown one."""
-    return STATUS_RANK[status]
-
-
-def resolve_status(current: str, reported: str) -> str:
-    """The status a message has after a report: the higher-ranked of the two (section 5)."""
-    return reported if status_rank(reported) > status_rank(current) else current
-
-
-def lower_ranked(status: str) -> list[str]:
-    """Every status a report of ``status`` may move a message away from."""
-    rank = status_rank(status)
-    return [s for s in STATUS_ORDER if STATUS_RANK[s] < rank]
-
-
-def normalize_status(value: Any) -> str:
-    """A status name from a provider code (``1``, ``"1"``) or a name (``"delivered"``, ``"read"``).
-
-    Raises ``ValueError`` with a readable reason for anything else.
-    """
-    if isinstance(value, bool):
-        raise ValueError("status must be a status code or name, not a boolean")
-    if isinstance(value, int):
-        if value in PROVIDER_STATUSES:
-            return PROVIDER_STATUSES[value]
-        raise ValueError(f"unknown status code {value}")
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text.isascii() and text.isdigit() and len(text) < 4:
-            return normalize_status(int(text))
-        text = STATUS_ALIASES.get(text, text)
-        if text in STATUS_RANK:
-            return text
-        raise ValueError(f"unknown status {value[:40]!r}")
-    raise ValueError(f"status must be a status code or name, not {type(value).__name__}")
+# The statuses that no report moves a message away from: the top five ranks. The ranks and the
+# rule that applies a report live in :mod:`django_whatsapp.status_rule`.
+_ORDER = Message.Status.values
+FINAL_STATUSES: frozenset[str] = frozenset(_ORDER[_ORDER.index(Message.Status.NOT_SENT) :])

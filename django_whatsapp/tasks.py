@@ -1,4 +1,4 @@
-"""The task-framework entry points; they call the services.
+"""The task-framework entry points, and handing messages to them.
 
 Django's task framework is ``django.tasks`` on Django 6.0 and later, and the ``django-tasks``
 backport (``django_tasks``) on Django 5.2. Any backend of that framework runs these tasks: the
@@ -23,8 +23,20 @@ except ImportError:  # Django 5.2: the backport
             "django-tasks-db."
         ) from error
 
-from . import services
+import logging
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from .conf import get_settings
 from .models import Message
+from .sending import move_status, send_now
+from .signing import callback_url
+from .validation import validate_message
+
+logger = logging.getLogger("django_whatsapp")
+Status = Message.Status
 
 
 @task()
@@ -37,5 +49,40 @@ def send_message_task(message_id: int) -> str | None:
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         return None
-    services.send_message(message, enqueue=False)
+    send_now(message)
     return str(message.status)
+
+
+def enqueue_message(message: Message) -> Message:
+    """Store a message as ``queued`` and hand it to the task framework when the current
+    transaction commits (at once outside one); a rolled-back transaction sends nothing.
+
+    An unsaved message is validated and saved as ``queued``; a ``draft`` is moved to ``queued``;
+    a ``queued`` one (a retry, or one whose task was lost) is enqueued again, which is safe: the
+    worker's claim submits it at most once. A message in any other status is returned as it is.
+    Raises ``ValidationError`` (nothing stored) for an invalid message.
+    """
+    conf = get_settings()
+    # A configuration error surfaces here, not later in a worker.
+    conf.require_api_key()
+    callback_url(message.uuid, conf)
+    now = timezone.now()
+    if message.pk is None:
+        validate_message(message)
+        message.status, message.status_changed_at = Status.QUEUED, now
+        message.save()
+    elif message.status == Status.DRAFT:
+        validate_message(message)
+        if not move_status(message, (Status.DRAFT,), Status.QUEUED, now):
+            message.refresh_from_db()
+            return message
+        message.status, message.status_changed_at = Status.QUEUED, now
+    elif message.status != Status.QUEUED:
+        return message
+    transaction.on_commit(partial(_enqueue, message.pk))
+    return message
+
+
+def _enqueue(message_id: int) -> None:
+    send_message_task.enqueue(message_id)
+    logger.info("WhatsApp message %s queued", message_id)

@@ -4,8 +4,8 @@ messages as ``django_whatsapp:inbound``."""
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from .views import CallbackView
-from .views_inbound import InboundView
+from .webhooks.callback import CallbackView
+from .webhooks.inbound import InboundView
 
 app_name = "django_whatsapp"
 

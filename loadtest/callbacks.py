@@ -111,7 +111,7 @@ def seed_messages(count: int, rng: random.Random) -> list[Any]:
 
 
 def _delivery(message: Any, status: str, shape: str, path: str) -> Delivery:
-    from django_whatsapp.models import PROVIDER_CODES
+    from django_whatsapp.status_rule import PROVIDER_CODES
 
     code = PROVIDER_CODES[status]
     if shape == "meta":
@@ -140,8 +140,8 @@ def make_plan(messages: list[Any], duplicate_share: float, rng: random.Random) -
     from django.urls import reverse
 
     from django_whatsapp.conf import get_settings
-    from django_whatsapp.models import PROVIDER_CODES, STATUS_RANK
     from django_whatsapp.signing import sign
+    from django_whatsapp.status_rule import PROVIDER_CODES, STATUS_RANK
 
     secret = get_settings().require_callback_secrets()[0]
     reported = sorted(PROVIDER_CODES)

@@ -41,14 +41,14 @@ from hypothesis.stateful import (
 )
 
 from django_whatsapp import services
-from django_whatsapp.models import (
+from django_whatsapp.models import Message
+from django_whatsapp.signing import callback_url
+from django_whatsapp.status_rule import (
     FINAL_STATUSES,
     PROVIDER_CODES,
     STATUS_RANK,
-    Message,
     normalize_status,
 )
-from django_whatsapp.signing import callback_url
 from tests.conftest import STATUS_PATH, FakeGateway
 
 Status = Message.Status

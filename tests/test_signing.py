@@ -12,7 +12,7 @@ from django.urls import resolve
 
 from django_whatsapp.conf import get_settings
 from django_whatsapp.signing import callback_url, sign, verify
-from django_whatsapp.views import CallbackView
+from django_whatsapp.webhooks.callback import CallbackView
 
 SECRET = "test-callback-secret-1a2b3c"
 MESSAGE_UUID = uuid.UUID("6f1c2f9e-8a51-4c0b-9d43-2a7e5b1c9d10")

@@ -6,11 +6,11 @@ import itertools
 
 import pytest
 
-from django_whatsapp.models import (
+from django_whatsapp.models import Message
+from django_whatsapp.status_rule import (
     FINAL_STATUSES,
     PROVIDER_STATUSES,
     STATUS_ORDER,
-    Message,
     lower_ranked,
     normalize_status,
     resolve_status,

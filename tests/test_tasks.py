@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
-from django_whatsapp import services, signals
+from django_whatsapp import services, signals, status_rule
 from django_whatsapp.models import Message, Template
 from tests.conftest import FakeGateway
 
@@ -280,7 +280,8 @@ def test_a_stuck_message_that_got_its_answer_is_left_alone() -> None:
     assert services.settle_stale_sending(timedelta(minutes=10)) == []
     # The candidate was read as sending, but the row had moved on: nothing is recorded.
     assert (
-        services._apply(message, "unknown", source="send", payload={}, expect=["sending"]) is None
+        status_rule._apply(message, "unknown", source="send", payload={}, expect=["sending"])
+        is None
     )
     assert Message.objects.get(pk=message.pk).events.count() == 0
 

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from django_whatsapp import services, signals, window
-from django_whatsapp.admin_display import explain_error
+from django_whatsapp.admin.display import explain_error
 from django_whatsapp.bulk import send_bulk
 from django_whatsapp.conf import get_settings
 from django_whatsapp.exceptions import SERVICE_WINDOW_PATTERN, ServiceWindowClosed

@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
-from ..admin_display import highlight_placeholders, status_badge
+from ..admin.display import highlight_placeholders, status_badge
 
 register = template.Library()
 

@@ -16,10 +16,10 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import services
-from .admin_display import explain_error
-from .exceptions import WhatsAppError
-from .models import Message
+from .. import services
+from ..exceptions import WhatsAppError
+from ..models import Message
+from .display import explain_error
 
 Status = Message.Status
 #: The names of the actions that send, refresh or retry (they need ``send_message``).

@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import bulk
-from .models import Message, Template
+from .. import bulk
+from ..models import Message, Template
 
 #: Where the service's field names show in the form.
 FIELD_NAMES = {"template_params": "params", "destination_addr": "recipients"}

@@ -27,9 +27,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import inbound
-from .conf import get_settings
-from .models import InboundReport
+from .. import inbound
+from ..conf import get_settings
+from ..models import InboundReport
 
 logger = logging.getLogger("django_whatsapp.inbound")
 

@@ -24,19 +24,21 @@ from django.http import (
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
+from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import admin_actions, admin_bulk, admin_conversations, window
-from . import admin_display as display
-from .forms import SEND_BUTTON, ComposeForm, TemplateAdminForm
-from .models import Message, StatusEvent, Template
+from .. import window
+from ..forms import SEND_BUTTON, ComposeForm
+from ..models import Message, StatusEvent
+from . import actions as admin_actions
+from . import bulk as admin_bulk
+from . import conversations as admin_conversations
+from . import display
+from .display import CSS
 
 Status = Message.Status
-CSS = {"all": ("django_whatsapp/admin.css",)}
 COMPOSE_FIELDS = (
     "message_type",
     "destination_addr",
@@ -354,83 +356,6 @@ class MessageAdmin(admin.ModelAdmin):
         obj = self._posted_message(request, object_id)
         admin_actions.retry_one(self, request, obj)
         return self._back(obj)
-
-
-@admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
-    class Media:
-        css = CSS
-
-    form = TemplateAdminForm
-    change_form_template = "django_whatsapp/admin/template/change_form.html"
-    list_display = (
-        "name",
-        "language_code",
-        "header_type",
-        "placeholders",
-        "is_active",
-        "updated_at",
-        "send_test",
-    )
-    list_editable = ("is_active",)
-    list_filter = ("is_active", "language_code", "header_type")
-    search_fields = ("name", "body")
-    actions = ("activate", "deactivate")
-    readonly_fields = ("highlighted_body",)
-    fieldsets = (
-        (
-            None,
-            {"fields": ("name", "namespace", ("language_code", "language_policy"), "is_active")},
-        ),
-        (gettext_lazy("Content"), {"fields": ("header_type", "body", "highlighted_body")}),
-        (gettext_lazy("Advanced"), {"fields": ("components",), "classes": ("collapse",)}),
-    )
-
-    @admin.display(description=gettext_lazy("placeholders"))
-    def placeholders(self, obj: Template) -> int:
-        return obj.placeholder_count
-
-    @admin.display(description=gettext_lazy("body with placeholders"))
-    def highlighted_body(self, obj: Template) -> SafeString:
-        return format_html(
-            '<div class="wa-highlighted" id="wa-highlighted-body">{}</div>',
-            display.highlight_placeholders(obj.body),
-        )
-
-    def send_test_url(self, obj: Template) -> str:
-        query = urlencode({"message_type": int(Message.MessageType.TEMPLATE), "template": obj.pk})
-        return f"{reverse('admin:django_whatsapp_message_add')}?{query}"
-
-    @admin.display(description=gettext_lazy("test"))
-    def send_test(self, obj: Template) -> SafeString | str:
-        if not obj.is_active:
-            return "-"
-        return format_html(
-            '<a class="wa-send-test" href="{}">{}</a>', self.send_test_url(obj), _("Send a test")
-        )
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Template | None = None,
-    ) -> HttpResponse:
-        if obj is not None and obj.pk is not None:
-            context["send_test_url"] = self.send_test_url(obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    @admin.action(description=gettext_lazy("Activate selected templates"), permissions=["change"])
-    def activate(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
-        count = queryset.update(is_active=True)
-        self.message_user(request, _("Activated: %(count)d.") % {"count": count})
-
-    @admin.action(description=gettext_lazy("Deactivate selected templates"), permissions=["change"])
-    def deactivate(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
-        count = queryset.update(is_active=False)
-        self.message_user(request, _("Deactivated: %(count)d.") % {"count": count})
 
 
 @admin.register(StatusEvent)

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from .models import PROVIDER_CODES, normalize_status
+from ..status_rule import PROVIDER_CODES, normalize_status
 
 MAX_PROVIDER_ID = 2**63 - 1
 MAX_REPORTS = 20

@@ -34,12 +34,13 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import admin_display as display
-from . import inbound, sandbox, services, window
-from .admin_actions import report_send
-from .forms import ReplyForm, template_compose_url, window_closed_message
-from .models import Contact, Conversation, InboundReport, Message
-from .sandbox.gateway import gateway
+from .. import inbound, sandbox, services, window
+from ..forms import ReplyForm, template_compose_url, window_closed_message
+from ..models import Contact, Conversation, InboundReport, Message
+from ..sandbox.gateway import gateway
+from . import display
+from .actions import report_send
+from .display import CSS
 
 if TYPE_CHECKING:
     ConversationAdminBase = admin.ModelAdmin[Conversation]
@@ -50,7 +51,6 @@ else:
 Status = Message.Status
 Kind = Message.MessageType
 Direction = Message.Direction
-CSS = {"all": ("django_whatsapp/admin.css",)}
 #: Conversations per page of the list.
 PAGE_SIZE = 50
 #: The latest messages a thread shows (``?all=1`` shows every one).

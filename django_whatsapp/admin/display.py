@@ -13,8 +13,9 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 
-from .exceptions import INVALID_PARAMETER_PATTERN, SERVICE_WINDOW_PATTERN
-from .models import PLACEHOLDER_RE, STATUS_ORDER, STATUS_RANK, Message
+from ..exceptions import INVALID_PARAMETER_PATTERN, SERVICE_WINDOW_PATTERN
+from ..models import PLACEHOLDER_RE, Message
+from ..status_rule import STATUS_ORDER, STATUS_RANK
 
 Status = Message.Status
 Kind = Message.MessageType
@@ -36,6 +37,9 @@ TONES: dict[str, str] = {
     Status.FAILED: "bad",
     Status.DELETED: "bad",
 }
+
+#: The console's stylesheet, shared by every screen's Media.
+CSS = {"all": ("django_whatsapp/admin.css",)}
 
 
 def status_badge(status: str) -> SafeString:

@@ -18,10 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services, signing
-from .conf import get_settings
-from .models import Message, StatusEvent
-from .serializers import CallbackJSONParser, parse_reports, report_payload
+from .. import services, signing
+from ..conf import get_settings
+from ..models import Message, StatusEvent
+from .parsing import CallbackJSONParser, parse_reports, report_payload
 
 logger = logging.getLogger("django_whatsapp.callback")
 

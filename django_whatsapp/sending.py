@@ -1,0 +1,223 @@
+"""One message's way to the gateway and back: claim it, submit it, record the outcome.
+
+:func:`claim_for_sending` and :func:`record_send` are the two halves of a send that run where the
+database work is done; ``client.send`` between them may run in another thread (bulk sends and
+campaigns). :func:`send_now` joins the three for one message. The claim is a conditional UPDATE,
+so a message is submitted at most once however many callers ask for it concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import requests
+from django.db import IntegrityError
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from requests.adapters import HTTPAdapter
+
+from . import signals, window
+from .client import SendResult, SharedBackoff, WhatsAppClient
+from .conf import WhatsAppSettings, get_settings
+from .exceptions import ServiceWindowClosed, WhatsAppError
+from .models import Message, StatusEvent
+from .payloads import message_payload
+from .signing import callback_url
+from .status_rule import _apply, apply_status
+from .validation import validate_message
+
+logger = logging.getLogger("django_whatsapp")
+
+Status = Message.Status
+Source = StatusEvent.Source
+#: The statuses from which a message may be claimed for sending.
+SENDABLE = (Status.DRAFT, Status.QUEUED)
+
+
+# -- the client -------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def get_client(conf: WhatsAppSettings | None = None) -> WhatsAppClient:
+    """This thread's client for the current settings (one pooled HTTP session each)."""
+    conf = conf or get_settings()
+    key = (conf.API_KEY, conf.send_url, conf.status_url, conf.TIMEOUT, conf.MAX_RETRIES)
+    clients: dict[tuple[Any, ...], WhatsAppClient] = _local.__dict__.setdefault("clients", {})
+    client = clients.get(key)
+    if client is None:
+        if len(clients) >= 8:
+            for old in clients.values():
+                old.close()
+            clients.clear()
+        client = clients[key] = WhatsAppClient.from_settings(conf)
+    return client
+
+
+def pooled_client(
+    concurrency: int, conf: WhatsAppSettings | None = None, **kwargs: Any
+) -> WhatsAppClient:
+    """A client for many threads with at most ``concurrency`` requests in flight: one HTTP
+    session whose connection pool holds that many connections, and a
+    :class:`~django_whatsapp.client.SharedBackoff` that limits the requests in flight and makes a
+    429 pause every thread once. ``kwargs`` go to the client (``sleep=``, ``gate=``...)."""
+    conf = conf or get_settings()
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(concurrency, 1))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    # Every request goes to the one gateway: take the proxy and CA bundle settings from the
+    # environment once, rather than have requests scan os.environ for each of thousands.
+    found = session.merge_environment_settings(conf.send_url, {}, None, None, None)
+    session.proxies.update(found["proxies"])
+    session.verify = found["verify"]
+    session.trust_env = False
+    kwargs.setdefault("gate", SharedBackoff(max_in_flight=concurrency))
+    return WhatsAppClient.from_settings(conf, session=session, **kwargs)
+
+
+# -- one send --------------------------------------------------------------------------------
+
+
+def _error_payload(error: WhatsAppError) -> dict[str, Any]:
+    body = error.body if isinstance(error.body, dict | list | str | int | float) else None
+    return {
+        "exception": type(error).__name__,
+        "name": error.name,
+        "message": error.message,
+        "code": error.code,
+        "status": error.status,
+        "http_status": error.http_status,
+        "maybe_delivered": error.maybe_delivered,
+        "body": body,
+    }
+
+
+def _record_failure(message: Message, error: WhatsAppError) -> Message:
+    Message.objects.filter(pk=message.pk).update(
+        error_code=error.code,
+        error_name=error.name[:255],
+        error_message=error.message,
+        attempts=F("attempts") + error.attempts,
+    )
+    message.refresh_from_db(fields=["error_code", "error_name", "error_message", "attempts"])
+    if isinstance(error, ServiceWindowClosed):
+        # The customer has not written for 24 hours: only templates until they write again.
+        window.mark_closed(message.destination_addr)
+    status = Status.UNKNOWN if error.maybe_delivered else Status.NOT_SENT
+    logger.warning(
+        "WhatsApp message %s was not sent: %s: %r", message.pk, type(error).__name__, error.name
+    )
+    apply_status(message, status, source=Source.SEND, payload=_error_payload(error))
+    signals.message_failed.send(sender=Message, message=message, error=error)
+    return message
+
+
+def move_status(
+    message: Message, sources: Sequence[str], status: str, now: datetime, **extra: Any
+) -> bool:
+    """Move the row from one of ``sources`` to ``status``, storing the validated content, in one
+    conditional ``UPDATE``: of concurrent callers exactly one gets True (the claim)."""
+    moved = Message.objects.filter(pk=message.pk, status__in=sources).update(
+        status=status,
+        status_changed_at=now,
+        source_addr=message.source_addr,
+        destination_addr=message.destination_addr,
+        text=message.text,
+        file_url=message.file_url,
+        template_params=message.template_params,
+        **extra,
+    )
+    return bool(moved)
+
+
+def send_now(message: Message, *, client: WhatsAppClient | None = None) -> Message:
+    """Claim, submit and record one message now, whatever ``SEND_ASYNC`` says (see
+    :func:`django_whatsapp.services.send_message`)."""
+    conf = get_settings()
+    # A configuration error (no API key, no callback secret) surfaces before any row is written.
+    client = client or get_client(conf)
+    payload = claim_for_sending(message, conf)
+    if payload is None:
+        return message
+    try:
+        result = client.send(payload)
+    except Exception as exc:
+        return record_send(message, exc)
+    return record_send(message, result)
+
+
+def claim_for_sending(
+    message: Message, conf: WhatsAppSettings | None = None
+) -> dict[str, Any] | None:
+    """Save (when unsaved), validate and claim a message; return the request body to submit, or
+    ``None`` when another caller has it or it is not ``draft`` or ``queued`` (it is then
+    refreshed). Sends ``message_sending``; a receiver's exception marks the message ``not_sent``
+    and is raised. Raises ``ValidationError`` (nothing stored or claimed) for an invalid message.
+    """
+    callback = callback_url(message.uuid, conf or get_settings())
+    if message.pk is None:
+        validate_message(message)
+        message.save()
+    if message.status not in SENDABLE:
+        return None
+    validate_message(message)
+    payload = message_payload(message, callback_url=callback)
+    now = timezone.now()
+    if not move_status(message, SENDABLE, Status.SENDING, now, submitted_at=now):
+        message.refresh_from_db()
+        return None
+    message.status, message.status_changed_at, message.submitted_at = Status.SENDING, now, now
+    try:
+        window.check(message, conf)  # SERVICE_WINDOW_POLICY: raises under "enforce"
+    except ServiceWindowClosed as error:
+        # Refused here, before any request: kept as not_sent with the error, never submitted.
+        Message.objects.filter(pk=message.pk).update(submitted_at=None)
+        message.submitted_at = None
+        _record_failure(message, error)
+        return None
+    try:
+        signals.message_sending.send(sender=Message, message=message, payload=payload)
+    except Exception as exc:
+        # Nothing went to the gateway: the message is not sent, with the reason kept.
+        _record_failure(
+            message, WhatsAppError(f"{type(exc).__name__}: {exc}", name="Not submitted")
+        )
+        raise
+    return payload
+
+
+def record_send(message: Message, outcome: SendResult | BaseException) -> Message:
+    """Record what ``client.send`` did with a claimed message: its result, or the exception it
+    raised. A :class:`WhatsAppError` makes the message ``not_sent`` or ``unknown``; any other
+    exception makes it ``unknown`` (the request may have gone out) and is raised again."""
+    if isinstance(outcome, WhatsAppError):
+        return _record_failure(message, outcome)
+    if isinstance(outcome, BaseException):
+        # A bug or an unforeseen failure on the way: the request may have gone out, so the
+        # message is ``unknown`` (a callback can still settle it), never stuck in ``sending``.
+        lost = WhatsAppError(f"{type(outcome).__name__}: {outcome}", name="Send interrupted")
+        lost.maybe_delivered = True
+        _record_failure(message, lost)
+        raise outcome
+    result = outcome
+    try:
+        _apply(message, Status.ACCEPTED, source=Source.SEND, payload=result.body, sent=result)
+    except IntegrityError:
+        clash = WhatsAppError(
+            _("The gateway's message_id %(id)s is already used by another message.")
+            % {"id": result.message_id},
+            name="Duplicate message_id",
+            body=result.body,
+        )
+        clash.attempts = result.attempts
+        clash.maybe_delivered = True
+        return _record_failure(message, clash)
+    logger.info("WhatsApp message %s accepted as %s", message.pk, result.message_id)
+    signals.message_sent.send(sender=Message, message=message)
+    return message

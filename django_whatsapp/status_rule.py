@@ -1,0 +1,366 @@
+"""The status rule (SPEC section 5): every status's rank, and the one function that applies every
+report (a send's result, a callback, a poll) to a message.
+
+A report moves a message to the higher-ranked of its current status and the reported one, and is
+kept as a :class:`~django_whatsapp.models.StatusEvent` unless it is an exact duplicate. On
+PostgreSQL the whole rule runs as one statement (:data:`_APPLY_SQL`); elsewhere in a transaction
+that locks the row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import signals
+from .models import FINAL_STATUSES, Message, StatusEvent
+
+if TYPE_CHECKING:
+    from .client import SendResult
+
+logger = logging.getLogger("django_whatsapp")
+
+Status = Message.Status
+Source = StatusEvent.Source
+
+__all__ = [
+    "FINAL_STATUSES",
+    "PROVIDER_CODES",
+    "PROVIDER_STATUSES",
+    "STATUS_ORDER",
+    "STATUS_RANK",
+    "ReportMismatch",
+    "apply_status",
+    "lower_ranked",
+    "normalize_status",
+    "receive_report",
+    "resolve_status",
+    "status_rank",
+]
+
+# -- ranks -------------------------------------------------------------------------------------
+
+#: Every status in rank order: a report never moves a message to a lower-ranked status.
+STATUS_ORDER: tuple[str, ...] = (
+    Status.DRAFT,
+    Status.QUEUED,
+    Status.SENDING,
+    Status.UNKNOWN,
+    Status.ACCEPTED,
+    Status.PENDING,
+    Status.SENT,
+    Status.DELIVERED,
+    Status.SEEN,
+    Status.NOT_SENT,
+    Status.REJECTED,
+    Status.ERROR,
+    Status.FAILED,
+    Status.DELETED,
+)
+STATUS_RANK: dict[str, int] = {status: rank for rank, status in enumerate(STATUS_ORDER)}
+
+#: The provider's status codes (status endpoint and callbacks).
+PROVIDER_STATUSES: dict[int, str] = {
+    0: Status.SENT,
+    1: Status.DELIVERED,
+    2: Status.REJECTED,
+    3: Status.ERROR,
+    4: Status.FAILED,
+    5: Status.DELETED,
+    6: Status.PENDING,
+    7: Status.SEEN,
+}
+PROVIDER_CODES: dict[str, int] = {name: code for code, name in PROVIDER_STATUSES.items()}
+STATUS_ALIASES: dict[str, str] = {"read": Status.SEEN}
+
+
+def status_rank(status: str) -> int:
+    """The rank of a status; raises ``KeyError`` for an unknown one."""
+    return STATUS_RANK[status]
+
+
+def resolve_status(current: str, reported: str) -> str:
+    """The status a message has after a report: the higher-ranked of the two (section 5)."""
+    return reported if status_rank(reported) > status_rank(current) else current
+
+
+def lower_ranked(status: str) -> list[str]:
+    """Every status a report of ``status`` may move a message away from."""
+    rank = status_rank(status)
+    return [s for s in STATUS_ORDER if STATUS_RANK[s] < rank]
+
+
+def normalize_status(value: Any) -> str:
+    """A status name from a provider code (``1``, ``"1"``) or a name (``"delivered"``, ``"read"``).
+
+    Raises ``ValueError`` with a readable reason for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError("status must be a status code or name, not a boolean")
+    if isinstance(value, int):
+        if value in PROVIDER_STATUSES:
+            return PROVIDER_STATUSES[value]
+        raise ValueError(f"unknown status code {value}")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.isascii() and text.isdigit() and len(text) < 4:
+            return normalize_status(int(text))
+        text = STATUS_ALIASES.get(text, text)
+        if text in STATUS_RANK:
+            return text
+        raise ValueError(f"unknown status {value[:40]!r}")
+    raise ValueError(f"status must be a status code or name, not {type(value).__name__}")
+
+
+# -- applying a report -------------------------------------------------------------------------
+
+
+class ReportMismatch(ValueError):
+    """A report names another provider message than the one its message already has."""
+
+
+def apply_status(
+    message: Message, status: str | int, *, source: str, payload: dict[str, Any] | None = None
+) -> StatusEvent | None:
+    """Record a status report and move the message to the higher-ranked status (SPEC section 5).
+
+    ``status`` is a status name or a provider code. Returns the new :class:`StatusEvent`, or
+    ``None`` when the report is an exact duplicate of one already recorded (nothing changes).
+    Sends ``status_changed`` when the status changed.
+    """
+    return _apply(message, status, source=source, payload=payload)
+
+
+def receive_report(
+    message: Message,
+    status: str | int,
+    *,
+    source: str,
+    payload: dict[str, Any] | None = None,
+    provider_message_id: int | None = None,
+) -> StatusEvent | None:
+    """Apply a report from the gateway (callback or poll) that may carry the provider's id.
+
+    A message whose send answer was lost has no provider id yet: it adopts the reported one, in
+    the same transaction as the report. A report naming a different id than the message has
+    raises :class:`ReportMismatch` and changes nothing.
+    """
+    return _apply(
+        message, status, source=source, payload=payload, provider_message_id=provider_message_id
+    )
+
+
+def _adopt(message: Message, current_id: int | None, provider_message_id: int) -> None:
+    if current_id == provider_message_id:
+        message.provider_message_id = current_id  # a stale copy learns what was adopted
+        return
+    if current_id is not None:
+        raise ReportMismatch(_("The report is about another message."))
+    try:
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(provider_message_id=provider_message_id)
+    except IntegrityError:
+        raise ReportMismatch(_("The reported message_id belongs to another message.")) from None
+    message.provider_message_id = provider_message_id
+
+
+def _apply(
+    message: Message,
+    status: str | int,
+    *,
+    source: str,
+    payload: dict[str, Any] | None,
+    provider_message_id: int | None = None,
+    expect: Iterable[str] = (),
+    sent: SendResult | None = None,
+) -> StatusEvent | None:
+    """Apply one report (see :func:`apply_status`). ``expect``: apply it only if the message is
+    still in one of these statuses (else ``None``, nothing written). ``sent``: the gateway took
+    the message; its id and attempts are stored with the report, all or nothing (an
+    ``IntegrityError`` when the id belongs to another message)."""
+    new = normalize_status(status)
+    if source not in Source.values:
+        raise ValueError(f"unknown source {source!r}")
+    alias = router.db_for_write(Message, instance=message)
+    if (
+        connections[alias].vendor == "postgresql"
+        and not expect
+        and (provider_message_id is None or provider_message_id == message.provider_message_id)
+    ):
+        return _apply_in_one_statement(
+            message, new, source=source, payload=payload, alias=alias, sent=sent
+        )
+    with transaction.atomic(using=alias):
+        # The row lock orders concurrent reports about one message.
+        old, current_id = (
+            Message.objects.using(alias)
+            .select_for_update()
+            .values_list("status", "provider_message_id")
+            .get(pk=message.pk)
+        )
+        if expect and old not in expect:
+            message.status = old
+            return None
+        if provider_message_id is not None:
+            _adopt(message, current_id, provider_message_id)
+        if sent is not None:
+            Message.objects.using(alias).filter(pk=message.pk).update(
+                provider_message_id=sent.message_id,
+                attempts=F("attempts") + sent.attempts,
+                **_NO_ERROR,
+            )
+            message.refresh_from_db(using=alias, fields=["provider_message_id", "attempts"])
+            _clear_error(message)
+        try:
+            with transaction.atomic(using=alias):
+                event = StatusEvent.objects.using(alias).create(
+                    message_id=message.pk,
+                    status=new,
+                    provider_status=PROVIDER_CODES.get(new),
+                    source=source,
+                    payload=payload if payload is not None else {},
+                )
+        except IntegrityError:
+            duplicate = (
+                StatusEvent.objects.using(alias)
+                .filter(message_id=message.pk, status=new, source=source)
+                .exists()
+            )
+            if not duplicate:
+                raise
+            message.status = old
+            return None
+        final = resolve_status(old, new)
+        if final != old:
+            now = timezone.now()
+            Message.objects.using(alias).filter(pk=message.pk).update(
+                status=final, status_changed_at=now
+            )
+            message.status_changed_at = now
+    return _applied(message, event, old, final)
+
+
+_NO_ERROR: dict[str, Any] = {"error_code": None, "error_name": "", "error_message": ""}
+
+
+def _clear_error(message: Message) -> None:
+    for name, value in _NO_ERROR.items():
+        setattr(message, name, value)
+
+
+def _applied(message: Message, event: StatusEvent, old: str, final: str) -> StatusEvent:
+    message.status = final
+    if final != old:
+        logger.info("WhatsApp message %s: %s -> %s (%s)", message.pk, old, final, event.source)
+        signals.status_changed.send(
+            sender=Message, message=message, old_status=old, new_status=final, event=event
+        )
+    return event
+
+
+#: One statement that records a report and applies it (PostgreSQL). ``cur`` locks the row and
+#: reads the status the report finds; ``ev`` keeps the report unless it is an exact duplicate
+#: (the partial unique index turns that away); ``upd`` raises the status, only from a lower rank
+#: and only for a new report ({sent} stores a send's result with it). It is all or nothing
+#: whatever the caller's transaction, and needs no SELECT before it.
+_APPLY_SQL = """
+WITH cur AS (
+    SELECT status FROM {message} WHERE id = %(message)s FOR UPDATE
+), ev AS (
+    INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
+    SELECT %(message)s, %(status)s, %(provider_status)s, %(source)s, %(payload)s, %(now)s
+    WHERE EXISTS (SELECT 1 FROM cur)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), upd AS (
+    UPDATE {message} SET
+        status = CASE WHEN cur.status = ANY(%(lower)s) THEN %(status)s ELSE cur.status END,
+        status_changed_at = CASE
+            WHEN cur.status = ANY(%(lower)s) THEN %(now)s ELSE {message}.status_changed_at
+        END{sent}
+    FROM cur
+    WHERE {message}.id = %(message)s AND EXISTS (SELECT 1 FROM ev)
+      AND (cur.status = ANY(%(lower)s) OR %(always)s)
+    RETURNING {message}.attempts
+)
+SELECT (SELECT id FROM ev), (SELECT status FROM cur), (SELECT attempts FROM upd)
+"""
+_SENT_SQL = """,
+        provider_message_id = %(provider_message_id)s,
+        attempts = {message}.attempts + %(attempts)s,
+        error_code = NULL, error_name = '', error_message = ''"""
+
+
+def _apply_in_one_statement(
+    message: Message,
+    new: str,
+    *,
+    source: str,
+    payload: dict[str, Any] | None,
+    alias: str,
+    sent: SendResult | None,
+) -> StatusEvent | None:
+    """:func:`_apply` in one round trip: no SELECT before it, no transaction around it."""
+    connection = connections[alias]
+    now = timezone.now()
+    event = StatusEvent(
+        message=message,
+        status=new,
+        provider_status=PROVIDER_CODES.get(new),
+        source=source,
+        payload=payload if payload is not None else {},
+        received_at=now,
+    )
+    lower = lower_ranked(new)
+    params = {
+        "message": message.pk,
+        "status": new,
+        "provider_status": event.provider_status,
+        "source": source,
+        "payload": StatusEvent._meta.get_field("payload").get_db_prep_save(
+            event.payload, connection
+        ),
+        "now": now,
+        "lower": lower,
+        "always": sent is not None,
+    }
+    table = connection.ops.quote_name(Message._meta.db_table)
+    if sent is not None:
+        params.update(provider_message_id=sent.message_id, attempts=sent.attempts)
+    sql = _APPLY_SQL.format(
+        event=connection.ops.quote_name(StatusEvent._meta.db_table),
+        message=table,
+        sent=_SENT_SQL.format(message=table) if sent is not None else "",
+    )
+    # A send's id may clash with another message's: inside a transaction, a savepoint keeps
+    # that failure from breaking the caller's transaction.
+    guard = (
+        transaction.atomic(using=alias)
+        if sent is not None and connection.in_atomic_block
+        else nullcontext()
+    )
+    with guard, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        event_id, old, attempts = cursor.fetchone()
+    if old is None:
+        raise Message.DoesNotExist(f"No message with id {message.pk}.")
+    if event_id is None:  # an exact duplicate: nothing was written
+        message.status = old
+        return None
+    event.pk = event_id
+    event._state.adding = False
+    event._state.db = alias
+    if sent is not None:
+        message.provider_message_id, message.attempts = sent.message_id, attempts
+        _clear_error(message)
+    changed = old in lower
+    if changed:
+        message.status_changed_at = now
+    return _applied(message, event, old, new if changed else old)
