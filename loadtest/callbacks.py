@@ -214,10 +214,11 @@ def _wait_until_up(server: subprocess.Popen[bytes], log: Any, origin: str, timeo
             log.seek(0)
             raise RuntimeError(f"gunicorn exited: {log.read().decode(errors='replace')}")
         try:
-            # A malformed UUID is answered 404 by the view itself: Django is up.
-            requests.get(f"{origin}/whatsapp/callback/ready/x/", timeout=2)
+            # A malformed UUID is answered 404 by the view itself: Django is up. A worker still
+            # importing Django on a busy machine answers late: wait for it, do not fail.
+            requests.get(f"{origin}/whatsapp/callback/ready/x/", timeout=(2, 60))
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             if time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not start in time") from None
             time.sleep(0.1)
