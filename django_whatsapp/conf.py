@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 SETTING_NAME = "DJANGO_WHATSAPP"
 
@@ -186,6 +187,7 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+@sensitive_variables()
 def _secrets(value: Any) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
@@ -196,6 +198,7 @@ def _secrets(value: Any) -> tuple[str, ...]:
     raise _bad("CALLBACK_SECRET", "must be a string or a list of non-empty strings (first signs).")
 
 
+@sensitive_variables()
 def _optional_str(raw: dict[str, Any], key: str) -> str | None:
     value = raw[key]
     if value is None or value == "":
@@ -205,6 +208,7 @@ def _optional_str(raw: dict[str, Any], key: str) -> str | None:
     return value
 
 
+@sensitive_variables()
 def _int(raw: dict[str, Any], key: str, minimum: int) -> int:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -212,6 +216,7 @@ def _int(raw: dict[str, Any], key: str, minimum: int) -> int:
     return value
 
 
+@sensitive_variables()
 def _float(raw: dict[str, Any], key: str) -> float:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -219,6 +224,7 @@ def _float(raw: dict[str, Any], key: str) -> float:
     return float(value)
 
 
+@sensitive_variables()
 def get_settings(account: str | None = None) -> WhatsAppSettings:
     """Read and validate ``settings.DJANGO_WHATSAPP`` now, for ``account`` (a name in
     ``ACCOUNTS``; ``None`` or ``"default"``: the top-level keys). An unknown account raises
@@ -287,6 +293,7 @@ def parse_duration(value: Any, key: str = "RETENTION") -> timedelta:
     return duration
 
 
+@sensitive_variables()
 def _accounts(value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict):
         raise _bad("ACCOUNTS", 'must be a dict: {"name": {"API_KEY": ..., ...}}.')
@@ -308,6 +315,7 @@ def _accounts(value: Any) -> dict[str, dict[str, Any]]:
     return value
 
 
+@sensitive_variables()
 def _keywords(raw: dict[str, Any], key: str) -> tuple[str, ...]:
     value = raw[key]
     if isinstance(value, str) or not isinstance(value, Sequence):
@@ -317,6 +325,7 @@ def _keywords(raw: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+@sensitive_variables()
 def _confirmation(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -339,6 +348,7 @@ def _confirmation(value: Any) -> dict[str, Any] | None:
     return {"template": value["template"], "params": list(params), "header": value.get("header")}
 
 
+@sensitive_variables()
 def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> WhatsAppSettings:
     for key in ("BASE_URL", "SEND_PATH", "STATUS_PATH"):
         if not isinstance(raw[key], str) or not raw[key]:
