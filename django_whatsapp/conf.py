@@ -276,20 +276,21 @@ def account_for_sender(source_addr: str) -> str:
     return DEFAULT_ACCOUNT
 
 
-def parse_duration(value: Any, key: str = "RETENTION") -> timedelta:
+def parse_duration(value: Any, name: str = f"{SETTING_NAME}['RETENTION']") -> timedelta:
     """A positive duration from a ``timedelta`` or a string such as ``180d``, ``12h`` or
-    ``2w`` (units s, m, h, d, w); ``ImproperlyConfigured`` naming ``key`` otherwise."""
+    ``2w`` (units s, m, h, d, w); ``ImproperlyConfigured`` naming ``name`` otherwise."""
     if isinstance(value, timedelta):
         duration = value
     else:
         match = DURATION_RE.match(value) if isinstance(value, str) else None
         if not match:
-            raise _bad(
-                key, "must be a duration such as '180d' (units s, m, h, d, w) or a timedelta."
+            raise ImproperlyConfigured(
+                f"{name} must be a duration such as '180d' (a number and a unit s, m, h, d "
+                f"or w) or a timedelta, not {value!r}."
             )
         duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     if duration <= timedelta(0):
-        raise _bad(key, "must be longer than zero.")
+        raise ImproperlyConfigured(f"{name} must be longer than zero.")
     return duration
 
 
