@@ -304,3 +304,81 @@ def test_checks_name_the_account(settings: Any) -> None:
     ) in found
     assert any(i == "django_whatsapp.E001" and "'broken'" in m and "TIMEOUT" in m for i, m in found)
     assert not any("'local'" in m for _i, m in found)
+
+
+# -- the admin -------------------------------------------------------------------------------------
+
+ADD_URL = "/admin/django_whatsapp/message/add/"
+LIST_URL = "/admin/django_whatsapp/message/"
+BULK_URL = "/admin/django_whatsapp/message/send-to-many/"
+
+
+def test_one_account_shows_no_account_choice(admin_client: Any) -> None:
+    assert 'name="account"' not in admin_client.get(ADD_URL).content.decode()
+    assert 'name="account"' not in admin_client.get(BULK_URL).content.decode()
+    assert "?account=" not in admin_client.get(LIST_URL).content.decode()
+
+
+def test_compose_through_the_chosen_account(
+    admin_client: Any, gateway: FakeGateway, brand2: FakeGateway
+) -> None:
+    brand2.accept()
+    html = admin_client.get(ADD_URL).content.decode()
+    assert '<select name="account"' in html
+    assert '<option value="brand2">brand2</option>' in html
+    response = admin_client.post(
+        ADD_URL,
+        {
+            "message_type": 1,
+            "destination_addr": f"+{TO}",
+            "source_addr": "",
+            "text": "From the second brand",
+            "account": "brand2",
+            "_send": "1",
+        },
+    )
+    assert response.status_code == 302
+    sent = Message.objects.get()
+    assert (sent.account, sent.status, sent.source_addr) == ("brand2", Status.ACCEPTED, "Brand2")
+    assert senders(brand2) == [(auth(BRAND2_KEY), "Brand2", TO)]
+    assert gateway.requests == []
+    page = admin_client.get(f"{LIST_URL}{sent.pk}/change/").content.decode()
+    assert "brand2" in page
+    listing = admin_client.get(LIST_URL).content.decode()
+    assert "?account=brand2" in listing  # the filter
+    assert 'class="field-account">brand2<' in listing  # the column
+    filtered = admin_client.get(f"{LIST_URL}?account=default").content.decode()
+    assert "0 messages" in filtered or "0 of 1" in filtered
+
+
+def test_compose_refuses_an_account_that_is_not_configured(
+    admin_client: Any, brand2: FakeGateway
+) -> None:
+    response = admin_client.post(
+        ADD_URL,
+        {"message_type": 1, "destination_addr": TO, "text": "x", "account": "nope", "_send": "1"},
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Message.objects.exists()
+    assert brand2.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_through_the_chosen_account(
+    admin_client: Any, gateway: FakeGateway, brand2: FakeGateway
+) -> None:
+    brand2.accept()
+    assert '<select name="account"' in admin_client.get(BULK_URL).content.decode()
+    admin_client.post(
+        BULK_URL,
+        {
+            "recipients": f"{TO}\n380671112233",
+            "message_type": 1,
+            "text": "Sale",
+            "account": "brand2",
+        },
+    )
+    assert set(Message.objects.values_list("account", flat=True)) == {"brand2"}
+    assert len(senders(brand2)) == 2
+    assert gateway.requests == []

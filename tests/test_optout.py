@@ -12,8 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
+from django.urls import reverse
 
 from django_whatsapp import inbound, optout, services, signals
 from django_whatsapp.conf import get_settings
@@ -22,6 +25,7 @@ from django_whatsapp.models import Contact, Message, Template
 from django_whatsapp.sending import send_now
 
 from .conftest import FakeGateway
+from .factories import staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -377,3 +381,122 @@ def _default_backend() -> Any:
     except ImportError:
         from django_tasks import default_task_backend  # type: ignore[no-redef,unused-ignore]
     return default_task_backend
+
+
+# -- the admin -------------------------------------------------------------------------------------
+
+
+def thread(number: str = CUSTOMER) -> str:
+    return reverse("admin:django_whatsapp_conversation_thread", args=[number])
+
+
+def opt_url(number: str = CUSTOMER) -> str:
+    return reverse("admin:django_whatsapp_conversation_opt_out", args=[number])
+
+
+def test_the_conversation_shows_the_opt_out_and_offers_no_reply_box(
+    admin_client: Client, opted_out: Contact
+) -> None:
+    Message.objects.create(destination_addr=CUSTOMER, source_addr="TestCo", text="Hi")
+    html = admin_client.get(thread()).content.decode()
+    assert 'data-opted-out="yes"' in html
+    assert "Opted out on" in html
+    assert "keyword: STOP" in html
+    assert 'id="wa-opted-out-note"' in html
+    assert 'id="wa-reply"' not in html
+    assert 'value="in"' in html  # the operator's button
+    other = admin_client.get(thread(OTHER)).content.decode()
+    assert 'data-opted-out="no"' in other
+    assert 'value="out"' in other
+
+
+def test_an_operator_opts_a_contact_out_and_in_and_it_is_logged(
+    admin_client: Client, opted_out_calls: Recorder, opted_in_calls: Recorder
+) -> None:
+    response = admin_client.post(opt_url(), {"opt": "out", "reason": "asked by phone"})
+    assert response.status_code == 302
+    contact = Contact.objects.get(number=CUSTOMER)
+    assert contact.opted_out_at is not None
+    assert contact.opt_out_reason == "operator admin: asked by phone"
+    assert contact.opt_out_message is None
+    [call] = opted_out_calls.calls
+    assert (call["message"], str(call["user"])) == (None, "admin")
+    entry = LogEntry.objects.get(object_id=str(contact.pk))
+    assert entry.action_flag == CHANGE
+    assert entry.get_change_message() == "Opted out: asked by phone"
+    assert entry.content_type.model == "contact"
+    admin_client.post(opt_url(), {"opt": "in"})
+    contact.refresh_from_db()
+    assert contact.opted_out_at is None
+    assert len(opted_in_calls.calls) == 1
+    assert LogEntry.objects.count() == 2
+    # Again: nothing changes, nothing more is logged.
+    admin_client.post(opt_url(), {"opt": "in"})
+    assert LogEntry.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "data", "status"),
+    [("get", {}, 405), ("post", {"opt": "maybe"}, 400), ("post", {}, 400)],
+)
+def test_the_opt_out_endpoint_refuses_what_it_does_not_understand(
+    admin_client: Client, method: str, data: dict[str, str], status: int
+) -> None:
+    response = getattr(admin_client, method)(opt_url(), data)
+    assert response.status_code == status
+    assert not Contact.objects.exists()
+
+
+def test_opting_out_needs_the_change_contact_permission_and_a_csrf_token(
+    django_user_model: Any,
+) -> None:
+    viewer = staff_client(django_user_model, "viewer", "view_message", "send_message")
+    assert viewer.post(opt_url(), {"opt": "out"}).status_code == 403
+    assert 'class="wa-opt-out-form"' not in viewer.get(thread()).content.decode()
+    assert not optout.is_opted_out(CUSTOMER)
+    user = django_user_model.objects.create_user("changer", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_message", "change_contact"])
+    )
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user)
+    assert strict.post(opt_url(), {"opt": "out"}).status_code == 403  # no CSRF token
+    assert not optout.is_opted_out(CUSTOMER)
+    permitted = staff_client(django_user_model, "changer2", "view_message", "change_contact")
+    assert permitted.post(opt_url(), {"opt": "out"}).status_code == 302
+    assert optout.is_opted_out(CUSTOMER)
+
+
+def test_a_reply_in_the_admin_to_an_opted_out_contact_is_refused(
+    admin_client: Client, gateway: FakeGateway, opted_out: Contact
+) -> None:
+    gateway.accept()
+    reply = reverse("admin:django_whatsapp_conversation_reply", args=[CUSTOMER])
+    admin_client.post(reply, {"text": "Are you there?"})
+    assert_refused(Message.objects.get(text="Are you there?"))
+    assert gateway.requests == []
+
+
+def test_compose_warns_about_an_opted_out_recipient(
+    admin_client: Client, opted_out: Contact
+) -> None:
+    add = reverse("admin:django_whatsapp_message_add")
+    html = admin_client.get(f"{add}?destination_addr={CUSTOMER}").content.decode()
+    assert f"+{CUSTOMER} opted out: a message to them will not be sent." in html
+    html = admin_client.get(f"{add}?destination_addr={OTHER}").content.decode()
+    assert "opted out" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_bulk_page_reports_opted_out_recipients(
+    admin_client: Client, gateway: FakeGateway
+) -> None:
+    optout.opt_out(CUSTOMER, reason="keyword: STOP")
+    gateway.accept()
+    response = admin_client.post(
+        reverse("admin:django_whatsapp_message_bulk"),
+        {"recipients": f"{CUSTOMER}\n{OTHER}", "message_type": 1, "text": "Sale"},
+        follow=True,
+    )
+    assert f"Not sent, the customer opted out: +{CUSTOMER}" in response.content.decode()
+    assert [str(b["destination_addr"]) for b in gateway.sent_bodies()] == [OTHER]
