@@ -382,3 +382,25 @@ def test_bulk_through_the_chosen_account(
     assert set(Message.objects.values_list("account", flat=True)) == {"brand2"}
     assert len(senders(brand2)) == 2
     assert gateway.requests == []
+
+
+# -- python -m django_whatsapp -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_the_report_masks_every_accounts_key(
+    capsys: pytest.CaptureFixture[str], settings: Any, valid: bool
+) -> None:
+    from django_whatsapp.__main__ import main
+
+    accounts: dict[str, Any] = {"brand2": {"API_KEY": BRAND2_KEY, "DEFAULT_SOURCE_ADDR": "B2"}}
+    if not valid:
+        accounts["broken"] = BRAND2_KEY + "-as-a-string"
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "ACCOUNTS": accounts}
+    main([])
+    out = capsys.readouterr().out
+    assert BRAND2_KEY not in out
+    (line,) = [line for line in out.splitlines() if line.strip().startswith("ACCOUNTS ")]
+    assert "'brand2': {'API_KEY': '***', 'DEFAULT_SOURCE_ADDR': 'B2'}" in line
+    if not valid:
+        assert "'broken': '***'" in line
