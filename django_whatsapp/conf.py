@@ -5,9 +5,10 @@ Read at call time, so ``override_settings`` just works.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.views.decorators.debug import sensitive_variables
 
 SETTING_NAME = "DJANGO_WHATSAPP"
 
@@ -187,7 +187,6 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-@sensitive_variables()
 def _secrets(value: Any) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
@@ -198,7 +197,6 @@ def _secrets(value: Any) -> tuple[str, ...]:
     raise _bad("CALLBACK_SECRET", "must be a string or a list of non-empty strings (first signs).")
 
 
-@sensitive_variables()
 def _optional_str(raw: dict[str, Any], key: str) -> str | None:
     value = raw[key]
     if value is None or value == "":
@@ -208,7 +206,6 @@ def _optional_str(raw: dict[str, Any], key: str) -> str | None:
     return value
 
 
-@sensitive_variables()
 def _int(raw: dict[str, Any], key: str, minimum: int) -> int:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -216,7 +213,6 @@ def _int(raw: dict[str, Any], key: str, minimum: int) -> int:
     return value
 
 
-@sensitive_variables()
 def _float(raw: dict[str, Any], key: str) -> float:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -224,11 +220,25 @@ def _float(raw: dict[str, Any], key: str) -> float:
     return float(value)
 
 
-@sensitive_variables()
 def get_settings(account: str | None = None) -> WhatsAppSettings:
     """Read and validate ``settings.DJANGO_WHATSAPP`` now, for ``account`` (a name in
     ``ACCOUNTS``; ``None`` or ``"default"``: the top-level keys). An unknown account raises
     ``ImproperlyConfigured`` naming it."""
+    return _guarded()(account)
+
+
+@functools.cache
+def _guarded() -> Callable[[str | None], WhatsAppSettings]:
+    """:func:`_read` marked ``sensitive_variables``: the raw settings (API keys, secrets) in
+    its frames and those it calls never show in Django's error reports. Made on first use, so
+    that importing this module (the client does) loads nothing of ``django.http``."""
+    from django.views.decorators.debug import sensitive_variables
+
+    guarded: Callable[[str | None], WhatsAppSettings] = sensitive_variables()(_read)
+    return guarded
+
+
+def _read(account: str | None) -> WhatsAppSettings:
     user = getattr(settings, SETTING_NAME, {})
     if not isinstance(user, dict):
         raise ImproperlyConfigured(f"settings.{SETTING_NAME} must be a dict.")
@@ -294,7 +304,6 @@ def parse_duration(value: Any, name: str = f"{SETTING_NAME}['RETENTION']") -> ti
     return duration
 
 
-@sensitive_variables()
 def _accounts(value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict):
         raise _bad("ACCOUNTS", 'must be a dict: {"name": {"API_KEY": ..., ...}}.')
@@ -316,7 +325,6 @@ def _accounts(value: Any) -> dict[str, dict[str, Any]]:
     return value
 
 
-@sensitive_variables()
 def _keywords(raw: dict[str, Any], key: str) -> tuple[str, ...]:
     value = raw[key]
     if isinstance(value, str) or not isinstance(value, Sequence):
@@ -326,7 +334,6 @@ def _keywords(raw: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-@sensitive_variables()
 def _confirmation(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -349,7 +356,6 @@ def _confirmation(value: Any) -> dict[str, Any] | None:
     return {"template": value["template"], "params": list(params), "header": value.get("header")}
 
 
-@sensitive_variables()
 def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> WhatsAppSettings:
     for key in ("BASE_URL", "SEND_PATH", "STATUS_PATH"):
         if not isinstance(raw[key], str) or not raw[key]:
