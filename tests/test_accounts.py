@@ -404,3 +404,16 @@ def test_the_report_masks_every_accounts_key(
     assert "'brand2': {'API_KEY': '***', 'DEFAULT_SOURCE_ADDR': 'B2'}" in line
     if not valid:
         assert "'broken': '***'" in line
+
+
+def test_resync_names_an_account_that_is_no_longer_configured(gateway: FakeGateway) -> None:
+    Message.objects.create(
+        destination_addr=TO,
+        source_addr="x",
+        status=Status.ACCEPTED,
+        provider_message_id=21,
+        account="gone",
+    )
+    with pytest.raises(CommandError, match=r"account 'gone' cannot be polled.*--account"):
+        call_command("whatsapp_resync", "--no-progress", stdout=io.StringIO())
+    assert gateway.requests == []

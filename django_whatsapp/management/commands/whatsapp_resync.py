@@ -178,6 +178,14 @@ class Command(BaseCommand):
         # several polls: one per POLLS_PER_THREAD messages, up to --concurrency.
         threads = max(1, min(options["concurrency"], math.ceil(total / POLLS_PER_THREAD)))
         # Each account's messages go through that account's gateway and key.
+        for account in accounts_of(queryset):
+            try:
+                get_settings(account)
+            except ImproperlyConfigured as error:
+                raise CommandError(
+                    f"Messages of account {account!r} cannot be polled: {error} Configure it, "
+                    "or poll the others with --account."
+                ) from error
         polls = by_account(queryset, total, threads)
         for index, (message, poll) in enumerate(polls, start=1):
             before = message.status
@@ -220,14 +228,18 @@ class Command(BaseCommand):
         self.stdout.write(f"Settled {len(settled)} message(s) stuck in sending.")
 
 
+def accounts_of(queryset: QuerySet[Message]) -> list[str]:
+    """The accounts of the selected messages, sorted."""
+    return sorted(set(queryset.order_by().values_list("account", flat=True).distinct()))
+
+
 def by_account(
     queryset: QuerySet[Message], total: int, threads: int
 ) -> Iterator[tuple[Message, Future[StatusResult]]]:
     """The polls of the selection (at most ``total``), one account after the other, each
     through a pooled client of that account's settings (its gateway, key and limits)."""
-    accounts = sorted(set(queryset.order_by().values_list("account", flat=True).distinct()))
     remaining = total
-    for account in accounts:
+    for account in accounts_of(queryset):
         if remaining <= 0:
             return
         with services.pooled_client(threads, get_settings(account)) as client:
