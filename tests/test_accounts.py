@@ -417,3 +417,25 @@ def test_resync_names_an_account_that_is_no_longer_configured(gateway: FakeGatew
     with pytest.raises(CommandError, match=r"account 'gone' cannot be polled.*--account"):
         call_command("whatsapp_resync", "--no-progress", stdout=io.StringIO())
     assert gateway.requests == []
+
+
+def test_a_reply_in_a_conversation_goes_through_the_account_the_customer_wrote_to(
+    admin_client: Any, gateway: FakeGateway, brand2: FakeGateway
+) -> None:
+    brand2.accept()
+    Message.objects.create(
+        destination_addr=TO,
+        source_addr="Brand2",
+        text="Hello brand 2",
+        direction=Message.Direction.INBOUND,
+        status=Status.DELIVERED,
+    )
+    reply = f"/admin/django_whatsapp/conversation/{TO}/reply/"
+    assert admin_client.post(reply, {"text": "Hi from brand 2"}).status_code == 302
+    sent = Message.objects.get(direction=Message.Direction.OUTBOUND)
+    assert (sent.account, sent.status) == ("brand2", Status.ACCEPTED)
+    assert senders(brand2) == [(auth(BRAND2_KEY), "Brand2", TO)]
+    # The next reply follows the latest message: brand2's again.
+    admin_client.post(reply, {"text": "Anything else?"})
+    assert len(senders(brand2)) == 2
+    assert gateway.requests == []

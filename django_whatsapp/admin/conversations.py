@@ -36,6 +36,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .. import inbound, optout, sandbox, services, window
+from ..conf import DEFAULT_ACCOUNT, account_for_sender, get_settings
 from ..forms import ReplyForm, template_compose_url, window_closed_message
 from ..models import Contact, Conversation, InboundReport, Message
 from ..sandbox.gateway import gateway
@@ -128,6 +129,22 @@ def opt_out_context(request: HttpRequest, number: str) -> dict[str, Any]:
         "can_change": can_change_opt_out(request),
         "url": _url("conversation_opt_out", number),
     }
+
+
+def reply_account(number: str) -> str:
+    """The account a reply goes out through: that of the latest message with ``number`` (for
+    a received one, the account whose sender the customer wrote to)."""
+    latest = (
+        Message.objects.filter(destination_addr=number)
+        .order_by("-created_at", "-pk")
+        .only("direction", "account", "source_addr")
+        .first()
+    )
+    if latest is None:
+        return DEFAULT_ACCOUNT
+    if latest.direction == Direction.INBOUND:
+        return account_for_sender(latest.source_addr)
+    return latest.account if latest.account in get_settings().accounts else DEFAULT_ACCOUNT
 
 
 def window_badge(state: window.WindowState) -> SafeString:
@@ -430,7 +447,12 @@ class ConversationAdmin(ConversationAdminBase):
             form.add_error("text", ValidationError(window_closed_message(number)))
             return self.thread_view(request, number, form)
         try:
-            message = services.send_text(number, form.cleaned_data["text"], created_by=request.user)
+            message = services.send_text(
+                number,
+                form.cleaned_data["text"],
+                created_by=request.user,
+                account=reply_account(number),
+            )
         except ValidationError as error:
             form.add_error("text", error.messages)
             return self.thread_view(request, number, form)
