@@ -39,11 +39,27 @@ def _installed(distribution: str) -> str:
 
 
 def _masked(key: str, value: Any) -> str:
+    if key == "ACCOUNTS" and value:
+        return _masked_accounts(value)
     if key not in SECRET_KEYS or not value:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(MASK for _ in value) + "]"
     return MASK
+
+
+def _masked_accounts(value: Any) -> str:
+    """``ACCOUNTS`` with every account's secrets masked (and anything malformed, whole)."""
+    if not isinstance(value, dict):
+        return MASK
+    shown = []
+    for name, entry in value.items():
+        if not isinstance(entry, dict):
+            shown.append(f"{name!r}: {MASK}")
+            continue
+        keys = ", ".join(f"{k!r}: {_masked(str(k), v)}" for k, v in entry.items())
+        shown.append(f"{name!r}: {{{keys}}}")
+    return "{" + ", ".join(shown) + "}"
 
 
 def _effective_settings() -> tuple[dict[str, Any], set[str], str | None]:
@@ -60,8 +76,10 @@ def _effective_settings() -> tuple[dict[str, Any], set[str], str | None]:
     except ImproperlyConfigured as error:
         raw = {**DEFAULTS, **user} if isinstance(user, dict) else dict(DEFAULTS)
         return raw, given, str(error)
-    values = {key: getattr(conf, key) for key in DEFAULTS if key != "CALLBACK_SECRET"}
+    skip = ("CALLBACK_SECRET", "ACCOUNTS")
+    values = {key: getattr(conf, key) for key in DEFAULTS if key not in skip}
     values["CALLBACK_SECRET"] = list(conf.CALLBACK_SECRETS) or None
+    values["ACCOUNTS"] = user.get("ACCOUNTS", {}) if isinstance(user, dict) else {}
     return {key: values[key] for key in DEFAULTS}, given, None
 
 

@@ -31,7 +31,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from . import sending
+from . import optout, sending
 from .client import SendResult, WhatsAppClient
 from .conf import get_settings
 from .models import Message, Template
@@ -60,6 +60,9 @@ class BulkResult:
     #: Messages whose send raised (for example a ``message_sending`` receiver's veto), by id; the
     #: message's own status and error fields say what became of it.
     errors: dict[int, str] = field(default_factory=dict)
+    #: Recipients (normalised) who opted out: their messages are stored ``not_sent`` with
+    #: :class:`~django_whatsapp.exceptions.OptedOut` and nothing was requested for them.
+    opted_out: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -81,6 +84,7 @@ def _prototype(
     header: str | None,
     source_addr: str | None,
     created_by: Any,
+    account: str,
 ) -> Message:
     """One validated message with every field but the recipient; raises ``ValidationError``."""
     if template is not None:
@@ -103,8 +107,9 @@ def _prototype(
         message = Message(message_type=Message.MessageType.TEXT, text=text)
     else:
         raise ValidationError(_one_kind())
-    message.source_addr = source_addr or get_settings().DEFAULT_SOURCE_ADDR or ""
+    message.source_addr = source_addr or get_settings(account).DEFAULT_SOURCE_ADDR or ""
     message.created_by = created_by
+    message.account = account
     # A recipient that is surely valid, so that only the content is checked here.
     message.destination_addr = "0"
     validate_message(message)
@@ -128,6 +133,7 @@ def send_bulk(
     concurrency: int = 8,
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
+    account: str | None = None,
 ) -> BulkResult:
     """Send one text (``text``), image (``file_url``, ``text`` its caption) or template
     (``template`` with ``params`` and ``header``) to every recipient, each its own message.
@@ -137,11 +143,16 @@ def send_bulk(
     row is committed before its request goes out, and a rollback would forget messages the
     gateway took). ``client`` (for tests and tuning) must be safe to share between threads; by
     default one is made by :func:`sending.pooled_client`.
+
+    ``account`` (a name in ``ACCOUNTS``; the default account when not given) sends every
+    message through that account's gateway, key and sender. Recipients who opted out get a
+    message stored ``not_sent`` (:class:`~django_whatsapp.exceptions.OptedOut`), listed in
+    :attr:`BulkResult.opted_out`, and no request.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
-    conf = get_settings()
-    queued = conf.SEND_ASYNC if enqueue is None else enqueue
+    conf = get_settings(account)
+    queued = get_settings().SEND_ASYNC if enqueue is None else enqueue
     if not queued and transaction.get_connection().in_atomic_block:
         raise transaction.TransactionManagementError(
             "send_bulk commits each message before sending it: call it outside a transaction, "
@@ -155,6 +166,7 @@ def send_bulk(
         header=header,
         source_addr=source_addr,
         created_by=created_by,
+        account=conf.account,
     )
     result = BulkResult()
     now = timezone.now()
@@ -172,6 +184,10 @@ def send_bulk(
         result.messages.append(_copy(prototype, recipient, now))
     if not result.messages:
         return result
+    opted_out = optout.opted_out_numbers(m.destination_addr for m in result.messages)
+    result.opted_out = [
+        m.destination_addr for m in result.messages if m.destination_addr in opted_out
+    ]
     # Configuration errors (no API key, no callback secret) surface before any row is written.
     conf.require_api_key()
     sender = None if queued else client or sending.pooled_client(concurrency, conf)
@@ -186,10 +202,12 @@ def send_bulk(
     if sender is not None:
         _send_all(result, sender, concurrency)
     logger.info(
-        "WhatsApp bulk send of %d message(s) (%d invalid, %d duplicate recipients): %s",
+        "WhatsApp bulk send of %d message(s) (%d invalid, %d duplicate, %d opted-out "
+        "recipients): %s",
         len(result.messages),
         len(result.invalid),
         len(result.duplicates),
+        len(result.opted_out),
         result.counts,
     )
     return result
@@ -205,6 +223,7 @@ def _copy(prototype: Message, recipient: str, now: datetime) -> Message:
         template=prototype.template,
         template_params=copy.deepcopy(prototype.template_params),
         created_by=prototype.created_by,
+        account=prototype.account,
         status=Message.Status.QUEUED,
         status_changed_at=now,
     )

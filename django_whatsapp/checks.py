@@ -39,6 +39,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         ]
     messages: list[CheckMessage] = []
+    messages.extend(_check_accounts(conf.accounts[1:]))
     if not conf.API_KEY and not _is_loopback(conf.BASE_URL):
         messages.append(
             Error(
@@ -80,4 +81,32 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="django_whatsapp.W002",
             )
         )
+    return messages
+
+
+def _check_accounts(names: tuple[str, ...]) -> list[CheckMessage]:
+    """E001 and E002 for each account of ``ACCOUNTS``, naming it."""
+    messages: list[CheckMessage] = []
+    for name in names:
+        try:
+            account = get_settings(name)
+        except ImproperlyConfigured as error:
+            messages.append(
+                Error(
+                    str(error),
+                    hint=f"See ACCOUNTS in the settings table in README.rst (account {name!r}).",
+                    id="django_whatsapp.E001",
+                )
+            )
+            continue
+        if not account.API_KEY and not _is_loopback(account.BASE_URL):
+            messages.append(
+                Error(
+                    f"{SETTING_NAME}['ACCOUNTS'][{name!r}] has no API_KEY, and its BASE_URL is "
+                    "the real gateway.",
+                    hint="Each account needs its own access key (the top-level API_KEY is the "
+                    "'default' account's and is not shared).",
+                    id="django_whatsapp.E002",
+                )
+            )
     return messages

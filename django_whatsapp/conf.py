@@ -5,9 +5,12 @@ Read at call time, so ``override_settings`` just works.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,10 +38,51 @@ DEFAULTS: dict[str, Any] = {
     "SERVICE_WINDOW_POLICY": "off",
     # Whether the sandbox refuses text and images to a number that has not written in 24 hours.
     "SANDBOX_ENFORCE_WINDOW": False,
+    # -- opt-outs, accounts and retention (optout.py, ACCOUNTS below, whatsapp_purge) ----------
+    # An inbound text equal to one of these (case and surrounding punctuation ignored) opts the
+    # contact out; one of OPT_IN_KEYWORDS back in.
+    "OPT_OUT_KEYWORDS": (
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "СТОП",
+        "ОТПИСАТЬСЯ",
+        "ОТПИСКА",
+        "ВІДПИСАТИСЯ",
+        "ВІДПИСКА",
+    ),
+    "OPT_IN_KEYWORDS": ("START", "UNSTOP", "СТАРТ", "ПОДПИСАТЬСЯ", "ПІДПИСАТИСЯ"),  # noqa: RUF001
+    # None, {"text": "..."} or {"template": "name", "params": [...], "header": ...}: the reply
+    # sent to a customer who just opted out.
+    "OPT_OUT_CONFIRMATION": None,
+    # More WhatsApp accounts: {"name": {"API_KEY": ..., "BASE_URL": ..., ...}}; the top-level
+    # keys are the account "default".
+    "ACCOUNTS": {},
+    # How long messages and inbound reports are kept: "180d", a timedelta, or None (for ever).
+    "RETENTION": None,
 }
 
 #: The values of ``SERVICE_WINDOW_POLICY``.
 WINDOW_POLICIES = ("off", "warn", "enforce")
+#: The name of the account the top-level keys configure.
+DEFAULT_ACCOUNT = "default"
+#: The keys an entry of ``ACCOUNTS`` may set. ``API_KEY`` and ``DEFAULT_SOURCE_ADDR`` belong to
+#: each account (never taken from the top level); the others default to the top-level values.
+#: ``RATE_LIMIT`` is accepted once the rate limiter's key is in ``DEFAULTS``.
+ACCOUNT_KEYS = (
+    "API_KEY",
+    "BASE_URL",
+    "SEND_PATH",
+    "STATUS_PATH",
+    "DEFAULT_SOURCE_ADDR",
+    "TIMEOUT",
+    "MAX_RETRIES",
+    "RATE_LIMIT",
+)
+#: The keys an account does not take from the top level.
+OWN_ACCOUNT_KEYS = ("API_KEY", "DEFAULT_SOURCE_ADDR")
+DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def _secret_repr(value: object) -> str:
@@ -63,10 +107,20 @@ class WhatsAppSettings:
     SANDBOX_CALLBACK_DELAY: float
     SERVICE_WINDOW_POLICY: str = "off"
     SANDBOX_ENFORCE_WINDOW: bool = False
+    # -- opt-outs, accounts and retention
+    OPT_OUT_KEYWORDS: tuple[str, ...] = DEFAULTS["OPT_OUT_KEYWORDS"]
+    OPT_IN_KEYWORDS: tuple[str, ...] = DEFAULTS["OPT_IN_KEYWORDS"]
+    OPT_OUT_CONFIRMATION: dict[str, Any] | None = None
+    RETENTION: timedelta | None = None
+    #: The account these settings are for (``"default"``: the top-level keys).
+    account: str = DEFAULT_ACCOUNT
+    #: Every configured account's name, ``"default"`` first.
+    accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,)
 
     def __repr__(self) -> str:
         return (
-            f"WhatsAppSettings(API_KEY={_secret_repr(self.API_KEY)}, BASE_URL={self.BASE_URL!r}, "
+            f"WhatsAppSettings(account={self.account!r}, API_KEY={_secret_repr(self.API_KEY)}, "
+            f"BASE_URL={self.BASE_URL!r}, "
             f"CALLBACK_BASE_URL={self.CALLBACK_BASE_URL!r}, "
             f"CALLBACK_SECRET={_secret_repr(self.CALLBACK_SECRETS)}, TIMEOUT={self.TIMEOUT!r}, "
             f"MAX_RETRIES={self.MAX_RETRIES!r}, SEND_ASYNC={self.SEND_ASYNC!r})"
@@ -166,8 +220,25 @@ def _float(raw: dict[str, Any], key: str) -> float:
     return float(value)
 
 
-def get_settings() -> WhatsAppSettings:
-    """Read and validate ``settings.DJANGO_WHATSAPP`` now."""
+def get_settings(account: str | None = None) -> WhatsAppSettings:
+    """Read and validate ``settings.DJANGO_WHATSAPP`` now, for ``account`` (a name in
+    ``ACCOUNTS``; ``None`` or ``"default"``: the top-level keys). An unknown account raises
+    ``ImproperlyConfigured`` naming it."""
+    return _guarded()(account)
+
+
+@functools.cache
+def _guarded() -> Callable[[str | None], WhatsAppSettings]:
+    """:func:`_read` marked ``sensitive_variables``: the raw settings (API keys, secrets) in
+    its frames and those it calls never show in Django's error reports. Made on first use, so
+    that importing this module (the client does) loads nothing of ``django.http``."""
+    from django.views.decorators.debug import sensitive_variables
+
+    guarded: Callable[[str | None], WhatsAppSettings] = sensitive_variables()(_read)
+    return guarded
+
+
+def _read(account: str | None) -> WhatsAppSettings:
     user = getattr(settings, SETTING_NAME, {})
     if not isinstance(user, dict):
         raise ImproperlyConfigured(f"settings.{SETTING_NAME} must be a dict.")
@@ -178,6 +249,114 @@ def get_settings() -> WhatsAppSettings:
             f"Known keys: {', '.join(DEFAULTS)}."
         )
     raw = {**DEFAULTS, **user}
+    accounts = _accounts(raw["ACCOUNTS"])
+    name = account or DEFAULT_ACCOUNT
+    if name != DEFAULT_ACCOUNT:
+        if name not in accounts:
+            raise ImproperlyConfigured(
+                f"{SETTING_NAME}['ACCOUNTS'] has no account {name!r}. Known accounts: "
+                f"{', '.join([DEFAULT_ACCOUNT, *accounts])}."
+            )
+        own = dict.fromkeys(OWN_ACCOUNT_KEYS)
+        raw = {**raw, **own, **accounts[name]}
+    try:
+        return _validated(raw, name, (DEFAULT_ACCOUNT, *accounts))
+    except ImproperlyConfigured as error:
+        if name == DEFAULT_ACCOUNT:
+            raise
+        raise ImproperlyConfigured(f"Account {name!r}: {error}") from error
+
+
+def get_account_settings(name: str) -> WhatsAppSettings:
+    """The settings of the account ``name`` (:func:`get_settings` with ``account=name``)."""
+    return get_settings(account=name)
+
+
+def account_names() -> tuple[str, ...]:
+    """Every configured account's name, ``"default"`` first."""
+    return get_settings().accounts
+
+
+def account_for_sender(source_addr: str) -> str:
+    """The account whose ``DEFAULT_SOURCE_ADDR`` is ``source_addr`` (the number a customer
+    wrote to), else ``"default"``."""
+    for name in account_names():
+        if source_addr and source_addr == get_settings(name).DEFAULT_SOURCE_ADDR:
+            return name
+    return DEFAULT_ACCOUNT
+
+
+def parse_duration(value: Any, name: str = f"{SETTING_NAME}['RETENTION']") -> timedelta:
+    """A positive duration from a ``timedelta`` or a string such as ``180d``, ``12h`` or
+    ``2w`` (units s, m, h, d, w); ``ImproperlyConfigured`` naming ``name`` otherwise."""
+    if isinstance(value, timedelta):
+        duration = value
+    else:
+        match = DURATION_RE.match(value) if isinstance(value, str) else None
+        if not match:
+            raise ImproperlyConfigured(
+                f"{name} must be a duration such as '180d' (a number and a unit s, m, h, d "
+                f"or w) or a timedelta, not {value!r}."
+            )
+        duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if duration <= timedelta(0):
+        raise ImproperlyConfigured(f"{name} must be longer than zero.")
+    return duration
+
+
+def _accounts(value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise _bad("ACCOUNTS", 'must be a dict: {"name": {"API_KEY": ..., ...}}.')
+    allowed = [key for key in ACCOUNT_KEYS if key in DEFAULTS]
+    for name, entry in value.items():
+        if not isinstance(name, str) or not name or len(name) > 64 or not name.isprintable():
+            raise _bad("ACCOUNTS", f"names must be strings of 1 to 64 characters, not {name!r}.")
+        if name == DEFAULT_ACCOUNT:
+            raise _bad("ACCOUNTS", "must not name 'default': the top-level keys are that account.")
+        if not isinstance(entry, dict):
+            raise _bad("ACCOUNTS", f"[{name!r}] must be a dict of settings.")
+        unknown = sorted(str(key) for key in set(entry) - set(allowed))
+        if unknown:
+            raise _bad(
+                "ACCOUNTS",
+                f"[{name!r}] has unknown keys: {', '.join(unknown)}. "
+                f"An account may set: {', '.join(allowed)}.",
+            )
+    return value
+
+
+def _keywords(raw: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = raw[key]
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise _bad(key, "must be a list of words.")
+    if not all(isinstance(word, str) and word.strip() for word in value):
+        raise _bad(key, "must be a list of non-empty strings.")
+    return tuple(value)
+
+
+def _confirmation(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    shape = 'must be None, {"text": "..."} or {"template": "name", "params": [...]}.'
+    if not isinstance(value, dict):
+        raise _bad("OPT_OUT_CONFIRMATION", shape)
+    if "text" in value:
+        if set(value) != {"text"} or not isinstance(value["text"], str) or not value["text"]:
+            raise _bad("OPT_OUT_CONFIRMATION", shape)
+        return dict(value)
+    params = value.get("params", [])
+    if (
+        not isinstance(value.get("template"), str)
+        or not value["template"]
+        or set(value) - {"template", "params", "header"}
+        or isinstance(params, str)
+        or not isinstance(params, Sequence)
+    ):
+        raise _bad("OPT_OUT_CONFIRMATION", shape)
+    return {"template": value["template"], "params": list(params), "header": value.get("header")}
+
+
+def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> WhatsAppSettings:
     for key in ("BASE_URL", "SEND_PATH", "STATUS_PATH"):
         if not isinstance(raw[key], str) or not raw[key]:
             raise _bad(key, "must be a non-empty string.")
@@ -211,4 +390,10 @@ def get_settings() -> WhatsAppSettings:
         SANDBOX_CALLBACK_DELAY=_float(raw, "SANDBOX_CALLBACK_DELAY"),
         SERVICE_WINDOW_POLICY=policy.strip().lower(),
         SANDBOX_ENFORCE_WINDOW=raw["SANDBOX_ENFORCE_WINDOW"],
+        OPT_OUT_KEYWORDS=_keywords(raw, "OPT_OUT_KEYWORDS"),
+        OPT_IN_KEYWORDS=_keywords(raw, "OPT_IN_KEYWORDS"),
+        OPT_OUT_CONFIRMATION=_confirmation(raw["OPT_OUT_CONFIRMATION"]),
+        RETENTION=None if raw["RETENTION"] is None else parse_duration(raw["RETENTION"]),
+        account=account,
+        accounts=accounts,
     )

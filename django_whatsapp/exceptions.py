@@ -113,6 +113,15 @@ class ServiceWindowClosed(WhatsAppError):
     )
 
 
+class OptedOut(WhatsAppError):
+    """The recipient opted out (``Contact.opted_out_at`` is set): refused here, before any
+    request, and the message stored ``not_sent`` with this error. Never retried: the customer
+    must opt in again first (see :mod:`django_whatsapp.optout`)."""
+
+    default_name = "Opted out"
+    default_message = "The recipient opted out of messages: nothing is sent to them."
+
+
 class GatewayServerError(WhatsAppError):
     """500, codes 2, 4, 5, 6 (or any 5xx answer): the gateway failed; retried (after
     ``retry_after`` seconds when the answer said so)."""

@@ -254,7 +254,8 @@ class ComposeForm(forms.ModelForm):
         elif kind == Kind.TEMPLATE:
             data["text"], data["file_url"] = "", ""
         if not data.get("source_addr"):
-            data["source_addr"] = get_settings().DEFAULT_SOURCE_ADDR or ""
+            # The chosen account's sender (the admin offers an account with several).
+            data["source_addr"] = get_settings(data.get("account")).DEFAULT_SOURCE_ADDR or ""
         if kind == Kind.TEMPLATE:
             self.instance.template_params = {
                 "body": [data.get(name) or "" for name in self.param_names],

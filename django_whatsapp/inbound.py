@@ -48,7 +48,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.dateparse import parse_datetime
 
-from . import signals, window
+from . import optout, sending, signals, window
 from .conf import WhatsAppSettings, get_settings
 from .models import InboundReport, Message
 from .validation import clean_recipient
@@ -513,5 +513,7 @@ def receive(report: InboundReport, data: Any) -> Receipt:
             message.destination_addr,
             report.pk,
         )
+        # An opt-out / opt-in keyword (OPT_OUT_KEYWORDS): acted on before message_received.
+        optout.handle_inbound(message, confirm=sending.send_opt_out_confirmation)
         signals.message_received.send(sender=Message, message=message, report=report)
     return receipt

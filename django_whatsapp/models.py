@@ -162,6 +162,16 @@ class Message(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
     status_changed_at = models.DateTimeField(_("status changed"), null=True, blank=True)
+    # -- accounts (conf.ACCOUNTS): which WhatsApp account sends, polls and retries this message.
+    account = models.CharField(
+        _("account"),
+        max_length=64,
+        default="default",
+        db_index=True,
+        help_text=_(
+            "The WhatsApp account (DJANGO_WHATSAPP['ACCOUNTS']) this message goes through."
+        ),
+    )
 
     class Meta:
         verbose_name = _("message")
@@ -279,7 +289,8 @@ class InboundReport(models.Model):
 
 
 class Contact(models.Model):
-    """A customer who wrote to us, and when: the 24-hour customer-service window."""
+    """A customer who wrote to us, and when: the 24-hour customer-service window; and whether
+    they opted out of our messages (:mod:`django_whatsapp.optout`)."""
 
     number = models.CharField(_("number"), max_length=20, unique=True)
     name = models.CharField(_("name"), max_length=255, blank=True)
@@ -289,6 +300,24 @@ class Contact(models.Model):
         null=True,
         blank=True,
         help_text=_("When the gateway last refused a free-form message to this contact."),
+    )
+    # -- opt-out (optout.py): nothing is sent to a contact while ``opted_out_at`` is set.
+    opted_out_at = models.DateTimeField(
+        _("opted out"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("When the customer asked to receive no more messages; empty when they may."),
+    )
+    opt_out_reason = models.CharField(_("opt-out reason"), max_length=255, blank=True)
+    opt_out_message = models.ForeignKey(
+        Message,
+        verbose_name=_("opt-out message"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("The customer's message that opted them out, if one did."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)

@@ -21,11 +21,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from requests.adapters import HTTPAdapter
 
-from . import signals, window
+from . import optout, signals, window
 from .client import SendResult, SharedBackoff, WhatsAppClient
-from .conf import WhatsAppSettings, get_settings
+from .conf import WhatsAppSettings, account_for_sender, get_settings
 from .exceptions import ServiceWindowClosed, WhatsAppError
-from .models import Message, StatusEvent
+from .models import Message, StatusEvent, Template
 from .payloads import message_payload
 from .signing import callback_url
 from .status_rule import _apply, apply_status
@@ -44,10 +44,21 @@ SENDABLE = (Status.DRAFT, Status.QUEUED)
 _local = threading.local()
 
 
-def get_client(conf: WhatsAppSettings | None = None) -> WhatsAppClient:
-    """This thread's client for the current settings (one pooled HTTP session each)."""
-    conf = conf or get_settings()
-    key = (conf.API_KEY, conf.send_url, conf.status_url, conf.TIMEOUT, conf.MAX_RETRIES)
+def get_client(
+    conf: WhatsAppSettings | None = None, *, account: str | None = None
+) -> WhatsAppClient:
+    """This thread's client for the current settings of ``conf``'s account (or ``account``'s;
+    the default account's when neither is given): one pooled HTTP session each, keyed by the
+    account's key, URLs and timeouts."""
+    conf = conf or get_settings(account)
+    key = (
+        conf.account,
+        conf.API_KEY,
+        conf.send_url,
+        conf.status_url,
+        conf.TIMEOUT,
+        conf.MAX_RETRIES,
+    )
     clients: dict[tuple[Any, ...], WhatsAppClient] = _local.__dict__.setdefault("clients", {})
     client = clients.get(key)
     if client is None:
@@ -136,13 +147,17 @@ def move_status(
     return bool(moved)
 
 
-def send_now(message: Message, *, client: WhatsAppClient | None = None) -> Message:
+def send_now(
+    message: Message, *, client: WhatsAppClient | None = None, confirmation: bool = False
+) -> Message:
     """Claim, submit and record one message now, whatever ``SEND_ASYNC`` says (see
-    :func:`django_whatsapp.services.send_message`)."""
-    conf = get_settings()
+    :func:`django_whatsapp.services.send_message`), through the message's account.
+    ``confirmation`` is for :func:`django_whatsapp.optout.confirm` only (see
+    :func:`claim_for_sending`)."""
+    conf = get_settings(message.account)
     # A configuration error (no API key, no callback secret) surfaces before any row is written.
     client = client or get_client(conf)
-    payload = claim_for_sending(message, conf)
+    payload = claim_for_sending(message, conf, confirmation=confirmation)
     if payload is None:
         return message
     try:
@@ -153,14 +168,18 @@ def send_now(message: Message, *, client: WhatsAppClient | None = None) -> Messa
 
 
 def claim_for_sending(
-    message: Message, conf: WhatsAppSettings | None = None
+    message: Message, conf: WhatsAppSettings | None = None, *, confirmation: bool = False
 ) -> dict[str, Any] | None:
     """Save (when unsaved), validate and claim a message; return the request body to submit, or
     ``None`` when another caller has it or it is not ``draft`` or ``queued`` (it is then
     refreshed). Sends ``message_sending``; a receiver's exception marks the message ``not_sent``
     and is raised. Raises ``ValidationError`` (nothing stored or claimed) for an invalid message.
+
+    A message to an opted-out contact is refused here (``not_sent`` with
+    :class:`~django_whatsapp.exceptions.OptedOut`, ``None`` returned), unless ``confirmation``
+    says it is the opt-out's own confirmation (:func:`django_whatsapp.optout.confirm`).
     """
-    callback = callback_url(message.uuid, conf or get_settings())
+    callback = callback_url(message.uuid, conf or get_settings(message.account))
     if message.pk is None:
         validate_message(message)
         message.save()
@@ -173,6 +192,13 @@ def claim_for_sending(
         message.refresh_from_db()
         return None
     message.status, message.status_changed_at, message.submitted_at = Status.SENDING, now, now
+    opted_out = None if confirmation else optout.refusal(message)
+    if opted_out is not None:
+        # The customer opted out: refused here, before any request, kept as not_sent.
+        Message.objects.filter(pk=message.pk).update(submitted_at=None)
+        message.submitted_at = None
+        _record_failure(message, opted_out)
+        return None
     try:
         window.check(message, conf)  # SERVICE_WINDOW_POLICY: raises under "enforce"
     except ServiceWindowClosed as error:
@@ -221,3 +247,41 @@ def record_send(message: Message, outcome: SendResult | BaseException) -> Messag
     logger.info("WhatsApp message %s accepted as %s", message.pk, result.message_id)
     signals.message_sent.send(sender=Message, message=message)
     return message
+
+
+# -- the opt-out confirmation ---------------------------------------------------------------
+
+
+def send_opt_out_confirmation(inbound: Message, confirmation: dict[str, Any]) -> Message | None:
+    """Send ``OPT_OUT_CONFIRMATION`` (``confirmation``) to the customer who wrote ``inbound``,
+    now, through the account whose sender they wrote to: the one message an opted-out contact
+    gets. A failure is logged and kept on the message; it never undoes the opt-out or the
+    inbound message."""
+    account = account_for_sender(inbound.source_addr)
+    outgoing = Message(
+        destination_addr=inbound.destination_addr,
+        source_addr=get_settings(account).DEFAULT_SOURCE_ADDR or inbound.source_addr or "",
+        account=account,
+    )
+    if "text" in confirmation:
+        outgoing.message_type, outgoing.text = Message.MessageType.TEXT, confirmation["text"]
+    else:
+        template = Template.objects.filter(name=confirmation["template"], is_active=True).first()
+        if template is None:
+            logger.error(
+                "WhatsApp opt-out confirmation not sent: no active template %r",
+                confirmation["template"],
+            )
+            return None
+        outgoing.message_type, outgoing.template = Message.MessageType.TEMPLATE, template
+        outgoing.template_params = {
+            "body": [str(p) for p in confirmation["params"]],
+            "header": confirmation.get("header"),
+        }
+    try:
+        return send_now(outgoing, confirmation=True)
+    except Exception:
+        # A configuration error, an invalid message or a message_sending receiver's veto: the
+        # customer's message is stored and the opt-out holds whatever becomes of the reply.
+        logger.exception("WhatsApp opt-out confirmation to %s failed", inbound.destination_addr)
+        return None

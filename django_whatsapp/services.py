@@ -27,7 +27,7 @@ from . import signals
 from .bulk import BulkResult
 from .bulk import send_bulk as _send_bulk
 from .client import StatusResult, WhatsAppClient
-from .conf import get_settings
+from .conf import DEFAULT_ACCOUNT, get_settings
 from .models import Message, StatusEvent, Template
 from .sending import claim_for_sending, get_client, pooled_client, record_send, send_now
 from .status_rule import ReportMismatch, _apply, apply_status, receive_report
@@ -76,7 +76,11 @@ def enqueue_message(message: Message) -> Message:
 
 
 def send_message(
-    message: Message, *, client: WhatsAppClient | None = None, enqueue: bool | None = None
+    message: Message,
+    *,
+    client: WhatsAppClient | None = None,
+    enqueue: bool | None = None,
+    account: str | None = None,
 ) -> Message:
     """Submit a message to the gateway, at most once however many callers ask at the same time.
 
@@ -90,14 +94,21 @@ def send_message(
     returned on the message: ``accepted`` with ``provider_message_id``, or ``not_sent`` /
     ``unknown`` with ``error_*`` set. Raises ``ValidationError`` (nothing sent) for an invalid
     message.
+
+    ``account`` (a name in ``ACCOUNTS``) sets an unsaved message's account; the message goes
+    through its account's gateway, key and sender. A message to an opted-out contact is stored
+    ``not_sent`` with :class:`~django_whatsapp.exceptions.OptedOut` and nothing is requested.
     """
+    if account is not None and message.pk is None:
+        get_settings(account)  # an unknown account is a configuration error, raised now
+        message.account = account
     if get_settings().SEND_ASYNC if enqueue is None else enqueue:
         return enqueue_message(message)
     return send_now(message, client=client)
 
 
-def _default_sender(source_addr: str | None) -> str:
-    return source_addr or get_settings().DEFAULT_SOURCE_ADDR or ""
+def _default_sender(source_addr: str | None, account: str | None = None) -> str:
+    return source_addr or get_settings(account).DEFAULT_SOURCE_ADDR or ""
 
 
 def send_text(
@@ -108,16 +119,19 @@ def send_text(
     created_by: Any = None,
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
+    account: str | None = None,
 ) -> Message:
-    """Send a text message to ``to`` (digits; ``+``, spaces and dashes are stripped)."""
+    """Send a text message to ``to`` (digits; ``+``, spaces and dashes are stripped), through
+    ``account`` (a name in ``ACCOUNTS``; the default account when not given)."""
     message = Message(
         message_type=Message.MessageType.TEXT,
         destination_addr=str(to),
-        source_addr=_default_sender(source_addr),
+        source_addr=_default_sender(source_addr, account),
+        account=account or DEFAULT_ACCOUNT,
         text=text,
         created_by=created_by,
     )
-    return send_message(message, client=client, enqueue=enqueue)
+    return send_message(message, client=client, enqueue=enqueue, account=account)
 
 
 def send_media(
@@ -129,17 +143,19 @@ def send_media(
     created_by: Any = None,
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
+    account: str | None = None,
 ) -> Message:
     """Send an image (a .jpg, .jpeg or .png URL) with an optional caption."""
     message = Message(
         message_type=Message.MessageType.MEDIA,
         destination_addr=str(to),
-        source_addr=_default_sender(source_addr),
+        source_addr=_default_sender(source_addr, account),
+        account=account or DEFAULT_ACCOUNT,
         file_url=file_url,
         text=text,
         created_by=created_by,
     )
-    return send_message(message, client=client, enqueue=enqueue)
+    return send_message(message, client=client, enqueue=enqueue, account=account)
 
 
 def send_template(
@@ -152,6 +168,7 @@ def send_template(
     created_by: Any = None,
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
+    account: str | None = None,
 ) -> Message:
     """Send a registered template (a :class:`Template` or its name) with its body parameters
     and, when the template has a header, the header's text or image URL."""
@@ -164,7 +181,8 @@ def send_template(
     message = Message(
         message_type=Message.MessageType.TEMPLATE,
         destination_addr=str(to),
-        source_addr=_default_sender(source_addr),
+        source_addr=_default_sender(source_addr, account),
+        account=account or DEFAULT_ACCOUNT,
         template=resolved,
         template_params={"body": [str(p) for p in params], "header": header},
         created_by=created_by,
@@ -176,7 +194,7 @@ def send_template(
         except ValidationError as error:
             errors = {**error.error_dict, **errors}
         raise ValidationError(errors)
-    return send_message(message, client=client, enqueue=enqueue)
+    return send_message(message, client=client, enqueue=enqueue, account=account)
 
 
 # -- after the send ----------------------------------------------------------------------------
@@ -187,7 +205,8 @@ def refresh_status(message: Message, *, client: WhatsAppClient | None = None) ->
     message has no provider id yet, and :class:`WhatsAppError` when the gateway fails."""
     if message.provider_message_id is None:
         raise ValueError(_("The message has no provider id yet, so its status cannot be polled."))
-    apply_poll(message, (client or get_client()).get_status(message.provider_message_id))
+    client = client or get_client(account=message.account)  # the message's own account
+    apply_poll(message, client.get_status(message.provider_message_id))
     return message
 
 

@@ -1,4 +1,5 @@
-"""Signals sent by :mod:`django_whatsapp.services` and :mod:`django_whatsapp.inbound`. The sender
+"""Signals sent by :mod:`django_whatsapp.services`, :mod:`django_whatsapp.inbound` and
+:mod:`django_whatsapp.optout`. The sender
 is always the ``Message`` class.
 
 Each is sent once per real event, after the database change it reports.
@@ -31,3 +32,14 @@ status_changed = Signal()
 #: in ``destination_addr``) and ``report`` (the
 #: :class:`~django_whatsapp.models.InboundReport` holding the raw request).
 message_received = Signal()
+
+#: Sent when a contact opts out (an inbound opt-out keyword, or an operator in the admin), once:
+#: a contact already opted out sends nothing.
+#: Arguments: ``contact`` (the :class:`~django_whatsapp.models.Contact`, ``opted_out_at`` set),
+#: ``message`` (the inbound Message that said the keyword, or ``None`` when an operator did it)
+#: and ``user`` (the operator, or ``None``).
+contact_opted_out = Signal()
+
+#: Sent when an opted-out contact opts back in (an inbound opt-in keyword, or an operator).
+#: Arguments: ``contact``, ``message`` (the inbound Message, or ``None``) and ``user``.
+contact_opted_in = Signal()

@@ -29,9 +29,10 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from . import optout
 from .conf import get_settings
 from .models import Message
-from .sending import move_status, send_now
+from .sending import claim_for_sending, move_status, send_now
 from .signing import callback_url
 from .validation import validate_message
 
@@ -62,7 +63,7 @@ def enqueue_message(message: Message) -> Message:
     worker's claim submits it at most once. A message in any other status is returned as it is.
     Raises ``ValidationError`` (nothing stored) for an invalid message.
     """
-    conf = get_settings()
+    conf = get_settings(message.account)
     # A configuration error surfaces here, not later in a worker.
     conf.require_api_key()
     callback_url(message.uuid, conf)
@@ -78,6 +79,10 @@ def enqueue_message(message: Message) -> Message:
             return message
         message.status, message.status_changed_at = Status.QUEUED, now
     elif message.status != Status.QUEUED:
+        return message
+    if optout.refusal(message) is not None:
+        # The recipient opted out: refused now (not_sent, OptedOut kept), no task enqueued.
+        claim_for_sending(message, conf)
         return message
     transaction.on_commit(partial(_enqueue, message.pk))
     return message

@@ -46,6 +46,9 @@ API_KEY = "ak-LEAKCHECK-7c1e9d0b2f"
 CALLBACK_SECRET = "cs-LEAKCHECK-4f2a8e6d13"
 OLD_SECRET = "cs-LEAKCHECK-old-91b3aa"
 B64_KEY = base64.b64encode(API_KEY.encode()).decode()
+#: The API key of a second account (ACCOUNTS["brand2"]).
+BRAND2_KEY = "ak-LEAKCHECK-brand2-5d3c1a"
+B64_BRAND2_KEY = base64.b64encode(BRAND2_KEY.encode()).decode()
 #: Nothing captured anywhere may contain any of these.
 SECRETS = {
     "API_KEY": API_KEY,
@@ -53,6 +56,8 @@ SECRETS = {
     "old CALLBACK_SECRET": OLD_SECRET,
     "base64(API_KEY)": B64_KEY,
     "Authorization header": f"Basic {B64_KEY}",
+    "ACCOUNTS['brand2']['API_KEY']": BRAND2_KEY,
+    "base64(brand2 API_KEY)": B64_BRAND2_KEY,
 }
 TO = "380501234567"
 JSON = "application/json"
@@ -128,6 +133,7 @@ def secrets(settings: Any) -> None:
         "CALLBACK_SECRET": [CALLBACK_SECRET, OLD_SECRET],
         "MAX_RETRIES": 1,
         "TIMEOUT": (0.5, 0.5),
+        "ACCOUNTS": {"brand2": {"API_KEY": BRAND2_KEY, "DEFAULT_SOURCE_ADDR": "Brand2"}},
     }
 
 
@@ -240,6 +246,30 @@ def test_the_commands(gateway: FakeGateway, logs: Capture) -> None:
     call_command("check", stdout=out, stderr=err)
     assert "77" in out.getvalue()
     assert_clean("the command output", out.getvalue() + err.getvalue() + str(refused.value))
+
+
+def test_a_second_accounts_key_in_sends_polls_commands_and_reports(
+    gateway: FakeGateway, logs: Capture, request_with_env: Any
+) -> None:
+    gateway.answer({"message_id": 88}, ordered=True)
+    gateway.answer({"name": "Unauthorized", "message": "Bad key", "status": 401}, 401, ordered=True)
+    sent = services.send_text(TO, "hi", account="brand2")
+    assert sent.status == Status.ACCEPTED
+    assert gateway.requests[0].headers["Authorization"] == f"Basic {B64_BRAND2_KEY}"
+    failed = services.send_text(TO, "hi", account="brand2")
+    assert failed.status == Status.NOT_SENT
+    gateway.server.expect_request(STATUS_PATH).respond_with_json({"message_id": 88, "status": 7})
+    out, err = io.StringIO(), io.StringIO()
+    call_command("whatsapp_resync", "--account", "brand2", stdout=out, stderr=err)
+    with pytest.raises(CommandError) as refused:
+        call_command("whatsapp_send", "--to", TO, "--text", "x", "--account", "nope", stdout=out)
+    call_command("check", stdout=out, stderr=err)
+    texts = [out.getvalue(), err.getvalue(), str(refused.value), stored(failed)]
+    texts += [repr(get_settings("brand2")), str(get_settings("brand2"))]
+    texts += list(error_report(raised(lambda: get_settings("nope")), request_with_env))
+    for text in texts:
+        assert_clean("a second account's output", text)
+    assert "'brand2'" in texts[-2]  # the error report shows ACCOUNTS, with the key hidden
 
 
 # -- callbacks ---------------------------------------------------------------------------------

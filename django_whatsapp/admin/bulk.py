@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 
 from .. import bulk
 from ..models import Message, Template
+from . import accounts as admin_accounts
 
 #: Where the service's field names show in the form.
 FIELD_NAMES = {"template_params": "params", "destination_addr": "recipients"}
@@ -109,6 +110,13 @@ def _report(modeladmin: admin.ModelAdmin[Message], request: HttpRequest, result:
             _("Not sent, the number is not valid: %(list)s") % {"list": listed},
             messages.ERROR,
         )
+    if result.opted_out:
+        modeladmin.message_user(
+            request,
+            _("Not sent, the customer opted out: %(list)s")
+            % {"list": ", ".join(f"+{number}" for number in result.opted_out)},
+            messages.WARNING,
+        )
     if result.duplicates:
         modeladmin.message_user(
             request,
@@ -127,12 +135,15 @@ def bulk_send_view(modeladmin: admin.ModelAdmin[Message], request: HttpRequest) 
     ):
         raise PermissionDenied
     form = BulkSendForm(request.POST if request.method == "POST" else None)
+    if admin_accounts.several():
+        form.fields["account"] = admin_accounts.account_field()
     if request.method == "POST" and form.is_valid():
         try:
             result = bulk.send_bulk(
                 form.cleaned_data["recipients"],
                 source_addr=form.cleaned_data["source_addr"] or None,
                 created_by=user,
+                account=form.cleaned_data.get("account") or None,
                 **form.content(),
             )
         except ValidationError as error:

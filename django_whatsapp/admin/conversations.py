@@ -24,6 +24,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBadRequest,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
@@ -34,7 +35,8 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import inbound, sandbox, services, window
+from .. import inbound, optout, sandbox, services, window
+from ..conf import DEFAULT_ACCOUNT, account_for_sender, get_settings
 from ..forms import ReplyForm, template_compose_url, window_closed_message
 from ..models import Contact, Conversation, InboundReport, Message
 from ..sandbox.gateway import gateway
@@ -112,6 +114,37 @@ def warn_sent_anyway(
             ),
             messages.WARNING,
         )
+
+
+def can_change_opt_out(request: HttpRequest) -> bool:
+    return request.user.has_perm("django_whatsapp.change_contact")
+
+
+def opt_out_context(request: HttpRequest, number: str) -> dict[str, Any]:
+    """What a conversation page shows of the contact's opt-out, and where its button posts."""
+    contact = Contact.objects.filter(number=number).only("opted_out_at", "opt_out_reason").first()
+    return {
+        "opted_out_at": contact.opted_out_at if contact else None,
+        "reason": contact.opt_out_reason if contact else "",
+        "can_change": can_change_opt_out(request),
+        "url": _url("conversation_opt_out", number),
+    }
+
+
+def reply_account(number: str) -> str:
+    """The account a reply goes out through: that of the latest message with ``number`` (for
+    a received one, the account whose sender the customer wrote to)."""
+    latest = (
+        Message.objects.filter(destination_addr=number)
+        .order_by("-created_at", "-pk")
+        .only("direction", "account", "source_addr")
+        .first()
+    )
+    if latest is None:
+        return DEFAULT_ACCOUNT
+    if latest.direction == Direction.INBOUND:
+        return account_for_sender(latest.source_addr)
+    return latest.account if latest.account in get_settings().accounts else DEFAULT_ACCOUNT
 
 
 def window_badge(state: window.WindowState) -> SafeString:
@@ -250,6 +283,11 @@ class ConversationAdmin(ConversationAdminBase):
                 name=f"{prefix}_reply",
             ),
             path(
+                "<str:number>/opt-out/",
+                wrap(self.opt_out_view),
+                name=f"{prefix}_opt_out",
+            ),
+            path(
                 "<str:number>/simulate/",
                 transaction.non_atomic_requests(wrap(self.simulate_view)),
                 name=f"{prefix}_simulate",
@@ -331,6 +369,9 @@ class ConversationAdmin(ConversationAdminBase):
         # Under "enforce" a closed window takes only templates: no reply box then. A refused
         # reply is shown with its errors whatever the window, so that its text is not lost.
         blocked = closed and policy == window.ENFORCE
+        opt_out = opt_out_context(request, number)
+        if opt_out["opted_out_at"] is not None and form is None:
+            reply_allowed = False  # nothing can be sent to them: no reply box
         if form is None and reply_allowed and not blocked:
             form = ReplyForm()
         context = self._context(
@@ -354,8 +395,42 @@ class ConversationAdmin(ConversationAdminBase):
             simulate_url=_url("conversation_simulate", number) if can_simulate(request) else None,
             simulated_reply=SIMULATED_REPLY,
             list_url=_url("conversation_changelist"),
+            opt_out=opt_out,
         )
         return TemplateResponse(request, "django_whatsapp/admin/conversation.html", context)
+
+    def opt_out_view(self, request: HttpRequest, number: str) -> HttpResponse:
+        """An operator opts the contact out (``opt=out``, with an optional ``reason``) or back in
+        (``opt=in``); needs ``change_contact``; logged as an admin change of the contact."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require_view(request)
+        if not can_change_opt_out(request):
+            raise PermissionDenied
+        number = self._number(number)
+        choice = request.POST.get("opt")
+        if choice == "out":
+            given = (request.POST.get("reason") or "").strip()[:200]
+            # Stored as it is, not translated: read later in any language.
+            reason = f"operator {request.user}" + (f": {given}" if given else "")
+            contact, changed = optout.opt_out(number, reason=reason, user=request.user)
+            done = _("%(number)s is opted out: nothing will be sent to them.")
+            entry = "Opted out" + (f": {given}" if given else "")
+        elif choice == "in":
+            found, changed = optout.opt_in(number, user=request.user)
+            if found is None:
+                raise Http404(_("There is no such contact."))
+            contact = found
+            done = _("%(number)s is opted in again.")
+            entry = "Opted in"
+        else:
+            return HttpResponseBadRequest(_("Say opt=out or opt=in."))
+        if changed:
+            self.log_change(request, contact, entry)  # type: ignore[arg-type]
+            self.message_user(request, done % {"number": f"+{number}"}, messages.SUCCESS)
+        else:
+            self.message_user(request, _("Nothing changed."), messages.INFO)
+        return HttpResponseRedirect(thread_url(number))
 
     def reply_view(self, request: HttpRequest, number: str) -> HttpResponse:
         if request.method != "POST":
@@ -372,7 +447,12 @@ class ConversationAdmin(ConversationAdminBase):
             form.add_error("text", ValidationError(window_closed_message(number)))
             return self.thread_view(request, number, form)
         try:
-            message = services.send_text(number, form.cleaned_data["text"], created_by=request.user)
+            message = services.send_text(
+                number,
+                form.cleaned_data["text"],
+                created_by=request.user,
+                account=reply_account(number),
+            )
         except ValidationError as error:
             form.add_error("text", error.messages)
             return self.thread_view(request, number, form)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -29,9 +29,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import window
+from .. import optout, window
 from ..forms import SEND_BUTTON, ComposeForm
 from ..models import Message, StatusEvent
+from . import accounts as admin_accounts
 from . import actions as admin_actions
 from . import bulk as admin_bulk
 from . import conversations as admin_conversations
@@ -79,7 +80,10 @@ class MessageAdmin(admin.ModelAdmin):
         admin_actions.retry_not_sent,
     )
     view_fieldsets: Any = (
-        (None, {"fields": ("status_badge", "error_details", "recipient", "source_addr")}),
+        (
+            None,
+            {"fields": ("status_badge", "error_details", "recipient", "source_addr", "account")},
+        ),
         (gettext_lazy("Content"), {"fields": ("message_type", "content")}),
         (
             gettext_lazy("Delivery"),
@@ -116,6 +120,21 @@ class MessageAdmin(admin.ModelAdmin):
     def _require_send(self, request: HttpRequest) -> None:
         if not self.has_send_permission(request):
             raise PermissionDenied
+
+    # -- accounts: a column, a filter and a compose choice with several accounts ---------------
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown = tuple(super().get_list_display(request))
+        return (*shown, "account") if admin_accounts.several() else shown
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = tuple(super().get_list_filter(request))
+        return (*filters, "account") if admin_accounts.several() else filters
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "account":
+            return admin_accounts.account_field()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     # -- the list ------------------------------------------------------------------------------
 
@@ -163,7 +182,10 @@ class MessageAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Message | None = None) -> Any:
         if obj is None or obj.status == Status.DRAFT:
-            return ((None, {"fields": COMPOSE_FIELDS}),)
+            several = admin_accounts.several()
+            return (
+                (None, {"fields": (*COMPOSE_FIELDS, "account") if several else COMPOSE_FIELDS}),
+            )
         if obj.is_inbound:
             return self.inbound_fieldsets
         if display.explain_error(obj) is None:
@@ -248,6 +270,8 @@ class MessageAdmin(admin.ModelAdmin):
             }
         if obj is not None and obj.pk is not None:
             context.update(admin_conversations.message_tools(request, obj))
+        if compose:
+            self._warn_opted_out(request, form)
         context.update(
             compose=compose,
             can_send=can_send,
@@ -261,6 +285,20 @@ class MessageAdmin(admin.ModelAdmin):
             show_retry=bool(obj and can_send and obj.status == Status.NOT_SENT),
         )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _warn_opted_out(self, request: HttpRequest, form: Any) -> None:
+        """On compose: say so when the recipient opted out (a send would be refused)."""
+        number = (form.data.get("destination_addr") if form.is_bound else None) or (
+            form.initial.get("destination_addr") or getattr(form.instance, "destination_addr", "")
+        )
+        digits = "".join(str(number or "").split()).replace("-", "").removeprefix("+")
+        if digits.isascii() and digits.isdigit() and optout.is_opted_out(digits):
+            self.message_user(
+                request,
+                _("%(number)s opted out: a message to them will not be sent.")
+                % {"number": f"+{digits}"},
+                messages.WARNING,
+            )
 
     def save_model(self, request: HttpRequest, obj: Message, form: Any, change: bool) -> None:
         if not change and request.user.is_authenticated:

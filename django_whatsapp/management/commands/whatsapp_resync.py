@@ -14,14 +14,18 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from ... import services
+from ...client import StatusResult
+from ...conf import get_settings
 from ...exceptions import WhatsAppError
 from ...models import FINAL_STATUSES, Message
 
@@ -89,6 +93,12 @@ class Command(BaseCommand):
             "--ids", nargs="+", type=int, metavar="ID", help="Only these messages (database ids)."
         )
         parser.add_argument("--since", help="Only messages created within this long, e.g. 2d.")
+        parser.add_argument(
+            "--account",
+            metavar="NAME",
+            help="Only the messages of this account (ACCOUNTS); each message is polled "
+            "through its own account anyway.",
+        )
         parser.add_argument("--limit", type=int, help="Poll at most this many messages.")
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be polled; poll nothing."
@@ -128,6 +138,12 @@ class Command(BaseCommand):
         )
         if options["ids"]:
             queryset = queryset.filter(pk__in=options["ids"])
+        if options["account"] is not None:
+            try:
+                get_settings(options["account"])
+            except ImproperlyConfigured as error:
+                raise CommandError(str(error)) from error
+            queryset = queryset.filter(account=options["account"])
         if options["since"] is not None:
             queryset = queryset.filter(
                 created_at__gte=timezone.now() - parse_since(options["since"])
@@ -161,30 +177,36 @@ class Command(BaseCommand):
         # A thread, and its connection to the gateway (a TLS handshake), pays off only over
         # several polls: one per POLLS_PER_THREAD messages, up to --concurrency.
         threads = max(1, min(options["concurrency"], math.ceil(total / POLLS_PER_THREAD)))
-        with services.pooled_client(threads) as client:
-            polls = services.poll_statuses(chunks(queryset, total), client, threads)
-            for index, (message, poll) in enumerate(polls, start=1):
-                before = message.status
-                try:
-                    services.apply_poll(message, poll.result())
-                except (WhatsAppError, services.ReportMismatch) as error:
-                    failed += 1
-                    if progress:
-                        progress.clear()
-                    self.stderr.write(f"[{index}/{total}] message {message.pk}: failed: {error}")
-                else:
-                    if message.status != before:
-                        changed += 1
-                        line = (
-                            f"[{index}/{total}] message {message.pk}: {before} -> {message.status}"
-                        )
-                    else:
-                        unchanged += 1
-                        line = f"[{index}/{total}] message {message.pk}: {before} (unchanged)"
-                    if not progress:
-                        self.stdout.write(line)
+        # Each account's messages go through that account's gateway and key.
+        for account in accounts_of(queryset):
+            try:
+                get_settings(account)
+            except ImproperlyConfigured as error:
+                raise CommandError(
+                    f"Messages of account {account!r} cannot be polled: {error} Configure it, "
+                    "or poll the others with --account."
+                ) from error
+        polls = by_account(queryset, total, threads)
+        for index, (message, poll) in enumerate(polls, start=1):
+            before = message.status
+            try:
+                services.apply_poll(message, poll.result())
+            except (WhatsAppError, services.ReportMismatch) as error:
+                failed += 1
                 if progress:
-                    progress.update(index, failed)
+                    progress.clear()
+                self.stderr.write(f"[{index}/{total}] message {message.pk}: failed: {error}")
+            else:
+                if message.status != before:
+                    changed += 1
+                    line = f"[{index}/{total}] message {message.pk}: {before} -> {message.status}"
+                else:
+                    unchanged += 1
+                    line = f"[{index}/{total}] message {message.pk}: {before} (unchanged)"
+                if not progress:
+                    self.stdout.write(line)
+            if progress:
+                progress.update(index, failed)
         if progress:
             progress.update(total, failed, force=True)
             self.stdout.write("")
@@ -204,6 +226,27 @@ class Command(BaseCommand):
         for message in settled:
             self.stdout.write(f"message {message.pk}: sending -> {message.status} (stale)")
         self.stdout.write(f"Settled {len(settled)} message(s) stuck in sending.")
+
+
+def accounts_of(queryset: QuerySet[Message]) -> list[str]:
+    """The accounts of the selected messages, sorted."""
+    return sorted(set(queryset.order_by().values_list("account", flat=True).distinct()))
+
+
+def by_account(
+    queryset: QuerySet[Message], total: int, threads: int
+) -> Iterator[tuple[Message, Future[StatusResult]]]:
+    """The polls of the selection (at most ``total``), one account after the other, each
+    through a pooled client of that account's settings (its gateway, key and limits)."""
+    remaining = total
+    for account in accounts_of(queryset):
+        if remaining <= 0:
+            return
+        with services.pooled_client(threads, get_settings(account)) as client:
+            selected = queryset.filter(account=account)
+            for polled in services.poll_statuses(chunks(selected, remaining), client, threads):
+                remaining -= 1
+                yield polled
 
 
 def chunks(queryset: QuerySet[Message], limit: int | None) -> Iterator[Message]:

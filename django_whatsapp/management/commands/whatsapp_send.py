@@ -57,9 +57,14 @@ class Command(BaseCommand):
             help="The template's language code, when it is registered in several (e.g. en_US).",
         )
         parser.add_argument("--from", dest="source_addr", help="Sender (DEFAULT_SOURCE_ADDR).")
+        parser.add_argument(
+            "--account",
+            metavar="NAME",
+            help="Send through this account of ACCOUNTS (default: the top-level settings).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        to, source_addr = options["to"], options["source_addr"]
+        to, source_addr, account = options["to"], options["source_addr"], options["account"]
         if options["caption"] and not options["image"]:
             raise CommandError("--caption goes with --image.")
         if (options["params"] or options["header"] or options["language"]) and not options[
@@ -68,10 +73,16 @@ class Command(BaseCommand):
             raise CommandError("--param, --header and --language go with --template.")
         try:
             if options["text"] is not None:
-                message = services.send_text(to, options["text"], source_addr=source_addr)
+                message = services.send_text(
+                    to, options["text"], source_addr=source_addr, account=account
+                )
             elif options["image"] is not None:
                 message = services.send_media(
-                    to, options["image"], options["caption"], source_addr=source_addr
+                    to,
+                    options["image"],
+                    options["caption"],
+                    source_addr=source_addr,
+                    account=account,
                 )
             else:
                 message = services.send_template(
@@ -80,6 +91,7 @@ class Command(BaseCommand):
                     options["params"],
                     options["header"],
                     source_addr=source_addr,
+                    account=account,
                 )
         except ValidationError as error:
             described = _describe(error, image=options["image"] is not None)
