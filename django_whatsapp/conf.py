@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "SANDBOX_ENFORCE_WINDOW": False,
 }
 
+#: ``BASE_URL`` for tests: the in-process gateway of :mod:`django_whatsapp.testing`.
+MEMORY_URL = "memory://"
+
 #: The values of ``SERVICE_WINDOW_POLICY``.
 WINDOW_POLICIES = ("off", "warn", "enforce")
 
@@ -181,8 +184,11 @@ def get_settings() -> WhatsAppSettings:
     for key in ("BASE_URL", "SEND_PATH", "STATUS_PATH"):
         if not isinstance(raw[key], str) or not raw[key]:
             raise _bad(key, "must be a non-empty string.")
-    if not _is_http_url(raw["BASE_URL"]):
-        raise _bad("BASE_URL", "must be an http:// or https:// URL with a host.")
+    if not _is_http_url(raw["BASE_URL"]) and not raw["BASE_URL"].startswith(MEMORY_URL):
+        raise _bad(
+            "BASE_URL",
+            f"must be an http:// or https:// URL with a host (or {MEMORY_URL!r} for tests).",
+        )
     callback_base = _optional_str(raw, "CALLBACK_BASE_URL")
     if callback_base is not None and not _is_http_url(callback_base):
         raise _bad("CALLBACK_BASE_URL", "must be an origin such as https://example.com.")

@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import services
+from ...exceptions import IdempotencyConflict
 from ...models import Message, Template
 
 #: The option that gave each field of a message, to name it in an error.
@@ -19,6 +20,9 @@ OPTIONS = {
     "template": "--template",
     "template_params": "--param",
     "header": "--header",
+    "metadata": "--metadata",
+    "tags": "--tag",
+    "idempotency_key": "--idempotency-key",
 }
 
 
@@ -57,6 +61,28 @@ class Command(BaseCommand):
             help="The template's language code, when it is registered in several (e.g. en_US).",
         )
         parser.add_argument("--from", dest="source_addr", help="Sender (DEFAULT_SOURCE_ADDR).")
+        # The caller's own data, stored on the message (never sent to WhatsApp).
+        parser.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            dest="tags",
+            metavar="TAG",
+            help="A tag to store on the message; repeat for several.",
+        )
+        parser.add_argument(
+            "--metadata",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="A metadata entry (a string value) to store on the message; repeat for several.",
+        )
+        parser.add_argument(
+            "--idempotency-key",
+            metavar="KEY",
+            help="Send at most once with this key: run again with it, nothing is sent and the "
+            "first message is reported.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         to, source_addr = options["to"], options["source_addr"]
@@ -66,12 +92,17 @@ class Command(BaseCommand):
             "template"
         ]:
             raise CommandError("--param, --header and --language go with --template.")
+        own: dict[str, Any] = {
+            "metadata": self.metadata(options["metadata"]),
+            "tags": options["tags"] or None,
+            "idempotency_key": options["idempotency_key"],
+        }
         try:
             if options["text"] is not None:
-                message = services.send_text(to, options["text"], source_addr=source_addr)
+                message = services.send_text(to, options["text"], source_addr=source_addr, **own)
             elif options["image"] is not None:
                 message = services.send_media(
-                    to, options["image"], options["caption"], source_addr=source_addr
+                    to, options["image"], options["caption"], source_addr=source_addr, **own
                 )
             else:
                 message = services.send_template(
@@ -80,13 +111,30 @@ class Command(BaseCommand):
                     options["params"],
                     options["header"],
                     source_addr=source_addr,
+                    **own,
                 )
+        except IdempotencyConflict as error:
+            raise CommandError(f"Nothing was sent. --idempotency-key: {error}") from error
         except ValidationError as error:
             described = _describe(error, image=options["image"] is not None)
             raise CommandError(f"Nothing was sent. {described}") from error
         except ImproperlyConfigured as error:
             raise CommandError(f"Nothing was sent. {error}") from error
         self.report(message)
+
+    def metadata(self, entries: list[str]) -> dict[str, str] | None:
+        """``--metadata KEY=VALUE`` entries as a dict (``None`` when there are none)."""
+        if not entries:
+            return None
+        metadata: dict[str, str] = {}
+        for entry in entries:
+            key, sep, value = entry.partition("=")
+            if not sep or not key.strip():
+                raise CommandError(
+                    f"Nothing was sent. --metadata: {entry!r} is not KEY=VALUE (e.g. order=42)."
+                )
+            metadata[key.strip()] = value
+        return metadata
 
     def template(self, name: str, language: str | None) -> Template | str:
         """The template by name, or by name and language when ``--language`` is given."""
