@@ -133,6 +133,7 @@ def send_message(
     """
     _add_own_data(message, metadata, tags, target, idempotency_key)
     if message.pk is None and message.idempotency_key:
+        message.idempotency_key = idempotency.clean_key(message.idempotency_key)
         validate_message(message)
         # A configuration error surfaces before the key is taken, as for any send.
         conf = get_settings()

@@ -132,6 +132,21 @@ def test_a_bad_key_is_refused_before_anything(whatsapp_gateway: MemoryGateway, k
 
 
 @pytest.mark.django_db
+def test_a_key_set_on_a_built_message_is_checked_too(whatsapp_gateway: MemoryGateway) -> None:
+    built = Message(destination_addr=TO, source_addr="TestCo", text="hi", idempotency_key="k" * 256)
+    with pytest.raises(ValidationError) as caught:
+        services.send_message(built)
+    assert list(caught.value.error_dict) == ["idempotency_key"]
+    built.idempotency_key = "own-key"
+    first = services.send_message(built)
+    again = services.send_message(
+        Message(destination_addr=TO, source_addr="TestCo", text="hi", idempotency_key="own-key")
+    )
+    assert again.pk == first.pk
+    assert len(whatsapp_gateway.outbox) == 1
+
+
+@pytest.mark.django_db
 def test_an_invalid_message_with_a_key_stores_nothing(whatsapp_gateway: MemoryGateway) -> None:
     with pytest.raises(ValidationError):
         services.send_text("not a number", "hi", idempotency_key="k")
