@@ -297,3 +297,42 @@ def test_twenty_threads_with_one_key_make_exactly_one_gateway_request(
     stored = Message.objects.get()
     assert (stored.status, stored.provider_message_id) == (Status.ACCEPTED, 9001)
     assert {r.pk for r in returned} == {stored.pk}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_bulk_sends_racing_with_one_key_send_each_recipient_once(
+    whatsapp_gateway: MemoryGateway,
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("a race is proven on PostgreSQL (real parallel connections): DATABASE_URL")
+    recipients = [f"38050000{i:04d}" for i in range(30)]
+    racers = 6
+    barrier = threading.Barrier(racers)
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def racer() -> None:
+        try:
+            barrier.wait(timeout=30)
+            result: Any = send_bulk(recipients, text="sale", idempotency_key="race", concurrency=2)
+        except BaseException as error:  # kept and inspected below
+            result = error
+        finally:
+            connections.close_all()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=racer, daemon=True) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a racer is stuck"
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert sorted(s.to for s in whatsapp_gateway.outbox) == recipients
+    assert Message.objects.count() == len(recipients)
+    # Every racer got one message per recipient, the same ones.
+    assert {tuple(m.pk for m in r.messages) for r in results} == {
+        tuple(Message.objects.order_by("destination_addr").values_list("pk", flat=True))
+    }
