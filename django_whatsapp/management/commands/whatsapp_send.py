@@ -97,6 +97,8 @@ class Command(BaseCommand):
             "tags": options["tags"] or None,
             "idempotency_key": options["idempotency_key"],
         }
+        key = options["idempotency_key"]
+        earlier = bool(key) and Message.objects.filter(idempotency_key=key).exists()
         try:
             if options["text"] is not None:
                 message = services.send_text(to, options["text"], source_addr=source_addr, **own)
@@ -120,6 +122,11 @@ class Command(BaseCommand):
             raise CommandError(f"Nothing was sent. {described}") from error
         except ImproperlyConfigured as error:
             raise CommandError(f"Nothing was sent. {error}") from error
+        if earlier:
+            self.stdout.write(
+                f"Already sent with idempotency key {key!r}: nothing was sent now; "
+                "the first message follows."
+            )
         self.report(message)
 
     def metadata(self, entries: list[str]) -> dict[str, str] | None:
