@@ -7,6 +7,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Any
 
+import pytest
 from django.test import TestCase
 
 from django_whatsapp import services
@@ -59,3 +60,23 @@ class DecoratedTests(TestCase):
         assert get_settings().BASE_URL == "memory://"
         services.send_text("380501234567", "decorated class")
         assert [s.text for s in gateway.outbox] == ["decorated class"]
+
+
+def test_the_package_loads_its_names_on_first_use() -> None:
+    """The app imports django_whatsapp.testing.transport when it starts; the package's other
+    names load on first use (and reloading re-runs the modules, which pytest imported before
+    coverage started)."""
+    import importlib
+
+    import django_whatsapp.testing as testing
+    from django_whatsapp.testing import pytest_plugin
+
+    importlib.reload(testing)
+    importlib.reload(pytest_plugin)
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None, name
+    assert testing.outbox is testing.gateway.outbox
+    assert testing.fail_next.__self__ is testing.gateway  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        testing.nothing  # type: ignore[attr-defined]  # noqa: B018
+    assert callable(pytest_plugin.whatsapp_outbox)
