@@ -10,5 +10,8 @@ class DjangoWhatsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from .checks import check_settings
+        from .testing.transport import register
 
         checks.register(check_settings, "django_whatsapp")
+        # BASE_URL = "memory://": the in-process test gateway answers (django_whatsapp.testing).
+        register()

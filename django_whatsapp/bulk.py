@@ -28,12 +28,13 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 
-from . import optout, sending
+from . import idempotency, optout, sending
 from .client import SendResult, WhatsAppClient
 from .conf import get_settings
+from .metadata import clean_links
 from .models import Message, Template
 from .signing import callback_url
 from .validation import clean_recipient, clean_template, validate_message
@@ -57,6 +58,9 @@ class BulkResult:
     invalid: dict[str, list[str]] = field(default_factory=dict)
     #: Recipients listed more than once (after normalising); each got one message.
     duplicates: list[str] = field(default_factory=list)
+    #: Messages that an earlier send with the same ``idempotency_key`` stored: returned as they
+    #: are now (also in :attr:`messages`), not sent again.
+    existing: list[Message] = field(default_factory=list)
     #: Messages whose send raised (for example a ``message_sending`` receiver's veto), by id; the
     #: message's own status and error fields say what became of it.
     errors: dict[int, str] = field(default_factory=dict)
@@ -85,6 +89,7 @@ def _prototype(
     source_addr: str | None,
     created_by: Any,
     account: str,
+    links: dict[str, Any],
 ) -> Message:
     """One validated message with every field but the recipient; raises ``ValidationError``."""
     if template is not None:
@@ -110,6 +115,8 @@ def _prototype(
     message.source_addr = source_addr or get_settings(account).DEFAULT_SOURCE_ADDR or ""
     message.created_by = created_by
     message.account = account
+    for name, value in links.items():
+        setattr(message, name, value)
     # A recipient that is surely valid, so that only the content is checked here.
     message.destination_addr = "0"
     validate_message(message)
@@ -134,6 +141,11 @@ def send_bulk(
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
     account: str | None = None,
+    # The caller's own data, on every message (see services.send_message):
+    metadata: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    target: models.Model | None = None,
+    idempotency_key: str | None = None,
 ) -> BulkResult:
     """Send one text (``text``), image (``file_url``, ``text`` its caption) or template
     (``template`` with ``params`` and ``header``) to every recipient, each its own message.
@@ -148,6 +160,13 @@ def send_bulk(
     message through that account's gateway, key and sender. Recipients who opted out get a
     message stored ``not_sent`` (:class:`~django_whatsapp.exceptions.OptedOut`), listed in
     :attr:`BulkResult.opted_out`, and no request.
+
+    ``metadata``, ``tags`` and ``target`` are stored on every message. With ``idempotency_key``,
+    each message's key is ``"<idempotency_key>:<recipient>"``: sent again with the same key (a
+    retried task), the recipients an earlier call stored get their first message back, in
+    :attr:`BulkResult.existing`, and nothing is sent to them; a recipient whose first message had
+    other content raises :class:`~django_whatsapp.exceptions.IdempotencyConflict`, before
+    anything is stored.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
@@ -158,7 +177,12 @@ def send_bulk(
             "send_bulk commits each message before sending it: call it outside a transaction, "
             "or queue the messages (SEND_ASYNC or enqueue=True)."
         )
+    links = clean_links(metadata, tags, target)
+    key = None
+    if idempotency_key is not None:
+        key = idempotency.clean_key(idempotency_key, reserve=RECIPIENT_ROOM)
     prototype = _prototype(
+        links=links,
         text=text,
         file_url=file_url,
         template=template,
@@ -181,7 +205,7 @@ def send_bulk(
             result.duplicates.append(str(given))
             continue
         seen.add(recipient)
-        result.messages.append(_copy(prototype, recipient, now))
+        result.messages.append(_copy(prototype, recipient, now, key))
     if not result.messages:
         return result
     opted_out = optout.opted_out_numbers(m.destination_addr for m in result.messages)
@@ -192,15 +216,9 @@ def send_bulk(
     conf.require_api_key()
     sender = None if queued else client or sending.pooled_client(concurrency, conf)
     callback_url(result.messages[0].uuid, conf)
-    with transaction.atomic():
-        Message.objects.bulk_create(result.messages, batch_size=BATCH_SIZE)
-        if queued:
-            from .tasks import enqueue_message  # needs a task framework: imported on use
-
-            for message in result.messages:
-                enqueue_message(message)
+    new = _store(result, queued, keyed=key is not None)
     if sender is not None:
-        _send_all(result, sender, concurrency)
+        _send_all(result, sender, concurrency, new)
     logger.info(
         "WhatsApp bulk send of %d message(s) (%d invalid, %d duplicate, %d opted-out "
         "recipients): %s",
@@ -213,8 +231,54 @@ def send_bulk(
     return result
 
 
-def _copy(prototype: Message, recipient: str, now: datetime) -> Message:
+#: Characters a bulk send's ``idempotency_key`` leaves for ``":<recipient>"``.
+RECIPIENT_ROOM = 21
+
+
+def _store(result: BulkResult, queued: bool, *, keyed: bool) -> list[Message]:
+    """Store the messages (and enqueue them when ``queued``); return those this call stored.
+
+    With keys, the messages an earlier call stored take their new copies' places in
+    ``result.messages``; a race with another call storing the same keys is lost cleanly (the
+    whole insert rolls back) and the lookup is made again."""
+    for attempt in range(3):
+        found = idempotency.existing_by_key(
+            [m.idempotency_key or "" for m in result.messages] if keyed else []
+        )
+        firsts = {}
+        for message in result.messages:
+            first = found.get(message.idempotency_key or "") if keyed else None
+            if first is not None:
+                firsts[id(message)] = idempotency.same_or_conflict(first, message)
+        new = [m for m in result.messages if id(m) not in firsts]
+        try:
+            with transaction.atomic():
+                Message.objects.bulk_create(new, batch_size=BATCH_SIZE)
+                if queued:
+                    from .tasks import enqueue_message  # needs a task framework: imported on use
+
+                    for message in new:
+                        enqueue_message(message)
+        except IntegrityError:
+            for message in new:  # an earlier batch may have set them before the rollback
+                message.pk = None
+                message._state.adding = True
+            if not keyed or attempt == 2:
+                raise
+            continue
+        result.existing = [firsts[id(m)] for m in result.messages if id(m) in firsts]
+        result.messages = [firsts.get(id(m), m) for m in result.messages]
+        return new
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _copy(prototype: Message, recipient: str, now: datetime, key: str | None) -> Message:
     return Message(
+        metadata=copy.deepcopy(prototype.metadata),
+        tags=list(prototype.tags),
+        target_content_type=prototype.target_content_type,
+        target_object_id=prototype.target_object_id,
+        idempotency_key=f"{key}:{recipient}" if key is not None else None,
         message_type=prototype.message_type,
         source_addr=prototype.source_addr,
         destination_addr=recipient,
@@ -229,24 +293,31 @@ def _copy(prototype: Message, recipient: str, now: datetime) -> Message:
     )
 
 
-def _send_all(result: BulkResult, client: WhatsAppClient, concurrency: int) -> None:
-    """Send every message, ``concurrency`` requests in flight at once."""
-    count = len(result.messages)
+def _send_all(
+    result: BulkResult, client: WhatsAppClient, concurrency: int, messages: list[Message]
+) -> None:
+    """Send ``messages``, ``concurrency`` requests in flight at once."""
+    count = len(messages)
+    if not count:
+        return
     if connections[router.db_for_write(Message)].vendor == "sqlite":
-        _send_pipelined(result, client, min(concurrency, count))
+        _send_pipelined(result, client, min(concurrency, count), messages)
         return
     # When the client's gate holds the requests in flight to ``concurrency``, twice as many
     # threads keep every slot busy: some do their database work while the others' requests
     # are out.
     in_flight = client.gate.max_in_flight if client.gate is not None else None
     limited = in_flight is not None and in_flight <= concurrency
-    _send_in_threads(result, client, min(2 * concurrency if limited else concurrency, count))
+    threads = min(2 * concurrency if limited else concurrency, count)
+    _send_in_threads(result, client, threads, messages)
 
 
-def _send_in_threads(result: BulkResult, client: WhatsAppClient, threads: int) -> None:
+def _send_in_threads(
+    result: BulkResult, client: WhatsAppClient, threads: int, messages: list[Message]
+) -> None:
     """Each thread sends whole messages (claim, request, record) on its own database connection,
     so the database round trips overlap too; it closes its connection when it is done."""
-    pending: Iterator[Message] = iter(result.messages)
+    pending: Iterator[Message] = iter(messages)
     lock = threading.Lock()
 
     def work() -> None:
@@ -270,7 +341,9 @@ def _send_in_threads(result: BulkResult, client: WhatsAppClient, threads: int) -
             future.result()
 
 
-def _send_pipelined(result: BulkResult, client: WhatsAppClient, threads: int) -> None:
+def _send_pipelined(
+    result: BulkResult, client: WhatsAppClient, threads: int, messages: list[Message]
+) -> None:
     """SQLite has one writer at a time: the threads only talk HTTP (``client.send``), while the
     messages are claimed and their outcomes recorded here, on the caller's one connection. At
     most twice ``threads`` messages are claimed ahead of their answers."""
@@ -288,7 +361,7 @@ def _send_pipelined(result: BulkResult, client: WhatsAppClient, threads: int) ->
             result.errors[message.pk] = f"{type(error).__name__}: {error}"
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="whatsapp-bulk") as pool:
-        for message in result.messages:
+        for message in messages:
             try:
                 payload = sending.claim_for_sending(message)
             except Exception as error:  # a message_sending receiver's veto: not_sent, recorded

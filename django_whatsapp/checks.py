@@ -10,7 +10,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
-from .conf import SETTING_NAME, get_settings
+from .conf import MEMORY_URL, SETTING_NAME, get_settings
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -27,6 +27,14 @@ def _sandbox_mounted() -> bool:
     return True
 
 
+def _testing() -> bool:
+    """Whether Django's test environment is set up (the test runner and pytest-django do it:
+    ``django.core.mail.outbox`` exists from then on)."""
+    from django.core import mail
+
+    return hasattr(mail, "outbox")
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     try:
         conf = get_settings()
@@ -40,7 +48,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         ]
     messages: list[CheckMessage] = []
     messages.extend(_check_accounts(conf.accounts[1:]))
-    if not conf.API_KEY and not _is_loopback(conf.BASE_URL):
+    memory = conf.BASE_URL.startswith(MEMORY_URL)
+    if not conf.API_KEY and not _is_loopback(conf.BASE_URL) and not memory:
         messages.append(
             Error(
                 f"{SETTING_NAME}['API_KEY'] is not set, and BASE_URL is the real gateway.",
@@ -70,6 +79,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 "status reports would travel in clear text.",
                 hint="Use your site's https:// origin.",
                 id="django_whatsapp.W001",
+            )
+        )
+    if memory and not settings.DEBUG and not _testing():
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['BASE_URL'] is {MEMORY_URL!r} with DEBUG off, outside tests: "
+                "nothing is sent to WhatsApp.",
+                hint="memory:// is the in-process test gateway (django_whatsapp.testing): set it "
+                "in your test settings only, and point BASE_URL at the gateway in production.",
+                id="django_whatsapp.W010",
             )
         )
     if not settings.DEBUG and _sandbox_mounted():

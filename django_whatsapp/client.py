@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import requests.adapters
 import urllib3.exceptions
 from requests.auth import AuthBase
 
@@ -263,6 +264,17 @@ def _as_id(value: Any) -> int | None:
     return None
 
 
+#: Transport adapters by URL prefix (such as ``"memory:"``), mounted on every client's session
+#: whose URLs start with it: how :mod:`django_whatsapp.testing` answers ``BASE_URL =
+#: "memory://"`` in process, through this client's own encoding and error parsing.
+TRANSPORTS: dict[str, Callable[[], requests.adapters.BaseAdapter]] = {}
+
+
+def register_transport(prefix: str, factory: Callable[[], requests.adapters.BaseAdapter]) -> None:
+    """Serve URLs starting with ``prefix`` with an adapter made by ``factory``."""
+    TRANSPORTS[prefix.lower()] = factory
+
+
 class WhatsAppClient:
     """A client for the gateway's send and status endpoints."""
 
@@ -289,6 +301,9 @@ class WhatsAppClient:
         self.backoff = backoff or Backoff()
         self.gate = gate
         self.session = session or requests.Session()
+        for prefix, factory in TRANSPORTS.items():
+            if send_url.lower().startswith(prefix):
+                self.session.mount(prefix, factory())
         self.sleep = sleep
         self.rand = rand
         self.now = now

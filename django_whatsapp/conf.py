@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION": None,
 }
 
+#: ``BASE_URL`` for tests: the in-process gateway of :mod:`django_whatsapp.testing`.
+MEMORY_URL = "memory://"
+
 #: The values of ``SERVICE_WINDOW_POLICY``.
 WINDOW_POLICIES = ("off", "warn", "enforce")
 #: The name of the account the top-level keys configure.
@@ -139,6 +142,8 @@ class WhatsAppSettings:
         return bool(self.CALLBACK_BASE_URL)
 
     def require_api_key(self) -> str:
+        if not self.API_KEY and self.BASE_URL.startswith(MEMORY_URL):
+            return "memory"  # the in-process test gateway needs no real key
         if not self.API_KEY:
             raise ImproperlyConfigured(
                 f"{SETTING_NAME}['API_KEY'] is not set: ask your DecisionTelecom account manager "
@@ -360,8 +365,11 @@ def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> 
     for key in ("BASE_URL", "SEND_PATH", "STATUS_PATH"):
         if not isinstance(raw[key], str) or not raw[key]:
             raise _bad(key, "must be a non-empty string.")
-    if not _is_http_url(raw["BASE_URL"]):
-        raise _bad("BASE_URL", "must be an http:// or https:// URL with a host.")
+    if not _is_http_url(raw["BASE_URL"]) and not raw["BASE_URL"].startswith(MEMORY_URL):
+        raise _bad(
+            "BASE_URL",
+            f"must be an http:// or https:// URL with a host (or {MEMORY_URL!r} for tests).",
+        )
     callback_base = _optional_str(raw, "CALLBACK_BASE_URL")
     if callback_base is not None and not _is_http_url(callback_base):
         raise _bad("CALLBACK_BASE_URL", "must be an origin such as https://example.com.")

@@ -233,3 +233,22 @@ def error_from_answer(
     if http_status == 400:
         return InvalidParameter(**kwargs)
     return WhatsAppError(**kwargs)
+
+
+class IdempotencyConflict(ValueError):
+    """A send reused an ``idempotency_key`` with different content than the message first sent
+    with it. Outside the gateway's tree (:class:`WhatsAppError`): nothing was asked of the
+    gateway. ``message`` is the first message, ``fields`` the names of the fields that differ.
+    """
+
+    def __init__(self, key: str, message: Any, fields: list[str]) -> None:
+        self.key = key
+        self.message = message
+        self.fields = fields
+        super().__init__(
+            f"The idempotency key {key!r} was first used for message {message.pk} with other "
+            f"content: {', '.join(fields)} differ. Use a new key for a different message."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.message, self.fields))

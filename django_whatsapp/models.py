@@ -6,9 +6,13 @@ import re
 import uuid
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+
+from .metadata import validate_metadata, validate_tags
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 
@@ -172,6 +176,41 @@ class Message(models.Model):
             "The WhatsApp account (DJANGO_WHATSAPP['ACCOUNTS']) this message goes through."
         ),
     )
+    # -- the caller's own data: metadata, tags, a link to any object, an idempotency key --------
+    metadata = models.JSONField(
+        _("metadata"),
+        default=dict,
+        blank=True,
+        validators=[validate_metadata],
+        help_text=_("Your own data about the message (a JSON object); never sent to WhatsApp."),
+    )
+    tags = models.JSONField(
+        _("tags"),
+        default=list,
+        blank=True,
+        validators=[validate_tags],
+        help_text=_("Short labels to filter messages by; never sent to WhatsApp."),
+    )
+    target_content_type = models.ForeignKey(
+        ContentType,
+        verbose_name=_("target type"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    target_object_id = models.CharField(_("target id"), max_length=255, blank=True, default="")
+    #: The object the message is about (an order, a booking...): any model instance.
+    target = GenericForeignKey("target_content_type", "target_object_id")
+    idempotency_key = models.CharField(
+        _("idempotency key"),
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text=_("The caller's key: a second send with the same key sends nothing."),
+    )
 
     class Meta:
         verbose_name = _("message")
@@ -181,6 +220,10 @@ class Message(models.Model):
         indexes = [
             # A conversation: every message with one contact, in time order.
             models.Index(fields=["destination_addr", "created_at"], name="django_whatsapp_thread"),
+            # Every message about one object.
+            models.Index(
+                fields=["target_content_type", "target_object_id"], name="django_whatsapp_target"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -19,17 +19,19 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import signals
+from . import idempotency, signals
 from .bulk import BulkResult
 from .bulk import send_bulk as _send_bulk
 from .client import StatusResult, WhatsAppClient
 from .conf import DEFAULT_ACCOUNT, get_settings
+from .metadata import clean_links
 from .models import Message, StatusEvent, Template
 from .sending import claim_for_sending, get_client, pooled_client, record_send, send_now
+from .signing import callback_url
 from .status_rule import ReportMismatch, _apply, apply_status, receive_report
 from .validation import clean_template, validate_message
 
@@ -75,12 +77,40 @@ def enqueue_message(message: Message) -> Message:
     return enqueue(message)
 
 
+def _add_own_data(
+    message: Message,
+    metadata: dict[str, Any] | None,
+    tags: Sequence[str] | None,
+    target: models.Model | None,
+    idempotency_key: str | None,
+) -> None:
+    """Set the caller's ``metadata``, ``tags``, ``target`` and ``idempotency_key`` on a message
+    being built (``None`` leaves each as it is); raises ``ValidationError`` naming bad ones."""
+    given = (metadata, tags, target, idempotency_key)
+    if all(value is None for value in given):
+        return
+    if message.pk is not None:
+        raise ValueError(
+            "metadata, tags, target and idempotency_key are given when a message is built; "
+            "this one is already stored."
+        )
+    for name, value in clean_links(metadata, tags, target).items():
+        setattr(message, name, value)
+    if idempotency_key is not None:
+        message.idempotency_key = idempotency.clean_key(idempotency_key)
+
+
 def send_message(
     message: Message,
     *,
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
     account: str | None = None,
+    # The caller's own data (see _add_own_data), for a message being built:
+    metadata: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    target: models.Model | None = None,
+    idempotency_key: str | None = None,
 ) -> Message:
     """Submit a message to the gateway, at most once however many callers ask at the same time.
 
@@ -98,10 +128,29 @@ def send_message(
     ``account`` (a name in ``ACCOUNTS``) sets an unsaved message's account; the message goes
     through its account's gateway, key and sender. A message to an opted-out contact is stored
     ``not_sent`` with :class:`~django_whatsapp.exceptions.OptedOut` and nothing is requested.
+
+    ``metadata``, ``tags``, ``target`` (any saved model instance) and ``idempotency_key`` are
+    stored on an unsaved message. With an ``idempotency_key`` that an earlier send used, nothing
+    is sent: that first message is returned as it is now (a first message still ``draft``, which
+    a crash left unclaimed, is sent); when its content (recipient, type, text, image, template,
+    parameters, header) differs, :class:`~django_whatsapp.exceptions.IdempotencyConflict` is
+    raised.
     """
     if account is not None and message.pk is None:
         get_settings(account)  # an unknown account is a configuration error, raised now
         message.account = account
+    _add_own_data(message, metadata, tags, target, idempotency_key)
+    if message.pk is None and message.idempotency_key:
+        message.idempotency_key = idempotency.clean_key(message.idempotency_key)
+        validate_message(message)
+        # A configuration error surfaces before the key is taken, as for any send.
+        conf = get_settings(message.account)
+        if client is None:
+            conf.require_api_key()
+        callback_url(message.uuid, conf)
+        message, stored = idempotency.store_once(message)
+        if not stored and message.status != Status.DRAFT:
+            return message
     if get_settings().SEND_ASYNC if enqueue is None else enqueue:
         return enqueue_message(message)
     return send_now(message, client=client)
@@ -120,9 +169,16 @@ def send_text(
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
     account: str | None = None,
+    # The caller's own data (see send_message):
+    metadata: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    target: models.Model | None = None,
+    idempotency_key: str | None = None,
 ) -> Message:
     """Send a text message to ``to`` (digits; ``+``, spaces and dashes are stripped), through
-    ``account`` (a name in ``ACCOUNTS``; the default account when not given)."""
+    ``account`` (a name in ``ACCOUNTS``; the default account when not given).
+
+    ``metadata``, ``tags``, ``target`` and ``idempotency_key``: see :func:`send_message`."""
     message = Message(
         message_type=Message.MessageType.TEXT,
         destination_addr=str(to),
@@ -131,7 +187,16 @@ def send_text(
         text=text,
         created_by=created_by,
     )
-    return send_message(message, client=client, enqueue=enqueue, account=account)
+    return send_message(
+        message,
+        client=client,
+        enqueue=enqueue,
+        account=account,
+        metadata=metadata,
+        tags=tags,
+        target=target,
+        idempotency_key=idempotency_key,
+    )
 
 
 def send_media(
@@ -144,6 +209,11 @@ def send_media(
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
     account: str | None = None,
+    # The caller's own data (see _add_own_data), for a message being built:
+    metadata: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    target: models.Model | None = None,
+    idempotency_key: str | None = None,
 ) -> Message:
     """Send an image (a .jpg, .jpeg or .png URL) with an optional caption."""
     message = Message(
@@ -155,7 +225,16 @@ def send_media(
         text=text,
         created_by=created_by,
     )
-    return send_message(message, client=client, enqueue=enqueue, account=account)
+    return send_message(
+        message,
+        client=client,
+        enqueue=enqueue,
+        account=account,
+        metadata=metadata,
+        tags=tags,
+        target=target,
+        idempotency_key=idempotency_key,
+    )
 
 
 def send_template(
@@ -169,6 +248,11 @@ def send_template(
     client: WhatsAppClient | None = None,
     enqueue: bool | None = None,
     account: str | None = None,
+    # The caller's own data (see _add_own_data), for a message being built:
+    metadata: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    target: models.Model | None = None,
+    idempotency_key: str | None = None,
 ) -> Message:
     """Send a registered template (a :class:`Template` or its name) with its body parameters
     and, when the template has a header, the header's text or image URL."""
@@ -194,7 +278,16 @@ def send_template(
         except ValidationError as error:
             errors = {**error.error_dict, **errors}
         raise ValidationError(errors)
-    return send_message(message, client=client, enqueue=enqueue, account=account)
+    return send_message(
+        message,
+        client=client,
+        enqueue=enqueue,
+        account=account,
+        metadata=metadata,
+        tags=tags,
+        target=target,
+        idempotency_key=idempotency_key,
+    )
 
 
 # -- after the send ----------------------------------------------------------------------------

@@ -97,3 +97,32 @@ def test_every_message_has_a_hint(no_sandbox: None, settings: Any) -> None:
         "django_whatsapp.W001",
     }
     assert all(m.hint for m in messages)
+
+
+# -- the memory gateway (django_whatsapp.testing) ----------------------------------------------
+
+
+def test_memory_base_url_outside_tests_with_debug_off_warns(
+    no_sandbox: None, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from django.core import mail
+
+    settings.DEBUG = False
+    # As in production: Django's test environment (which creates mail.outbox) is not set up.
+    monkeypatch.delattr(mail, "outbox")
+    assert ids(**{**GOOD, "BASE_URL": "memory://"}) == ["django_whatsapp.W010"]
+
+
+def test_memory_base_url_is_quiet_in_tests_and_with_debug_on(
+    no_sandbox: None, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from django.core import mail
+
+    settings.DEBUG = False
+    assert ids(**{**GOOD, "BASE_URL": "memory://"}) == []  # under the test runner
+    monkeypatch.delattr(mail, "outbox")
+    settings.DEBUG = True
+    assert ids(**{**GOOD, "BASE_URL": "memory://"}) == []  # development
+    # No API key is needed for the memory gateway: no E002.
+    settings.DEBUG = False
+    assert ids(**{**GOOD, "BASE_URL": "memory://", "API_KEY": None}) == ["django_whatsapp.W010"]

@@ -1,4 +1,6 @@
-"""The use cases of services.py against the fake gateway over real TCP."""
+"""The use cases of services.py against the fake gateway over real TCP; the tests that do not
+check the wire (claims, retries, polls) use the in-process memory gateway of
+django_whatsapp.testing (its ``whatsapp_gateway`` fixture)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ from werkzeug import Request, Response
 from django_whatsapp import services
 from django_whatsapp.client import WhatsAppClient
 from django_whatsapp.conf import get_settings
-from django_whatsapp.exceptions import GatewayServerError
+from django_whatsapp.exceptions import GatewayServerError, InsufficientBalance, InvalidParameter
 from django_whatsapp.models import Message, Template
 from django_whatsapp.signing import sign
+from django_whatsapp.testing import MemoryGateway
 from tests.conftest import (
     API_KEY,
     CALLBACK_SECRET,
@@ -234,58 +237,54 @@ def test_the_row_is_committed_as_sending_before_the_gateway_is_called(
     assert (message.status, message.provider_message_id) == ("accepted", 4242)
 
 
-def test_sending_twice_makes_one_request(gateway: FakeGateway) -> None:
-    gateway.accept()
+def test_sending_twice_makes_one_request(whatsapp_gateway: MemoryGateway) -> None:
     message = services.send_text(TO, "hello")
     again = services.send_message(message)
     assert again is message
-    assert len(gateway.requests) == 1
+    assert len(whatsapp_gateway.requests) == 1
     assert message.status == "accepted"
     assert events(message) == [("accepted", "send")]
 
 
-def test_a_stale_copy_is_not_sent_again(gateway: FakeGateway) -> None:
-    gateway.accept()
+def test_a_stale_copy_is_not_sent_again(whatsapp_gateway: MemoryGateway) -> None:
     message = Message.objects.create(source_addr="TestCo", destination_addr=TO, text="hello")
     first, second = Message.objects.get(pk=message.pk), Message.objects.get(pk=message.pk)
     services.send_message(first)
     assert (first.status, second.status) == ("accepted", "draft")
     returned = services.send_message(second)
     assert returned is second
-    assert len(gateway.requests) == 1
+    assert len(whatsapp_gateway.requests) == 1
     assert (second.status, second.provider_message_id) == ("accepted", first.provider_message_id)
 
 
 @pytest.mark.parametrize("db_status", ["sending", "accepted", "unknown", "not_sent", "delivered"])
 def test_a_stale_queued_copy_of_a_claimed_message_is_not_sent(
-    gateway: FakeGateway, db_status: str
+    whatsapp_gateway: MemoryGateway, db_status: str
 ) -> None:
-    gateway.accept()
     message = make_message(status="queued", provider_message_id=None)
     Message.objects.filter(pk=message.pk).update(status=db_status)
     assert message.status == "queued"
     services.send_message(message)
-    assert gateway.requests == []
+    assert whatsapp_gateway.requests == []
     assert message.status == db_status
     assert message.events.count() == 0
 
 
 @pytest.mark.parametrize("status", ["sending", "unknown", "accepted", "not_sent", "seen"])
 def test_a_message_that_is_not_draft_or_queued_is_returned_as_it_is(
-    gateway: FakeGateway, status: str
+    whatsapp_gateway: MemoryGateway, status: str
 ) -> None:
     message = make_message(status=status, provider_message_id=None)
     assert services.send_message(message) is message
-    assert gateway.requests == []
+    assert whatsapp_gateway.requests == []
     assert Message.objects.get(pk=message.pk).status == status
 
 
-def test_a_queued_message_is_sent(gateway: FakeGateway) -> None:
-    gateway.accept()
+def test_a_queued_message_is_sent(whatsapp_gateway: MemoryGateway) -> None:
     message = make_message(status="queued", provider_message_id=None)
     services.send_message(message)
     assert message.status == "accepted"
-    assert len(gateway.requests) == 1
+    assert len(whatsapp_gateway.requests) == 1
 
 
 def test_a_configuration_error_writes_no_row(gateway: FakeGateway, settings: Any) -> None:
@@ -558,35 +557,27 @@ def test_an_unforeseen_failure_leaves_it_unknown_and_raises(gateway: FakeGateway
 # -- retry_message ----------------------------------------------------------------------------
 
 
-def test_a_not_sent_message_is_queued_again_and_sent(
-    gateway: FakeGateway, wa_client: WhatsAppClient
-) -> None:
-    gateway.answer(
-        {"name": "Topup balance is required", "message": "User balance is empty", "code": 3},
-        402,
-        ordered=True,
-    )
-    gateway.accept(times=1)
+def test_a_not_sent_message_is_queued_again_and_sent(whatsapp_gateway: MemoryGateway) -> None:
+    whatsapp_gateway.fail_next(InsufficientBalance)
     user = get_user_model().objects.create_user("op", password="x")
-    message = services.send_text(TO, "hello", client=wa_client)
+    message = services.send_text(TO, "hello")
     assert message.status == "not_sent"
-    assert services.retry_message(message, user=user, client=wa_client) is message
+    assert services.retry_message(message, user=user) is message
     message.refresh_from_db()
-    assert (message.status, message.provider_message_id) == ("accepted", 1001)
+    accepted = whatsapp_gateway.outbox[0].provider_message_id
+    assert (message.status, message.provider_message_id) == ("accepted", accepted)
     assert (message.error_code, message.error_name, message.error_message) == (None, "", "")
     assert message.attempts == 2
     assert events(message) == [("not_sent", "send"), ("queued", "admin"), ("accepted", "send")]
     admin = message.events.get(source="admin")
     assert admin.payload == {"action": "retry", "user": "op"}
-    assert len(gateway.requests) == 2
+    assert len(whatsapp_gateway.requests) == 2
 
 
-def test_a_retry_refused_again_is_not_sent_again(
-    gateway: FakeGateway, wa_client: WhatsAppClient
-) -> None:
-    gateway.answer({"name": "Invalid Parameter: text", "code": 1, "status": 400}, 400)
-    message = services.send_text(TO, "hello", client=wa_client)
-    services.retry_message(message, client=wa_client)
+def test_a_retry_refused_again_is_not_sent_again(whatsapp_gateway: MemoryGateway) -> None:
+    whatsapp_gateway.fail_next(InvalidParameter, times=2)
+    message = services.send_text(TO, "hello")
+    services.retry_message(message)
     assert message.status == "not_sent"
     assert events(message) == [("not_sent", "send"), ("queued", "admin"), ("not_sent", "send")]
     assert message.events.get(source="admin").payload == {"action": "retry", "user": None}
@@ -596,43 +587,43 @@ def test_a_retry_refused_again_is_not_sent_again(
 @pytest.mark.parametrize(
     "status", ["draft", "queued", "sending", "unknown", "accepted", "delivered", "failed"]
 )
-def test_only_a_not_sent_message_can_be_retried(gateway: FakeGateway, status: str) -> None:
-    gateway.accept()
+def test_only_a_not_sent_message_can_be_retried(
+    whatsapp_gateway: MemoryGateway, status: str
+) -> None:
     message = make_message(status=status, provider_message_id=None)
     message.status = "not_sent"  # a stale copy does not fool it
     with pytest.raises(services.NotRetryable):
         services.retry_message(message)
     assert message.status == status
-    assert gateway.requests == []
+    assert whatsapp_gateway.requests == []
     assert message.events.count() == 0
 
 
 # -- refresh_status ---------------------------------------------------------------------------
 
 
-def test_a_poll_is_applied(gateway: FakeGateway, wa_client: WhatsAppClient) -> None:
+def test_a_poll_is_applied(whatsapp_gateway: MemoryGateway) -> None:
     message = make_message(provider_message_id=1001)
-    gateway.status(1001, 1)
-    assert services.refresh_status(message, client=wa_client) is message
+    whatsapp_gateway.set_status(1001, 1)
+    assert services.refresh_status(message) is message
     assert message.status == "delivered"
     event = message.events.get()
     assert (event.status, event.source, event.provider_status) == ("delivered", "poll", 1)
     assert event.payload == {"message_id": 1001, "status": 1}
     # The same answer again is a duplicate: nothing new.
-    services.refresh_status(message, client=wa_client)
+    services.refresh_status(message)
     assert message.events.count() == 1
-    gateway.server.clear_all_handlers()
-    gateway.status(1001, 7)
-    services.refresh_status(message, client=wa_client)
+    whatsapp_gateway.set_status(1001, 7)
+    services.refresh_status(message)
     assert Message.objects.get(pk=message.pk).status == "seen"
     assert events(message) == [("delivered", "poll"), ("seen", "poll")]
 
 
-def test_a_poll_needs_a_provider_id(gateway: FakeGateway) -> None:
+def test_a_poll_needs_a_provider_id(whatsapp_gateway: MemoryGateway) -> None:
     message = make_message(status="unknown", provider_message_id=None)
     with pytest.raises(ValueError, match="provider id"):
         services.refresh_status(message)
-    assert gateway.requests == []
+    assert whatsapp_gateway.requests == []
 
 
 def test_a_poll_about_another_message_is_refused(

@@ -1,4 +1,7 @@
-"""The signals of SPEC section 7: each sent exactly once per real change, with its arguments."""
+"""The signals of SPEC section 7: each sent exactly once per real change, with its arguments.
+
+They do not test the wire: the sends go to the in-process memory gateway (the
+``whatsapp_gateway`` fixture of django_whatsapp.testing's pytest plugin)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,9 @@ from django.core.exceptions import ValidationError
 from django.dispatch import Signal
 
 from django_whatsapp import services, signals
-from django_whatsapp.client import WhatsAppClient
 from django_whatsapp.exceptions import InvalidParameter, UnexpectedResponse, WhatsAppError
 from django_whatsapp.models import Message, StatusEvent
-from tests.conftest import FakeGateway
+from django_whatsapp.testing import MemoryGateway
 
 from .factories import make_message
 
@@ -25,12 +27,6 @@ SIGNALS = {
     "message_sent": signals.message_sent,
     "message_failed": signals.message_failed,
     "status_changed": signals.status_changed,
-}
-INVALID = {
-    "name": "Invalid Parameter: [text]",
-    "message": "Empty parameter or parameter validation error",
-    "code": 1,
-    "status": 400,
 }
 
 
@@ -78,15 +74,15 @@ def recorder() -> Iterator[Recorder]:
     recorder.disconnect()
 
 
-def test_a_successful_send(gateway: FakeGateway, recorder: Recorder) -> None:
-    gateway.accept()
+def test_a_successful_send(whatsapp_gateway: MemoryGateway, recorder: Recorder) -> None:
     message = services.send_text("+380 50 123 45 67", "hello")
     assert recorder.names() == ["message_sending", "status_changed", "message_sent"]
     [sending] = recorder.of("message_sending")
     assert sending["message"] is message
     assert sending["sender"] is Message
     assert (sending["status"], sending["db"]) == ("sending", "sending")
-    assert sending["payload"] == gateway.sent_bodies()[0]
+    [sent_body] = whatsapp_gateway.outbox
+    assert sending["payload"] == sent_body.body
     [changed] = recorder.of("status_changed")
     assert (changed["old_status"], changed["new_status"]) == ("sending", "accepted")
     assert changed["message"] is message
@@ -97,14 +93,12 @@ def test_a_successful_send(gateway: FakeGateway, recorder: Recorder) -> None:
     [sent] = recorder.of("message_sent")
     assert sent["message"] is message
     assert (sent["status"], sent["db"]) == ("accepted", "accepted")
-    assert sent["message"].provider_message_id == 1001
+    assert sent["message"].provider_message_id == sent_body.provider_message_id
 
 
-def test_a_refused_send(
-    gateway: FakeGateway, wa_client: WhatsAppClient, recorder: Recorder
-) -> None:
-    gateway.answer(INVALID, 400)
-    message = services.send_text(TO, "hello", client=wa_client)
+def test_a_refused_send(whatsapp_gateway: MemoryGateway, recorder: Recorder) -> None:
+    whatsapp_gateway.fail_next(InvalidParameter)
+    message = services.send_text(TO, "hello")
     assert recorder.names() == ["message_sending", "status_changed", "message_failed"]
     [failed] = recorder.of("message_failed")
     assert failed["message"] is message
@@ -116,16 +110,16 @@ def test_a_refused_send(
 
 
 def test_a_send_with_an_unknown_outcome(
-    gateway: FakeGateway, wa_client: WhatsAppClient, recorder: Recorder
+    whatsapp_gateway: MemoryGateway, recorder: Recorder
 ) -> None:
-    gateway.answer("<html>Bad gateway</html>", 200)
-    services.send_text(TO, "hello", client=wa_client)
+    whatsapp_gateway.fail_next(UnexpectedResponse)
+    services.send_text(TO, "hello")
     assert recorder.names() == ["message_sending", "status_changed", "message_failed"]
     assert isinstance(recorder.of("message_failed")[0]["error"], UnexpectedResponse)
     assert recorder.changes() == [("sending", "unknown")]
 
 
-def test_no_signal_for_invalid_input(gateway: FakeGateway, recorder: Recorder) -> None:
+def test_no_signal_for_invalid_input(whatsapp_gateway: MemoryGateway, recorder: Recorder) -> None:
     with pytest.raises(ValidationError):
         services.send_text("not a number", "")
     message = make_message()
@@ -134,11 +128,10 @@ def test_no_signal_for_invalid_input(gateway: FakeGateway, recorder: Recorder) -
     with pytest.raises(ValueError, match="unknown source"):
         services.apply_status(message, "seen", source="carrier pigeon")
     assert recorder.calls == []
-    assert gateway.requests == []
+    assert whatsapp_gateway.requests == []
 
 
-def test_no_signal_for_a_second_send(gateway: FakeGateway, recorder: Recorder) -> None:
-    gateway.accept()
+def test_no_signal_for_a_second_send(whatsapp_gateway: MemoryGateway, recorder: Recorder) -> None:
     message = services.send_text(TO, "hello")
     stale = Message.objects.get(pk=message.pk)
     stale.status = "draft"
@@ -146,7 +139,7 @@ def test_no_signal_for_a_second_send(gateway: FakeGateway, recorder: Recorder) -
     services.send_message(message)
     services.send_message(stale)
     assert recorder.calls == []
-    assert len(gateway.requests) == 1
+    assert len(whatsapp_gateway.requests) == 1
 
 
 def test_status_changed_once_per_real_change(recorder: Recorder) -> None:
@@ -166,11 +159,11 @@ def test_status_changed_once_per_real_change(recorder: Recorder) -> None:
 
 
 def test_a_poll_and_an_adopted_report_signal_their_change(
-    gateway: FakeGateway, wa_client: WhatsAppClient, recorder: Recorder
+    whatsapp_gateway: MemoryGateway, recorder: Recorder
 ) -> None:
     polled = make_message(provider_message_id=1001)
-    gateway.status(1001, 7)
-    services.refresh_status(polled, client=wa_client)
+    whatsapp_gateway.set_status(1001, 7)
+    services.refresh_status(polled)
     lost = make_message(status="unknown", provider_message_id=None)
     services.receive_report(lost, 1, source="callback", provider_message_id=2002)
     [poll, callback] = recorder.of("status_changed")
@@ -184,12 +177,11 @@ def test_a_poll_and_an_adopted_report_signal_their_change(
     assert recorder.names() == ["status_changed", "status_changed"]
 
 
-def test_a_retry(gateway: FakeGateway, wa_client: WhatsAppClient, recorder: Recorder) -> None:
-    gateway.answer(INVALID, 400, ordered=True)
-    gateway.accept(times=1)
-    message = services.send_text(TO, "hello", client=wa_client)
+def test_a_retry(whatsapp_gateway: MemoryGateway, recorder: Recorder) -> None:
+    whatsapp_gateway.fail_next(InvalidParameter)
+    message = services.send_text(TO, "hello")
     recorder.calls.clear()
-    services.retry_message(message, client=wa_client)
+    services.retry_message(message)
     assert recorder.names() == [
         "status_changed",
         "message_sending",
@@ -201,7 +193,9 @@ def test_a_retry(gateway: FakeGateway, wa_client: WhatsAppClient, recorder: Reco
     assert (queued["event"].source, queued["db"]) == ("admin", "queued")
 
 
-def test_no_signal_when_a_retry_is_refused(gateway: FakeGateway, recorder: Recorder) -> None:
+def test_no_signal_when_a_retry_is_refused(
+    whatsapp_gateway: MemoryGateway, recorder: Recorder
+) -> None:
     message = make_message(status="accepted")
     with pytest.raises(services.NotRetryable):
         services.retry_message(message)
@@ -209,9 +203,8 @@ def test_no_signal_when_a_retry_is_refused(gateway: FakeGateway, recorder: Recor
 
 
 def test_a_raising_message_sending_receiver_stops_the_send(
-    gateway: FakeGateway, recorder: Recorder
+    whatsapp_gateway: MemoryGateway, recorder: Recorder
 ) -> None:
-    gateway.accept()
 
     def veto(sender: Any, message: Message, payload: dict[str, Any], **kwargs: Any) -> None:
         raise RuntimeError("blocked by policy")
@@ -222,7 +215,7 @@ def test_a_raising_message_sending_receiver_stops_the_send(
             services.send_text(TO, "hello")
     finally:
         signals.message_sending.disconnect(veto)
-    assert gateway.requests == []
+    assert whatsapp_gateway.requests == []
     message = Message.objects.get()
     assert message.status == "not_sent"
     assert message.error_name == "Not submitted"

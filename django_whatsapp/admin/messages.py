@@ -6,12 +6,14 @@ Every send, retry and status refresh goes through :mod:`django_whatsapp.services
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import (
@@ -24,13 +26,14 @@ from django.http import (
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .. import optout, window
 from ..forms import SEND_BUTTON, ComposeForm
+from ..metadata import has_tag
 from ..models import Message, StatusEvent
 from . import accounts as admin_accounts
 from . import actions as admin_actions
@@ -52,6 +55,33 @@ COMPOSE_FIELDS = (
 )
 
 
+class TagFilter(admin.SimpleListFilter):
+    """The messages carrying one tag; offers the tags of the latest messages that have any."""
+
+    title = gettext_lazy("tag")
+    parameter_name = "tag"
+    #: How many of the latest tagged messages the offered tags come from (one query).
+    SAMPLE = 1000
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        recent = (
+            Message.objects.exclude(tags=[])
+            .order_by("-pk")
+            .values_list("tags", flat=True)[: self.SAMPLE]
+        )
+        tags = {str(tag) for listed in recent if isinstance(listed, list) for tag in listed}
+        return [(tag, tag) for tag in sorted(tags)[:100]]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        tag = self.value()
+        if not tag:
+            return queryset
+        features = connections[router.db_for_read(Message)].features
+        return queryset.filter(
+            has_tag(tag, supports_contains=features.supports_json_field_contains)
+        )
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     class Media:
@@ -69,11 +99,20 @@ class MessageAdmin(admin.ModelAdmin):
         "created_at",
         "submitted_at",
     )
-    list_filter = ("status", "direction", "message_type", "template")
+    list_filter = (
+        "status",
+        "direction",
+        "message_type",
+        "template",
+        TagFilter,
+        ("target_content_type", admin.RelatedOnlyFieldListFilter),
+    )
     list_select_related = ("template",)
     date_hierarchy = "created_at"
-    search_fields = ("destination_addr", "=provider_message_id", "text")
-    search_help_text = gettext_lazy("Search by recipient, provider message id or text.")
+    search_fields = ("destination_addr", "=provider_message_id", "text", "metadata")
+    search_help_text = gettext_lazy(
+        "Search by recipient, provider message id, text or a metadata value."
+    )
     actions = (
         admin_actions.send_drafts,
         admin_actions.refresh_statuses,
@@ -96,6 +135,10 @@ class MessageAdmin(admin.ModelAdmin):
                     "uuid",
                 )
             },
+        ),
+        (
+            gettext_lazy("Links and metadata"),
+            {"fields": ("target_link", "tag_list", "metadata_json", "idempotency_key")},
         ),
         (gettext_lazy("Status timeline"), {"fields": ("timeline",)}),
     )
@@ -226,6 +269,49 @@ class MessageAdmin(admin.ModelAdmin):
                 for r in reports
             ),
         )
+
+    # -- the caller's own data: target, tags, metadata ------------------------------------------
+
+    @admin.display(description=gettext_lazy("target"))
+    def target_link(self, obj: Message) -> SafeString | str:
+        """The object the message is about: a link to its admin page when it has one."""
+        content_type = obj.target_content_type
+        if content_type is None:
+            return "-"
+        target = obj.target
+        model = content_type.model_class()
+        if target is None:
+            return _("%(type)s #%(id)s (no longer exists)") % {
+                "type": content_type.name,
+                "id": obj.target_object_id,
+            }
+        label = f"{content_type.name}: {target}"
+        if model is None or model not in self.admin_site._registry:
+            return label
+        url = reverse(
+            f"admin:{content_type.app_label}_{content_type.model}_change",
+            args=[quote(target.pk)],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description=gettext_lazy("tags"))
+    def tag_list(self, obj: Message) -> SafeString | str:
+        if not obj.tags:
+            return "-"
+        base = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        return format_html_join(
+            " ",
+            '<a class="wa-tag" href="{}?{}">{}</a>',
+            ((base, urlencode({"tag": tag}), tag) for tag in obj.tags),
+        )
+
+    @admin.display(description=gettext_lazy("metadata"))
+    def metadata_json(self, obj: Message) -> SafeString | str:
+        if not obj.metadata:
+            return "-"
+        text = json.dumps(obj.metadata, ensure_ascii=False, indent=2, sort_keys=True)
+        return format_html("<pre>{}</pre>", text)
 
     @admin.display(description=gettext_lazy("content"))
     def content(self, obj: Message) -> SafeString:

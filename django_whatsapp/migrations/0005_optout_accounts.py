@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_whatsapp', '0002_inbound'),
+        ('django_whatsapp', '0004_metadata_idempotency'),
     ]
 
     operations = [

@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import services
+from ...exceptions import IdempotencyConflict
 from ...models import Message, Template
 
 #: The option that gave each field of a message, to name it in an error.
@@ -19,6 +20,9 @@ OPTIONS = {
     "template": "--template",
     "template_params": "--param",
     "header": "--header",
+    "metadata": "--metadata",
+    "tags": "--tag",
+    "idempotency_key": "--idempotency-key",
 }
 
 
@@ -62,6 +66,28 @@ class Command(BaseCommand):
             metavar="NAME",
             help="Send through this account of ACCOUNTS (default: the top-level settings).",
         )
+        # The caller's own data, stored on the message (never sent to WhatsApp).
+        parser.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            dest="tags",
+            metavar="TAG",
+            help="A tag to store on the message; repeat for several.",
+        )
+        parser.add_argument(
+            "--metadata",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="A metadata entry (a string value) to store on the message; repeat for several.",
+        )
+        parser.add_argument(
+            "--idempotency-key",
+            metavar="KEY",
+            help="Send at most once with this key: run again with it, nothing is sent and the "
+            "first message is reported.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         to, source_addr, account = options["to"], options["source_addr"], options["account"]
@@ -71,10 +97,17 @@ class Command(BaseCommand):
             "template"
         ]:
             raise CommandError("--param, --header and --language go with --template.")
+        own: dict[str, Any] = {
+            "metadata": self.metadata(options["metadata"]),
+            "tags": options["tags"] or None,
+            "idempotency_key": options["idempotency_key"],
+        }
+        key = options["idempotency_key"]
+        earlier = bool(key) and Message.objects.filter(idempotency_key=key).exists()
         try:
             if options["text"] is not None:
                 message = services.send_text(
-                    to, options["text"], source_addr=source_addr, account=account
+                    to, options["text"], source_addr=source_addr, account=account, **own
                 )
             elif options["image"] is not None:
                 message = services.send_media(
@@ -83,6 +116,7 @@ class Command(BaseCommand):
                     options["caption"],
                     source_addr=source_addr,
                     account=account,
+                    **own,
                 )
             else:
                 message = services.send_template(
@@ -92,13 +126,35 @@ class Command(BaseCommand):
                     options["header"],
                     source_addr=source_addr,
                     account=account,
+                    **own,
                 )
+        except IdempotencyConflict as error:
+            raise CommandError(f"Nothing was sent. --idempotency-key: {error}") from error
         except ValidationError as error:
             described = _describe(error, image=options["image"] is not None)
             raise CommandError(f"Nothing was sent. {described}") from error
         except ImproperlyConfigured as error:
             raise CommandError(f"Nothing was sent. {error}") from error
+        if earlier:
+            self.stdout.write(
+                f"Already sent with idempotency key {key!r}: nothing was sent now; "
+                "the first message follows."
+            )
         self.report(message)
+
+    def metadata(self, entries: list[str]) -> dict[str, str] | None:
+        """``--metadata KEY=VALUE`` entries as a dict (``None`` when there are none)."""
+        if not entries:
+            return None
+        metadata: dict[str, str] = {}
+        for entry in entries:
+            key, sep, value = entry.partition("=")
+            if not sep or not key.strip():
+                raise CommandError(
+                    f"Nothing was sent. --metadata: {entry!r} is not KEY=VALUE (e.g. order=42)."
+                )
+            metadata[key.strip()] = value
+        return metadata
 
     def template(self, name: str, language: str | None) -> Template | str:
         """The template by name, or by name and language when ``--language`` is given."""
