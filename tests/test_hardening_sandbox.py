@@ -163,6 +163,9 @@ def test_is_project_url_names_the_apps_two_urls_only(settings: Any) -> None:
     assert not is_project_url("https://app.example.com" + CALLBACK_PATH, INBOUND)
     assert not is_project_url("https://app.example.com\\@evil.example" + INBOUND_PATH, INBOUND)
     assert not is_project_url(None, INBOUND)
+    # Dot segments and escapes that a proxy may turn into another path of the host.
+    assert not is_project_url("https://app.example.com/whatsapp/callback/../../", CALLBACK)
+    assert not is_project_url("https://app.example.com/whatsapp/inbound/%2e%2e/", INBOUND)
     # The admin passes the address its own request came to.
     assert is_project_url(
         "http://127.0.0.1:8000" + INBOUND_PATH, INBOUND, origin="http://127.0.0.1:8000/"

@@ -48,8 +48,10 @@ def is_project_url(url: object, name: str, *, origin: str | None = None) -> bool
     found = _origin(parts)
     if found is None or parts.username is not None or parts.password is not None:
         return False
-    if parts.query or parts.fragment or "\\" in url:
+    if parts.query or parts.fragment or "\\" in url or "%" in parts.path:
         return False
+    if any(segment in (".", "..") for segment in parts.path.split("/")):
+        return False  # a proxy may resolve dot segments to another path of the host
     allowed = {
         _origin(urlsplit(base))
         for base in (get_settings().CALLBACK_BASE_URL, origin)
