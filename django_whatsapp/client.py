@@ -254,13 +254,19 @@ def _decode(response: requests.Response) -> Any:
         return _NOT_JSON
 
 
-def _as_id(value: Any) -> int | None:
+#: The largest id a message's ``provider_message_id`` (a 64-bit signed integer in every
+#: database) can hold; the gateway's ids are positive.
+MAX_PROVIDER_ID = 2**63 - 1
+
+
+def _as_int(value: Any) -> int | None:
+    """A whole number given as a JSON number or a string of digits, or ``None``."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
+        return int(value.strip()) if len(value.strip()) <= 30 else None
     return None
 
 
@@ -273,6 +279,23 @@ TRANSPORTS: dict[str, Callable[[], requests.adapters.BaseAdapter]] = {}
 def register_transport(prefix: str, factory: Callable[[], requests.adapters.BaseAdapter]) -> None:
     """Serve URLs starting with ``prefix`` with an adapter made by ``factory``."""
     TRANSPORTS[prefix.lower()] = factory
+
+
+def _as_id(value: Any) -> int | None:
+    """A provider message id the database can hold (``1..MAX_PROVIDER_ID``), or ``None``: an
+    id out of that range is not the documented answer."""
+    number = _as_int(value)
+    return number if number is not None and 0 < number <= MAX_PROVIDER_ID else None
+
+
+def _long_digits(value: Any) -> bool:
+    """A string of more digits than :func:`_as_int` converts."""
+    return isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 class WhatsAppClient:
@@ -345,8 +368,16 @@ class WhatsAppClient:
         body, attempts = self._call(self.send_url, payload, idempotent=False)
         message_id = _as_id(body.get("message_id"))
         if message_id is None:
+            given = body.get("message_id")
             error = UnexpectedResponse(
-                "The gateway's answer has no message_id.", http_status=200, body=body
+                "The gateway's answer has no message_id."
+                if _as_int(given) is None and not _long_digits(given)
+                else (
+                    f"The gateway's message_id {_shown(given)} is not a whole number from 1 to "
+                    f"{MAX_PROVIDER_ID}."
+                ),
+                http_status=200,
+                body=body,
             )
             error.attempts = attempts
             raise error
@@ -355,7 +386,7 @@ class WhatsAppClient:
     def get_status(self, message_id: int) -> StatusResult:
         """Ask the status endpoint for the current status of a message."""
         body, attempts = self._call(self.status_url, {"message_id": message_id}, idempotent=True)
-        status = _as_id(body.get("status"))
+        status = _as_int(body.get("status"))
         if status is None or status not in PROVIDER_STATUS_CODES:
             error = UnexpectedResponse(
                 f"The gateway's status answer has no known status: {body.get('status')!r}.",

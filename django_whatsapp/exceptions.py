@@ -8,11 +8,43 @@ from __future__ import annotations
 import re
 from typing import Any
 
+#: How many characters of a gateway's error name or message any pattern reads. The gateway's
+#: names are a few words; an answer of any size costs the same (see :func:`bounded`).
+MAX_MATCHED_TEXT = 1000
+
 SERVICE_WINDOW_PATTERN = re.compile(r"24\s*hours|only send a template", re.IGNORECASE)
-# "Invalid Parameter: [param_name]" (brackets optional); not "Invalid Parameters".
-INVALID_PARAMETER_PATTERN = re.compile(
-    r"^\s*Invalid\s+Parameter\b\s*:?\s*(.*?)\s*$", re.IGNORECASE | re.DOTALL
-)
+#: The start of "Invalid Parameter: [param_name]" (not "Invalid Parameters"); what follows is
+#: read without a pattern (:func:`invalid_parameter_name`). Each quantifier here is followed
+#: by a character it cannot match, so matching is linear in the input.
+INVALID_PARAMETER_PATTERN = re.compile(r"^\s*Invalid\s+Parameter\b", re.IGNORECASE)
+
+
+def bounded(text: str | None) -> str:
+    """The part of an outside text the patterns read: its first ``MAX_MATCHED_TEXT``
+    characters."""
+    return (text or "")[:MAX_MATCHED_TEXT]
+
+
+def is_invalid_parameter_name(name: str | None) -> bool:
+    """Whether a gateway error name reads "Invalid Parameter..." (any case, any spacing)."""
+    return INVALID_PARAMETER_PATTERN.match(bounded(name)) is not None
+
+
+def invalid_parameter_name(name: str | None) -> str | None:
+    """The parameter named by "Invalid Parameter: [param_name]" (brackets and colon optional),
+    or ``None`` when the name is not of that form or names no parameter."""
+    text = bounded(name)
+    match = INVALID_PARAMETER_PATTERN.match(text)
+    if match is None:
+        return None
+    rest = text[match.end() :].strip()
+    rest = rest[1:] if rest.startswith(":") else rest
+    return rest.strip().strip("[]").strip() or None
+
+
+def mentions_service_window(text: str | None) -> bool:
+    """Whether a gateway's error text says the customer's 24-hour window is closed."""
+    return SERVICE_WINDOW_PATTERN.search(bounded(text)) is not None
 
 
 class WhatsAppError(Exception):
@@ -90,10 +122,7 @@ class InvalidParameter(WhatsAppError):
 
     @property
     def param(self) -> str | None:
-        match = INVALID_PARAMETER_PATTERN.match(self.name or "")
-        if not match or not match.group(1):
-            return None
-        return match.group(1).strip().strip("[]").strip() or None
+        return invalid_parameter_name(self.name)
 
 
 class InsufficientBalance(WhatsAppError):
@@ -212,11 +241,11 @@ def error_from_answer(
         return None
     kwargs: dict[str, Any] = {**fields, "http_status": http_status, "body": body}
     name = fields.get("name") or ""
-    text = f"{name} {fields.get('message') or ''}"
+    text = f"{bounded(name)} {bounded(fields.get('message'))}"
     code = fields.get("code")
     status = fields.get("status")
 
-    if SERVICE_WINDOW_PATTERN.search(text):
+    if mentions_service_window(text):
         return ServiceWindowClosed(**kwargs)
     if http_status in (401, 403) or status in (401, 403):
         # Before the rate limit: Yii-style gateways answer HTTP errors with "code": 0 too.
@@ -224,7 +253,7 @@ def error_from_answer(
     rate_limit_code = code == 0 and status in (None, 429) and (200 <= http_status < 300)
     if http_status == 429 or status == 429 or rate_limit_code:
         return RateLimited(retry_after=retry_after, **kwargs)
-    if code == 1 or INVALID_PARAMETER_PATTERN.match(name):
+    if code == 1 or is_invalid_parameter_name(name):
         return InvalidParameter(**kwargs)
     if code == 3 or status == 402 or http_status == 402:
         return InsufficientBalance(**kwargs)

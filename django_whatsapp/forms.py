@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import window
 from .conf import get_settings
-from .models import PLACEHOLDER_RE, Message, Template
+from .models import PLACEHOLDER_RE, Message, Template, placeholder_number
 from .validation import validate_message
 
 Kind = Message.MessageType
@@ -58,14 +58,19 @@ def window_closed_message(number: str) -> SafeString:
     )
 
 
+#: The partial word at each end of a cut-out context (applied to at most ``width`` characters).
+_CUT_FIRST_WORD = re.compile(r"^\S*\s")
+_CUT_LAST_WORD = re.compile(r"\s\S*$")
+
+
 def placeholder_context(body: str, number: int, width: int = 24) -> str:
     """The words around the first ``{{number}}`` of a template body, to label its input."""
     for match in PLACEHOLDER_RE.finditer(body):
-        if int(match.group(1)) == number:
+        if placeholder_number(match.group(1)) == number:
             before = body[: match.start()][-width:]
             after = body[match.end() :][:width]
-            before = re.sub(r"^\S*\s", "", before) if len(before) == width else before
-            after = re.sub(r"\s\S*$", "", after) if len(after) == width else after
+            before = _CUT_FIRST_WORD.sub("", before) if len(before) == width else before
+            after = _CUT_LAST_WORD.sub("", after) if len(after) == width else after
             return f"{before}{{{{{number}}}}}{after}".strip()
     return ""
 

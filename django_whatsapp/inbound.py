@@ -113,7 +113,15 @@ def inbound_url(conf: WhatsAppSettings | None = None) -> str | None:
 
 
 def storable(text: str) -> str:
-    """Text a database column keeps as it is: PostgreSQL refuses NUL characters."""
+    """Text every database column keeps as it is. Two kinds of character cannot be stored (not
+    in UTF-8, refused by PostgreSQL and by SQLite's driver) and are written as escapes instead:
+    a NUL becomes the four characters ``\\x00``; a lone surrogate (``\\ud800`` in a JSON body,
+    half of a UTF-16 pair) becomes its six-character escape ``\\ud800``. Every other character
+    is kept."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
     return text.replace("\x00", "\\x00")
 
 
@@ -255,6 +263,8 @@ def _link_of(value: Any, depth: int = 0) -> tuple[str, bool]:
 
 
 def _usable_url(url: str) -> bool:
+    if storable(url) != url:  # a NUL or a lone surrogate: not a link anything can fetch
+        return False
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -359,7 +369,7 @@ def _read_item(
     ours = _scalar(_first(item, RECIPIENT_KEYS)) or recipient or get_settings().DEFAULT_SOURCE_ADDR
     received = Received(
         sender=sender,
-        recipient=(ours or "").lstrip("+")[:MAX_ADDR_LENGTH],
+        recipient=storable((ours or "").lstrip("+"))[:MAX_ADDR_LENGTH],
         provider_id=(_scalar(_first(item, ID_KEYS)) or "")[:255] or None,
         sent_at=_timestamp(_first(item, TIME_KEYS), now),
         name=_text_of(_first(item, NAME_KEYS)) or names.get(raw_sender, ""),

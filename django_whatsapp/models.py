@@ -8,6 +8,7 @@ import uuid
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +16,64 @@ from django.utils.translation import gettext_lazy as _
 from .metadata import validate_metadata, validate_tags
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+#: Placeholders are numbered ``{{1}}`` to ``{{MAX_PLACEHOLDERS}}``, consecutively from 1, as
+#: WhatsApp numbers a template's variables. A number outside that range is not a placeholder:
+#: it is refused when the template is saved, and a body stored before that rule is shown with
+#: it left as text (so no page's cost depends on how large a number a body holds).
+MAX_PLACEHOLDERS = 100
+#: WhatsApp's limit on a template body's length.
+MAX_TEMPLATE_BODY = 1024
+
+
+def placeholder_number(digits: str) -> int | None:
+    """The number of a placeholder whose digits are ``digits``, or ``None`` when it is not
+    between 1 and ``MAX_PLACEHOLDERS`` (a long digit string is never converted)."""
+    if len(digits) > len(str(MAX_PLACEHOLDERS)):
+        stripped = digits.lstrip("0")
+        if len(stripped) > len(str(MAX_PLACEHOLDERS)):
+            return None
+        digits = stripped or "0"
+    number = int(digits)
+    return number if 1 <= number <= MAX_PLACEHOLDERS else None
+
+
+def _shown(digits: str) -> str:
+    return digits if len(digits) <= 12 else f"{digits[:12]}..."
+
+
+def validate_template_body(body: str) -> None:
+    """Refuse a template body that WhatsApp would not register: longer than
+    ``MAX_TEMPLATE_BODY`` characters, a placeholder numbered outside ``1..MAX_PLACEHOLDERS``,
+    or placeholders not numbered consecutively from ``{{1}}``. Raises ``ValidationError``."""
+    numbers: set[int] = set()
+    for match in PLACEHOLDER_RE.finditer(body):
+        number = placeholder_number(match.group(1))
+        if number is None:
+            raise ValidationError(
+                _(
+                    "{{%(number)s}} is not a placeholder WhatsApp accepts: placeholders are "
+                    "numbered {{1}} to {{%(max)d}}."
+                ),
+                code="placeholder_range",
+                params={"number": _shown(match.group(1)), "max": MAX_PLACEHOLDERS},
+            )
+        numbers.add(number)
+    missing = next((n for n in range(1, len(numbers) + 1) if n not in numbers), None)
+    if missing is not None:
+        raise ValidationError(
+            _(
+                "{{%(missing)d}} is missing: placeholders are numbered consecutively from {{1}} "
+                "(this body uses %(used)s)."
+            ),
+            code="placeholder_gap",
+            params={"missing": missing, "used": ", ".join(f"{{{{{n}}}}}" for n in sorted(numbers))},
+        )
+    if len(body) > MAX_TEMPLATE_BODY:
+        raise ValidationError(
+            _("A template body has at most %(max)d characters (this one has %(length)d)."),
+            code="too_long",
+            params={"max": MAX_TEMPLATE_BODY, "length": len(body)},
+        )
 
 
 class Template(models.Model):
@@ -62,17 +121,27 @@ class Template(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.language_code})"
 
+    def clean(self) -> None:
+        """Check the body's placeholders (:func:`validate_template_body`)."""
+        super().clean()
+        try:
+            validate_template_body(self.body or "")
+        except ValidationError as error:
+            raise ValidationError({"body": error}) from None
+
     @property
     def placeholder_count(self) -> int:
-        """How many body parameters the template takes: the highest ``{{n}}`` in its body."""
-        numbers = [int(n) for n in PLACEHOLDER_RE.findall(self.body or "")]
-        return max(numbers, default=0)
+        """How many body parameters the template takes: the highest ``{{n}}`` in its body, at
+        most ``MAX_PLACEHOLDERS`` (numbers outside ``1..MAX_PLACEHOLDERS`` are not counted)."""
+        numbers = (placeholder_number(n) for n in PLACEHOLDER_RE.findall(self.body or ""))
+        return max((n for n in numbers if n is not None), default=0)
 
     def render(self, params: list[str] | tuple[str, ...]) -> str:
         """The body with its placeholders filled in (missing ones are left as they are)."""
 
         def fill(match: re.Match[str]) -> str:
-            index = int(match.group(1)) - 1
+            number = placeholder_number(match.group(1))
+            index = -1 if number is None else number - 1
             return str(params[index]) if 0 <= index < len(params) else match.group(0)
 
         return PLACEHOLDER_RE.sub(fill, self.body or "")

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from .models import Message, Template
+from .models import Message, Template, placeholder_number
 
 #: ``{{1}}``-style body placeholders and ``{{header}}``, filled in one pass so that a value
 #: that itself contains ``{{...}}`` is never filled again.
@@ -23,7 +23,8 @@ def _fill(value: Any, params: list[str], header: str | None) -> Any:
             key = match.group(1)
             if key == "header":
                 return header if header is not None else match.group(0)
-            index = int(key) - 1
+            number = placeholder_number(key)
+            index = -1 if number is None else number - 1
             return params[index] if 0 <= index < len(params) else match.group(0)
 
         return _OVERRIDE_PLACEHOLDER_RE.sub(sub, value)

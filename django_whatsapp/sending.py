@@ -9,13 +9,14 @@ so a message is submitted at most once however many callers ask for it concurren
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import requests
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -95,8 +96,37 @@ def pooled_client(
 # -- one send --------------------------------------------------------------------------------
 
 
+#: How deeply a gateway answer is kept on a status event; deeper parts are kept as text.
+MAX_KEPT_DEPTH = 32
+
+
+def storable_answer(value: Any, depth: int = 0) -> Any:
+    """The gateway's answer as every database's JSON column keeps it: NUL characters and lone
+    surrogates in strings and keys become escapes (``\\x00``, ``\\ud800``), numbers that are
+    not finite become strings, and parts nested deeper than ``MAX_KEPT_DEPTH`` become text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", errors="backslashreplace").decode("utf-8")
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict | list) and depth >= MAX_KEPT_DEPTH:
+        return storable_answer(repr(value)[:1000])
+    if isinstance(value, dict):
+        return {
+            storable_answer(str(key)): storable_answer(item, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [storable_answer(item, depth + 1) for item in value]
+    return value
+
+
 def _error_payload(error: WhatsAppError) -> dict[str, Any]:
     body = error.body if isinstance(error.body, dict | list | str | int | float) else None
+    body = storable_answer(body)
     return {
         "exception": type(error).__name__,
         "name": error.name,
@@ -218,6 +248,26 @@ def claim_for_sending(
     return payload
 
 
+def _answer_not_stored(message: Message, result: SendResult, exc: BaseException) -> Message:
+    """The gateway took the message but the database refused to record its answer: the message
+    is ``unknown`` with the reason kept (a callback can still settle it), never left in
+    ``sending``."""
+    logger.warning(
+        "WhatsApp message %s: the gateway's answer could not be stored: %s",
+        message.pk,
+        type(exc).__name__,
+    )
+    lost = WhatsAppError(
+        _("The gateway's answer could not be stored: %(error)s")
+        % {"error": f"{type(exc).__name__}: {exc}"[:500]},
+        name="Answer not stored",
+        body=result.body,
+    )
+    lost.attempts = result.attempts
+    lost.maybe_delivered = True
+    return _record_failure(message, lost)
+
+
 def record_send(message: Message, outcome: SendResult | BaseException) -> Message:
     """Record what ``client.send`` did with a claimed message: its result, or the exception it
     raised. A :class:`WhatsAppError` makes the message ``not_sent`` or ``unknown``; any other
@@ -232,9 +282,21 @@ def record_send(message: Message, outcome: SendResult | BaseException) -> Messag
         _record_failure(message, lost)
         raise outcome
     result = outcome
+    alias = router.db_for_write(Message, instance=message)
+    payload = storable_answer(result.body)
     try:
-        _apply(message, Status.ACCEPTED, source=Source.SEND, payload=result.body, sent=result)
-    except IntegrityError:
+        # A savepoint: a failed write leaves a caller's transaction usable for the record below.
+        with transaction.atomic(using=alias):
+            _apply(message, Status.ACCEPTED, source=Source.SEND, payload=payload, sent=result)
+    except IntegrityError as exc:
+        taken = (
+            Message.objects.using(alias)
+            .filter(provider_message_id=result.message_id)
+            .exclude(pk=message.pk)
+            .exists()
+        )
+        if not taken:
+            return _answer_not_stored(message, result, exc)
         clash = WhatsAppError(
             _("The gateway's message_id %(id)s is already used by another message.")
             % {"id": result.message_id},
@@ -244,6 +306,8 @@ def record_send(message: Message, outcome: SendResult | BaseException) -> Messag
         clash.attempts = result.attempts
         clash.maybe_delivered = True
         return _record_failure(message, clash)
+    except (DatabaseError, OverflowError, ValueError) as exc:
+        return _answer_not_stored(message, result, exc)
     logger.info("WhatsApp message %s accepted as %s", message.pk, result.message_id)
     signals.message_sent.send(sender=Message, message=message)
     return message

@@ -43,3 +43,20 @@ def callback_url(message_uuid: uuid.UUID | str, conf: WhatsAppSettings | None = 
         kwargs={"message_uuid": message_uuid, "signature": sign(message_uuid, secret)},
     )
     return f"{conf.CALLBACK_BASE_URL}{path}"
+
+
+#: What a signature is replaced by in a log line.
+MASK = "<signature>"
+
+
+def mask_url(url: str | None) -> str:
+    """``url`` fit for a log line: every path segment that looks like a signature (32 or more
+    hex digits, as the callback and inbound URLs carry) is replaced by ``<signature>``; the
+    query string and fragment are dropped. A signed URL is a credential: it never reaches a log
+    line whole."""
+    text = (url or "").split("?", 1)[0].split("#", 1)[0]
+    segments = text.split("/")
+    for index, segment in enumerate(segments):
+        if len(segment) >= 32 and all(char in "0123456789abcdefABCDEF" for char in segment):
+            segments[index] = MASK
+    return "/".join(segments)

@@ -1,9 +1,14 @@
-"""Hostile callbacks: whatever a sender puts in a request, the endpoint never answers 5xx.
+"""Hostile callbacks: whatever a sender puts in a request, the endpoint never answers 5xx, and
+each answer is the right one for its input.
 
 More than 10,000 generated requests (Hypothesis, ``max_examples`` split over the strategies
 below) go through the whole stack with Django's test client, which re-raises any exception
 the view lets through. Each must be answered with one of the documented statuses and a JSON
-body. Then, by example:
+body, and the answer must agree with what was written: a refusal (4xx) writes no event and leaves
+the message as it was; a 200 writes exactly the events it says it applied and reports the
+message's status. Where the input class decides the answer (out-of-range ids, top-level arrays,
+other methods), the exact status is asserted. Then, by example, one request of each input class on
+the callback and on the inbound endpoint, with its exact answer and what it wrote;
 
 - a body over ``CALLBACK_MAX_BYTES`` is refused before it is parsed: not one byte of it is read
   (a counting ``wsgi.input``), so an over-limit body that is also malformed is 413, not 400; a
@@ -27,7 +32,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from django_whatsapp.models import Message, StatusEvent
+from django_whatsapp import inbound
+from django_whatsapp.models import InboundReport, Message, StatusEvent
 from django_whatsapp.signing import callback_url, sign, verify
 from tests.conftest import CALLBACK_SECRET
 
@@ -109,15 +115,31 @@ class Target:
         query: str = "",
         **environ: Any,
     ) -> Any:
+        events = StatusEvent.objects.filter(message=self.message)
+        before = (events.count(), self.current_status())
         response = self.client.generic(
             method, self.path, body, content_type, QUERY_STRING=query, **environ
         )
         assert response.status_code in DOCUMENTED, (response.status_code, response.content[:300])
-        if method != "HEAD":
+        if method == "HEAD":
+            assert response.status_code == 405
+        else:
             assert response["Content-Type"] == JSON
             answer = json.loads(response.content)
             assert isinstance(answer["ok"], bool)
+            assert answer["ok"] is (response.status_code == 200)
+        after = (events.count(), self.current_status())
+        if response.status_code == 200 and method != "OPTIONS":
+            # A report was applied: exactly the events it says, and the status it answers.
+            assert after[0] == before[0] + answer["applied"], (answer, before, after)
+            assert answer["status"] == after[1]
+        else:
+            # A refusal writes nothing.
+            assert after == before, (response.status_code, response.content[:300])
         return response
+
+    def current_status(self) -> str:
+        return str(Message.objects.values_list("status", flat=True).get(pk=self.message.pk))
 
 
 @pytest.fixture
@@ -218,9 +240,15 @@ def test_huge_numbers(target: Target) -> None:
     def check(case: tuple[str, str, bool]) -> None:
         message_id, status, in_query = case
         if in_query:
-            target.send(method="GET", query=urlencode({"message_id": message_id, "status": status}))
+            response = target.send(
+                method="GET", query=urlencode({"message_id": message_id, "status": status})
+            )
         else:
-            target.send(f'{{"message_id": {message_id}, "status": {status}}}'.encode())
+            response = target.send(f'{{"message_id": {message_id}, "status": {status}}}'.encode())
+        # Only the message's own id with a real status is applied; any other number (out of
+        # range, negative, fractional, past int's digits) is a 400 that writes nothing.
+        valid = message_id == "554" and status == '"sent"' and not in_query
+        assert response.status_code == (200 if valid else 400), response.content[:300]
 
     statuses = huge_numbers | st.just('"sent"')
     fuzz("huge_numbers", st.tuples(huge_numbers, statuses, st.booleans()), check)
@@ -382,7 +410,7 @@ def test_other_methods(target: Target) -> None:
         method, body = case
         assert target.send(body, method=method).status_code == (200 if method == "OPTIONS" else 405)
 
-    methods = st.sampled_from(["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "FOO"])
+    methods = st.sampled_from(["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "FOO", "HEAD"])
     fuzz("other_methods", st.tuples(methods, st.binary(max_size=100)), check)
 
 
@@ -608,3 +636,162 @@ def test_a_signature_made_with_an_empty_or_no_secret_never_verifies(
         response = Client().post(path_for(a.uuid, forged or "x"), {"status": 0}, content_type=JSON)
         assert response.status_code == 403
     untouched(a)
+
+
+# -- one request of each input class, and its exact answer -------------------------------------
+
+
+def _callback_cases() -> list[Any]:
+    report = {"message_id": 554, "status": "delivered"}
+    return [
+        pytest.param("POST", "good", as_json(report), JSON, 200, 1, Status.DELIVERED, id="valid"),
+        pytest.param(
+            "GET", "good", urlencode(report), None, 200, 1, Status.DELIVERED, id="valid-get"
+        ),
+        pytest.param(
+            "POST", "good", as_json({"status": "bogus"}), JSON, 400, 0, None, id="unknown-status"
+        ),
+        pytest.param(
+            "POST", "good", as_json({"status": "draft"}), JSON, 400, 0, None, id="not-reported"
+        ),
+        pytest.param(
+            "POST", "good", as_json({"message_id": 555, "status": 1}), JSON, 400, 0, None,
+            id="another-message-id",
+        ),
+        pytest.param(
+            "POST", "good", as_json({"message_id": 10**20, "status": 1}), JSON, 400, 0, None,
+            id="id-out-of-range",
+        ),
+        pytest.param(
+            "POST", "good", as_json({"status": "sent", "x": "\ud800"}), JSON, 400, 0, None,
+            id="lone-surrogate",
+        ),
+        pytest.param("POST", "good", b"{", JSON, 400, 0, None, id="malformed-json"),
+        pytest.param("POST", "good", as_json([report]), JSON, 400, 0, None, id="top-level-array"),
+        pytest.param("POST", "good", b"status=1", "text/plain", 415, 0, None, id="media-type"),
+        pytest.param("POST", "good", b"x" * 2000, JSON, 413, 0, None, id="over-limit"),
+        pytest.param("POST", "forged", as_json(report), JSON, 403, 0, None, id="bad-signature"),
+        pytest.param("POST", "unsigned", as_json(report), JSON, 403, 0, None, id="no-signature"),
+        pytest.param("POST", "ghost", as_json(report), JSON, 404, 0, None, id="no-such-message"),
+        pytest.param("HEAD", "good", urlencode(report), None, 405, 0, None, id="head"),
+        pytest.param("PUT", "good", as_json(report), JSON, 405, 0, None, id="put"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "content_type", "status", "events", "new_status"), _callback_cases()
+)
+def test_each_callback_input_class_gets_its_answer(
+    target: Target,
+    small_limit: int,
+    method: str,
+    url: str,
+    body: Any,
+    content_type: str | None,
+    status: int,
+    events: int,
+    new_status: str | None,
+) -> None:
+    message = target.message
+    ghost = uuid.uuid4()
+    path = {
+        "good": target.path,
+        "forged": path_for(message.uuid, sign(message.uuid, "not-the-secret")),
+        "unsigned": reverse("django_whatsapp:callback-unsigned", args=[message.uuid]),
+        "ghost": path_for(ghost, sign(ghost, CALLBACK_SECRET)),
+    }[url]
+    client = Client()
+    if content_type is None:
+        response = client.generic(method, f"{path}?{body}")
+    else:
+        response = client.generic(method, path, body, content_type)
+    assert response.status_code == status, response.content[:300]
+    assert StatusEvent.objects.filter(message=message).count() == events
+    fresh = Message.objects.get(pk=message.pk)
+    assert fresh.status == (new_status or Status.ACCEPTED)
+    assert fresh.provider_message_id == 554
+    if method != "HEAD":
+        answer = response.json()
+        assert answer["ok"] is (status == 200)
+        if status != 200:
+            assert answer["error"]
+            assert "%(" not in response.content.decode()  # every reason filled in
+
+
+def test_a_repeated_report_is_answered_as_a_duplicate_and_writes_nothing(target: Target) -> None:
+    body = as_json({"message_id": 554, "status": "delivered"})
+    first = target.send(body).json()
+    again = target.send(body).json()
+    assert (first["applied"], first["duplicates"]) == (1, 0)
+    assert (again["applied"], again["duplicates"]) == (0, 1)
+    assert StatusEvent.objects.filter(message=target.message).count() == 1
+
+
+INBOUND_MESSAGE = {"from": "380501110003", "text": "hi", "message_id": "c1"}
+
+
+def _inbound_cases() -> list[Any]:
+    Outcome = InboundReport.Outcome
+    message = as_json(INBOUND_MESSAGE)
+    statuses = as_json({"statuses": [{"id": "w", "status": "read"}]})
+    return [
+        pytest.param("POST", "good", message, 200, 1, 1, Outcome.UNDERSTOOD, id="valid"),
+        pytest.param(
+            "POST", "good", as_json({**INBOUND_MESSAGE, "text": "a\ud800b"}), 200, 1, 1,
+            Outcome.UNDERSTOOD, id="lone-surrogate",
+        ),
+        pytest.param(
+            "POST", "good", as_json({"text": "no sender"}), 202, 1, 0, Outcome.NOT_UNDERSTOOD,
+            id="no-sender",
+        ),
+        pytest.param("POST", "good", statuses, 202, 1, 0, Outcome.NOT_UNDERSTOOD, id="statuses"),
+        pytest.param("POST", "good", b"{", 202, 1, 0, Outcome.NOT_UNDERSTOOD, id="malformed"),
+        pytest.param("POST", "good", b"x" * 2000, 413, 1, 0, Outcome.REFUSED, id="over-limit"),
+        pytest.param("POST", "forged", message, 403, 0, 0, None, id="bad-signature"),
+        pytest.param("POST", "unsigned", message, 403, 0, 0, None, id="no-signature"),
+        pytest.param("HEAD", "good", message, 200, 0, 0, None, id="head"),
+        pytest.param("PUT", "good", message, 405, 0, 0, None, id="put"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "reports", "messages", "outcome"), _inbound_cases()
+)
+def test_each_inbound_input_class_gets_its_answer(
+    small_limit: int,
+    method: str,
+    url: str,
+    body: bytes,
+    status: int,
+    reports: int,
+    messages: int,
+    outcome: str | None,
+) -> None:
+    path = {
+        "good": reverse("django_whatsapp:inbound", kwargs={"signature": inbound_sign()}),
+        "forged": reverse("django_whatsapp:inbound", kwargs={"signature": "0" * 64}),
+        "unsigned": reverse("django_whatsapp:inbound-unsigned"),
+    }[url]
+    response = Client().generic(method, path, body, JSON)
+    assert response.status_code == status, response.content[:300]
+    assert InboundReport.objects.count() == reports
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == messages
+    if outcome is not None:
+        assert InboundReport.objects.get().outcome == outcome
+    if method != "HEAD":
+        assert response.json()["ok"] is (status in (200, 202))
+
+
+def test_a_repeated_inbound_message_is_stored_once() -> None:
+    path = reverse("django_whatsapp:inbound", kwargs={"signature": inbound_sign()})
+    for _ in range(2):
+        assert Client().post(path, INBOUND_MESSAGE, content_type=JSON).status_code == 200
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+    assert list(InboundReport.objects.order_by("pk").values_list("outcome", flat=True)) == [
+        InboundReport.Outcome.UNDERSTOOD,
+        InboundReport.Outcome.DUPLICATE,
+    ]
+
+
+def inbound_sign() -> str:
+    return inbound.sign(CALLBACK_SECRET)

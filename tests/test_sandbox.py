@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -147,12 +148,36 @@ def set_delay(settings: Any) -> Callable[[Any], None]:
     return apply
 
 
+#: A path of the app's status callback (the sandbox calls no other path).
+CB = reverse(
+    "django_whatsapp:callback",
+    kwargs={"message_uuid": "5a0f6f0e-0c1e-4c8e-9a57-2c3d4e5f6a7b", "signature": "ab" * 32},
+)
+
+
 def closed_port_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens, so a POST is refused at once."""
+    """A callback URL on 127.0.0.1 where nothing listens, so a POST is refused at once."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/callback"
+    return f"http://127.0.0.1:{port}{CB}"
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@pytest.fixture
+def project(settings: Any) -> Callable[[str], str]:
+    """Make ``url``'s origin the project's CALLBACK_BASE_URL (the only one the sandbox calls)
+    and answer ``url``."""
+
+    def at(url: str) -> str:
+        settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "CALLBACK_BASE_URL": origin_of(url)}
+        return url
+
+    return at
 
 
 def callback_bodies(httpserver: HTTPServer) -> list[Any]:
@@ -335,7 +360,7 @@ SEND_ACCEPTED = [
     pytest.param(text_body(destination_addr="380501234567"), id="destination-digit-string"),
     pytest.param(text_body(destination_addr="9" * 20), id="destination-20-digits"),
     pytest.param(text_body(callback_url=None), id="callback-null"),
-    pytest.param(text_body(callback_url="http://127.0.0.1:9/cb?sig=x"), id="callback-url"),
+    pytest.param(text_body(callback_url=f"https://app.example.com{CB}"), id="callback-url"),
     pytest.param(text_body(file_url=7, template_name=8, unknown="x"), id="extra-keys-ignored"),
     pytest.param(media_body(), id="media"),
     pytest.param(media_body(file_url="http://cdn.example.com/a/B.JPEG?v=2"), id="media-upper"),
@@ -622,10 +647,15 @@ def test_reset_forgets_messages(client: Client) -> None:
     [(380501234567, SEEN_STEPS), (380500000006, FAILED_STEPS), (380500000007, REJECTED_STEPS)],
 )
 def test_callbacks_post_each_step_in_order(
-    client: Client, set_delay: Any, httpserver: HTTPServer, destination: int, steps: list[int]
+    client: Client,
+    set_delay: Any,
+    httpserver: HTTPServer,
+    project: Callable[[str], str],
+    destination: int,
+    steps: list[int],
 ) -> None:
-    httpserver.expect_request("/whatsapp/callback/abc", method="POST").respond_with_data("ok")
-    url = httpserver.url_for("/whatsapp/callback/abc") + "?sig=xyz"
+    httpserver.expect_request(CB, method="POST").respond_with_data("ok")
+    url = project(httpserver.url_for(CB))
     response = send(client, text_body(destination_addr=destination, callback_url=url))
     message_id = response.json()["message_id"]
 
@@ -636,14 +666,13 @@ def test_callbacks_post_each_step_in_order(
     ]
     for request, _response in httpserver.log:
         assert request.headers["Content-Type"] == "application/json"
-        assert request.args["sig"] == "xyz"
         assert "Authorization" not in request.headers
     # The status endpoint agrees with the last callback.
     assert poll(client, message_id).json() == {"message_id": message_id, "status": steps[-1]}
 
 
 def test_callbacks_agree_with_status_when_they_arrive(
-    client: Client, set_delay: Any, httpserver: HTTPServer
+    client: Client, set_delay: Any, httpserver: HTTPServer, project: Callable[[str], str]
 ) -> None:
     """When a callback reports a step, polling already shows that step (or a later one)."""
     polled: list[tuple[int, int]] = []
@@ -655,8 +684,8 @@ def test_callbacks_agree_with_status_when_they_arrive(
         polled.append((report["status"], current))
         return Response("ok")
 
-    httpserver.expect_request("/cb", method="POST").respond_with_handler(handler)
-    send(client, text_body(callback_url=httpserver.url_for("/cb")))
+    httpserver.expect_request(CB, method="POST").respond_with_handler(handler)
+    send(client, text_body(callback_url=project(httpserver.url_for(CB))))
     assert gateway.wait_idle(timeout=5)
     order = [6, *SEEN_STEPS]
     assert [reported for reported, _ in polled] == SEEN_STEPS
@@ -673,13 +702,17 @@ def test_messages_without_callback_url_start_no_thread(client: Client, set_delay
 
 
 def test_callback_errors_are_logged_and_ignored(
-    client: Client, set_delay: Any, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+    client: Client,
+    set_delay: Any,
+    httpserver: HTTPServer,
+    caplog: pytest.LogCaptureFixture,
+    project: Callable[[str], str],
 ) -> None:
     set_delay(0.01)
     caplog.set_level(logging.INFO, logger="django_whatsapp.sandbox")
-    send(client, text_body(callback_url=closed_port_url()))
-    httpserver.expect_request("/cb").respond_with_data("boom", status=500)
-    send(client, text_body(callback_url=httpserver.url_for("/cb")))
+    send(client, text_body(callback_url=project(closed_port_url())))
+    httpserver.expect_request(CB).respond_with_data("boom", status=500)
+    send(client, text_body(callback_url=project(httpserver.url_for(CB))))
 
     assert gateway.wait_idle(timeout=5)
 
@@ -687,17 +720,22 @@ def test_callback_errors_are_logged_and_ignored(
         r for r in caplog.records if r.levelno == logging.WARNING and r.name.endswith("sandbox")
     ]
     assert len(failures) == 3
-    assert all(r.exc_info for r in failures)
+    # One line each, no traceback, and the signed URL masked (it is a credential).
+    assert not any(r.exc_info for r in failures)
+    assert all("ConnectionError" in r.getMessage() for r in failures)
+    ours = [r for r in caplog.records if r.name.startswith("django_whatsapp")]
+    assert not any("ab" * 32 in r.getMessage() for r in ours)
+    assert all("/<signature>/" in r.getMessage() for r in failures)
     # A receiver answering 500 still gets every step.
     assert [body["status"] for body in callback_bodies(httpserver)] == SEEN_STEPS
 
 
 def test_reset_cancels_pending_callbacks(
-    client: Client, set_delay: Any, httpserver: HTTPServer
+    client: Client, set_delay: Any, httpserver: HTTPServer, project: Callable[[str], str]
 ) -> None:
     set_delay(30)
-    httpserver.expect_request("/cb").respond_with_data("ok")
-    send(client, text_body(callback_url=httpserver.url_for("/cb")))
+    httpserver.expect_request(CB).respond_with_data("ok")
+    send(client, text_body(callback_url=project(httpserver.url_for(CB))))
     assert not gateway.wait_idle(timeout=0.05)
     started = time.monotonic()
     gateway.reset()

@@ -101,9 +101,19 @@ def enforce(settings: Any) -> None:
     settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "SANDBOX_ENFORCE_WINDOW": True}
 
 
+def as_project(settings: Any, url: str) -> str:
+    """Make ``url``'s origin the project's CALLBACK_BASE_URL: the sandbox delivers to no other."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "CALLBACK_BASE_URL": origin}
+    return url
+
+
 @pytest.fixture
-def project(httpserver: HTTPServer) -> HTTPServer:
-    """Stands for a project's inbound endpoint: answers every delivery 200."""
+def project(httpserver: HTTPServer, settings: Any) -> HTTPServer:
+    """Stands for a project's inbound endpoint (its origin is CALLBACK_BASE_URL): answers every
+    delivery 200."""
+    as_project(settings, httpserver.url_for("/"))
     httpserver.expect_request("/whatsapp/inbound/sig/", method="POST").respond_with_json(
         {"ok": True, "outcome": "understood", "received": 1, "duplicates": 0}
     )
@@ -237,8 +247,8 @@ def test_deliver_inbound_refuses_bad_parameters(
     assert gateway.last_inbound(CUSTOMER) is None
 
 
-def test_an_unreachable_project_is_reported() -> None:
-    delivery = gateway.deliver_inbound(closed_port_url(), CUSTOMER, text="x")
+def test_an_unreachable_project_is_reported(settings: Any) -> None:
+    delivery = gateway.deliver_inbound(as_project(settings, closed_port_url()), CUSTOMER, text="x")
     assert not delivery.ok
     assert delivery.http_status is None
     assert delivery.error == "ConnectionError"
@@ -262,8 +272,11 @@ def test_the_simulate_endpoint_needs_a_key_and_good_parameters(client: Client) -
     assert simulate(client, [1]).json()["name"] == "Invalid Parameter: body"
 
 
-def test_the_simulate_endpoint_says_when_the_project_did_not_take_it(client: Client) -> None:
-    response = simulate(client, {"from": CUSTOMER, "text": "Hi", "url": closed_port_url()})
+def test_the_simulate_endpoint_says_when_the_project_did_not_take_it(
+    client: Client, settings: Any
+) -> None:
+    url = as_project(settings, closed_port_url())
+    response = simulate(client, {"from": CUSTOMER, "text": "Hi", "url": url})
     assert response.status_code == 502
     assert response.json()["error"] == "ConnectionError"
 
@@ -322,8 +335,9 @@ def test_command_when_the_server_is_not_running(settings: Any) -> None:
 
 
 def test_command_reports_a_refusal(settings: Any) -> None:
+    url = as_project(settings, closed_port_url())
     with pytest.raises(CommandError, match="no answer"):
-        run("--from", CUSTOMER, "--text", "Hi", "--url", closed_port_url(), "--direct")
+        run("--from", CUSTOMER, "--text", "Hi", "--url", url, "--direct")
 
 
 # -- the whole loop, offline: a live server with the sandbox mounted ---------------------------

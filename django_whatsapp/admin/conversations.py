@@ -492,7 +492,9 @@ class ConversationAdmin(ConversationAdminBase):
         try:
             # The public origin when set, else the one this request came to.
             url = inbound.inbound_url() or request.build_absolute_uri(inbound.inbound_path())
-            delivery = gateway.deliver_inbound(url, number, text=text[:4096], to=ours or "")
+            delivery = gateway.deliver_inbound(
+                url, number, text=text[:4096], to=ours or "", origin=request.build_absolute_uri("/")
+            )
         except ImproperlyConfigured as error:
             self.message_user(request, str(error), messages.ERROR)
             return back

@@ -13,7 +13,12 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 
-from ..exceptions import INVALID_PARAMETER_PATTERN, SERVICE_WINDOW_PATTERN
+from ..exceptions import (
+    bounded,
+    invalid_parameter_name,
+    is_invalid_parameter_name,
+    mentions_service_window,
+)
 from ..models import PLACEHOLDER_RE, Message
 from ..status_rule import STATUS_ORDER, STATUS_RANK
 
@@ -112,9 +117,9 @@ class Explanation:
 def explain_error(message: Message) -> Explanation | None:
     """What went wrong with a message, for the operator, or ``None`` when nothing did."""
     name, detail = message.error_name or "", message.error_message or ""
-    text = f"{name} {detail}"
+    text = f"{bounded(name)} {bounded(detail)}"
     code = message.error_code
-    if SERVICE_WINDOW_PATTERN.search(text):
+    if mentions_service_window(text):
         return Explanation(
             _("The customer's 24-hour window is closed"),
             _(
@@ -122,9 +127,9 @@ def explain_error(message: Message) -> Explanation | None:
                 "only accepts a template message now. Compose a new message of type Template."
             ),
         )
-    invalid = INVALID_PARAMETER_PATTERN.match(name)
+    invalid = is_invalid_parameter_name(name)
     if invalid or code == 1:
-        param = (invalid.group(1).strip("[] ") if invalid else "") or _("a parameter")
+        param = (invalid_parameter_name(name) if invalid else None) or _("a parameter")
         return Explanation(
             _("The gateway refused %(param)s") % {"param": param},
             _("A value is empty or not in the form the gateway expects. Check it, then retry."),

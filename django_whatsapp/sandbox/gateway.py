@@ -61,6 +61,9 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ..signing import mask_url
+from . import CALLBACK, INBOUND, is_project_url
+
 logger = logging.getLogger("django_whatsapp.sandbox")
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "MAX_MESSAGES",
     "Gateway",
     "InboundDelivery",
+    "NotProjectURL",
     "ProviderStatus",
     "SandboxMessage",
     "SandboxResponse",
@@ -168,6 +172,21 @@ def _error(
 def invalid_parameter(param: str) -> SandboxResponse:
     return _error(
         400, f"Invalid Parameter: {param}", "Empty parameter or parameter validation error", 1
+    )
+
+
+class NotProjectURL(ValueError):
+    """A URL the sandbox will not call: not this project's own callback or inbound URL."""
+
+
+def not_project_url(param: str, what: str) -> SandboxResponse:
+    """400 for a ``param`` naming a URL the sandbox will not call (nothing was fetched)."""
+    return _error(
+        400,
+        f"Invalid Parameter: {param}",
+        f"The sandbox only calls this project's own {what} URL (CALLBACK_BASE_URL followed by "
+        f"the app's signed {what} path); nothing was fetched.",
+        1,
     )
 
 
@@ -363,6 +382,8 @@ def _validate_send(payload: dict[str, Any]) -> tuple[str, int] | SandboxResponse
     callback_url = payload.get("callback_url")
     if callback_url is not None and not _is_http_url(callback_url):
         return invalid_parameter("callback_url")
+    if callback_url is not None and not is_project_url(callback_url, CALLBACK):
+        return not_project_url("callback_url", "status callback")
     return destination, message_type
 
 
@@ -488,6 +509,8 @@ class Gateway:
                 image=payload.get("image") or "",
                 to=payload.get("to") or "",
             )
+        except NotProjectURL:
+            return not_project_url("url", "inbound")
         except ValueError as error:
             return invalid_parameter(str(error))
         body = {
@@ -500,12 +523,21 @@ class Gateway:
         return SandboxResponse(200 if delivery.ok else 502, body, {})
 
     def deliver_inbound(
-        self, url: object, sender: object, *, text: object = "", image: object = "", to: object = ""
+        self,
+        url: object,
+        sender: object,
+        *,
+        text: object = "",
+        image: object = "",
+        to: object = "",
+        origin: str | None = None,
     ) -> InboundDelivery:
         """A customer (``sender``, digits) writes ``text`` and/or an ``image`` URL to us (``to``,
         ``DEFAULT_SOURCE_ADDR`` by default): the sandbox remembers that the number wrote (its
         window opens) and POSTs the message to ``url``, the project's inbound URL, waiting for the
-        answer. Raises ``ValueError`` naming the bad parameter."""
+        answer. Raises ``ValueError`` naming the bad parameter; :class:`NotProjectURL` when
+        ``url`` is not the project's own inbound URL (on ``CALLBACK_BASE_URL``'s origin, or on
+        ``origin`` when the project's code passes its own address): nothing is fetched."""
         number = _destination_digits(sender.lstrip("+") if isinstance(sender, str) else sender)
         if number is None:
             raise ValueError("from")
@@ -520,6 +552,8 @@ class Gateway:
         ours = to if isinstance(to, str) and to else _our_number()
         if len(ours) > MAX_ADDR_CHARS:
             raise ValueError("to")
+        if not is_project_url(url, INBOUND, origin=origin):
+            raise NotProjectURL("url")
         with self._lock:
             message_id = self._next_id()
         payload: dict[str, Any] = {
@@ -541,7 +575,12 @@ class Gateway:
                 headers={"User-Agent": CALLBACK_USER_AGENT},
             )
         except requests.RequestException as error:
-            logger.warning("Sandbox inbound message %s to %s failed: %s", message_id, url, error)
+            logger.warning(
+                "Sandbox inbound message %s to %s failed: %s",
+                message_id,
+                mask_url(url),
+                type(error).__name__,
+            )
             return InboundDelivery(message_id, url, payload, None, None, f"{type(error).__name__}")
         answer: Any = load_body(response.content)
         if answer is None:
@@ -651,13 +690,14 @@ def _deliver_callbacks(message: SandboxMessage, stop: threading.Event) -> None:
                 step.name.lower(),
                 response.status_code,
             )
-        except Exception:
+        except Exception as error:
+            # One line, no traceback: the request's URL (a credential) is in the exception.
             logger.warning(
-                "Sandbox callback for message %s (%s) to %s failed",
+                "Sandbox callback for message %s (%s) to %s failed: %s",
                 message.message_id,
                 step.name.lower(),
-                message.callback_url,
-                exc_info=True,
+                mask_url(message.callback_url),
+                type(error).__name__,
             )
 
 

@@ -57,6 +57,9 @@ class CallbackView(APIView):
     parser_classes = (CallbackJSONParser, FormParser, MultiPartParser)
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = JSONOnlyNegotiation
+    #: The documented methods. Not ``head``: Django would route HEAD to ``get()`` and apply the
+    #: report; HEAD is answered 405 and changes nothing.
+    http_method_names = ["get", "post", "options"]
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:

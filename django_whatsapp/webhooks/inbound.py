@@ -5,6 +5,8 @@ Answers (always JSON):
 - ``200`` a message was stored (``understood`` or ``partial``), or it was a duplicate;
 - ``202`` the report was stored but holds no message that could be read (``not_understood``): the
   gateway need not send it again, an operator can read it in the admin (*Inbound reports*);
+- ``200`` to ``HEAD`` (and to a ``GET`` without a query string) with a good signature: a check
+  that the URL works; nothing is stored or read;
 - ``403`` no or bad signature: refused before anything is stored, so that whoever does not have
   the URL cannot fill the database;
 - ``413`` a body over ``CALLBACK_MAX_BYTES``: not read, but its arrival is stored (``refused``);
@@ -98,7 +100,8 @@ class InboundView(APIView):
         if request.method == "HEAD" or (
             request.method == "GET" and not django_request.META.get("QUERY_STRING")
         ):
-            # A check that the URL works: nothing to store.
+            # A check that the URL works: nothing is stored or read, whatever the query string
+            # (Django routes HEAD to get(); it must never be taken for a report).
             return Response({"ok": True, "detail": _("Ready to receive messages.")})
         try:
             length = int(django_request.META.get("CONTENT_LENGTH") or 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
@@ -37,7 +37,17 @@ class CallbackJSONParser(JSONParser):
             raise ParseError(_("JSON parse error - nested too deeply.")) from None
 
 
-class ProviderIdField(serializers.Field):
+class _FilledField(serializers.Field):
+    """A field whose error messages use ``%(name)s`` placeholders (the house style for
+    translatable text), filled when the error is raised. DRF's own ``fail`` fills ``{name}``
+    placeholders only, which left ``%(status)s`` in the answer."""
+
+    def fail(self, key: str, **kwargs: Any) -> NoReturn:
+        message = str(self.error_messages[key])
+        raise serializers.ValidationError(message % kwargs if kwargs else message, code=key)
+
+
+class ProviderIdField(_FilledField):
     default_error_messages = {
         "invalid": _("message_id must be a positive whole number."),
     }
@@ -55,7 +65,7 @@ class ProviderIdField(serializers.Field):
         return value
 
 
-class StatusField(serializers.Field):
+class StatusField(_FilledField):
     default_error_messages = {
         "invalid": _("status must be a provider status code (0-7) or name: %(reason)s."),
         "not_reported": _("%(status)s is not a status the gateway reports."),
