@@ -1,0 +1,132 @@
+"""Edges no other test reached: the template list's test link and its deactivate action, an
+OPTIONS request to the inbound URL, polling only messages the gateway knows, refusing a negative
+age for stale sends, and the shared back-off's slot when its pause is interrupted."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from django_whatsapp import inbound, services
+from django_whatsapp.client import SharedBackoff
+from django_whatsapp.models import InboundReport, Message, Template
+from tests.conftest import FakeGateway
+from tests.factories import make_draft
+from tests.waiting import wait_for_event
+
+pytestmark = pytest.mark.django_db
+
+TEMPLATES = reverse("admin:django_whatsapp_template_changelist")
+
+
+def template(name: str, *, active: bool) -> Template:
+    return Template.objects.create(
+        name=name, namespace="ns", language_code="en", body="Hello {{1}}", is_active=active
+    )
+
+
+# -- the template list ---------------------------------------------------------------------------
+
+
+def test_only_active_templates_offer_a_test_send(admin_client: Client) -> None:
+    active = template("order_ready", active=True)
+    template("old_offer", active=False)
+
+    html = admin_client.get(TEMPLATES).content.decode()
+
+    assert html.count('class="wa-send-test"') == 1
+    assert f"template={active.pk}" in html
+
+
+def test_the_deactivate_action_deactivates_the_selected_and_counts_them(
+    admin_client: Client,
+) -> None:
+    chosen = [template("a", active=True), template("b", active=True)]
+    kept = template("c", active=True)
+
+    response = admin_client.post(
+        TEMPLATES,
+        {"action": "deactivate", "_selected_action": [t.pk for t in chosen]},
+        follow=True,
+    )
+
+    assert "Deactivated: 2." in [str(m) for m in response.context["messages"]]
+    assert list(Template.objects.filter(is_active=True)) == [kept]
+
+
+# -- the inbound URL -----------------------------------------------------------------------------
+
+
+def test_options_on_the_inbound_url_names_its_methods_and_stores_nothing(client: Client) -> None:
+    url = inbound.inbound_url()
+    assert url is not None
+
+    response = client.options(urlsplit(url).path)
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["ok"] is True
+    assert "POST" in answer["methods"]
+    assert not InboundReport.objects.exists()
+
+
+# -- polling and settling --------------------------------------------------------------------------
+
+
+def test_polling_skips_messages_the_gateway_has_no_id_for(
+    gateway: FakeGateway, wa_client: Any
+) -> None:
+    known = make_draft(Message.Status.ACCEPTED, provider_message_id=5150)
+    lost = make_draft(Message.Status.UNKNOWN, provider_message_id=None)
+    gateway.status(5150, 1)
+
+    polled = [(m, poll.result()) for m, poll in services.poll_statuses([lost, known], wa_client, 2)]
+
+    assert [(m.pk, result.status) for m, result in polled] == [(known.pk, 1)]
+    assert len(gateway.requests) == 1
+
+
+def test_a_negative_age_for_stale_sends_is_refused() -> None:
+    stuck = make_draft(Message.Status.SENDING)
+    with pytest.raises(ValueError, match="older_than must not be negative"):
+        services.settle_stale_sending(timedelta(seconds=-1))
+    assert Message.objects.get(pk=stuck.pk).status == Message.Status.SENDING
+
+
+# -- the shared back-off ---------------------------------------------------------------------------
+
+
+def test_an_interrupted_pause_gives_the_slot_back() -> None:
+    """A thread interrupted while sleeping the pause for all (Ctrl-C, a worker stopping) gives its
+    slot back, so the others are not left one slot short."""
+    now = [100.0]
+    gate = SharedBackoff(max_in_flight=1, clock=lambda: now[0])
+    ticket = gate.wait(lambda seconds: None)
+    assert gate.pause(5, ticket) is True
+    gate.release()
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gate.wait(interrupted)
+
+    now[0] += 5  # the pause is over: the one slot must be free again
+    tickets: list[int] = []
+    passed = threading.Event()
+
+    def next_request() -> None:
+        tickets.append(gate.wait(lambda seconds: None))
+        passed.set()
+
+    threading.Thread(target=next_request, daemon=True).start()
+    wait_for_event(passed, what="the next request to get the slot back")
+    gate.release()
+    assert tickets == [ticket + 1]
+    assert repr(gate) == "SharedBackoff(pauses=1, max_retries=10, max_in_flight=1)"
