@@ -4,6 +4,7 @@ age for stale sends, and the shared back-off's slot when its pause is interrupte
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 from typing import Any
@@ -130,3 +131,72 @@ def test_an_interrupted_pause_gives_the_slot_back() -> None:
     gate.release()
     assert tickets == [ticket + 1]
     assert repr(gate) == "SharedBackoff(pauses=1, max_retries=10, max_in_flight=1)"
+
+
+# -- a message's page ------------------------------------------------------------------------------
+
+
+def message_url(message: Message | int, tool: str = "change") -> str:
+    pk = message if isinstance(message, int) else message.pk
+    return reverse(f"admin:django_whatsapp_message_{tool}", args=[pk])
+
+
+def test_saving_a_draft_without_the_send_button_keeps_it_a_draft(
+    admin_client: Client, gateway: FakeGateway
+) -> None:
+    draft = make_draft()
+    data = {
+        "message_type": 1,
+        "destination_addr": "+380 67 123 45 67",
+        "source_addr": "Shop",
+        "text": "Edited, not sent",
+        "_save": "Save",
+    }
+
+    response = admin_client.post(message_url(draft), data)
+
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert (draft.status, draft.text, draft.destination_addr) == (
+        Message.Status.DRAFT,
+        "Edited, not sent",
+        "380671234567",
+    )
+    assert gateway.requests == []
+
+
+@pytest.mark.parametrize("tool", ["refresh", "retry"])
+def test_the_message_tools_answer_404_for_a_missing_message_and_405_for_get(
+    admin_client: Client, gateway: FakeGateway, tool: str
+) -> None:
+    assert admin_client.post(message_url(987654, tool)).status_code == 404
+    message = make_draft(Message.Status.NOT_SENT)
+    assert admin_client.get(message_url(message, tool)).status_code == 405
+    assert Message.objects.get(pk=message.pk).status == Message.Status.NOT_SENT
+    assert gateway.requests == []
+
+
+@pytest.mark.parametrize("tool", ["refresh", "retry"])
+def test_the_message_tools_need_the_view_permission_too(
+    django_user_model: Any, gateway: FakeGateway, tool: str
+) -> None:
+    from tests.factories import staff_client
+
+    sender_only = staff_client(django_user_model, "sender", "send_message")
+    message = make_draft(Message.Status.NOT_SENT, provider_message_id=77)
+
+    assert sender_only.post(message_url(message, tool)).status_code == 403
+    assert Message.objects.get(pk=message.pk).status == Message.Status.NOT_SENT
+    assert gateway.requests == []
+
+
+def test_an_inbound_message_without_its_raw_report_says_so(admin_client: Client) -> None:
+    """A received message whose raw report was deleted: the field shows a dash, no link."""
+    inbound_message = make_draft(
+        Message.Status.DELIVERED, direction=Message.Direction.INBOUND, provider_message_id=None
+    )
+    html = admin_client.get(message_url(inbound_message)).content.decode()
+    field = html[html.index("field-inbound_report_links") :]
+    field = field[: field.index("</div>") + len("</div>")]
+    assert re.search(r'<div class="readonly">-</div>$', field), field
+    assert "inboundreport" not in field
