@@ -200,3 +200,33 @@ def test_an_inbound_message_without_its_raw_report_says_so(admin_client: Client)
     field = field[: field.index("</div>") + len("</div>")]
     assert re.search(r'<div class="readonly">-</div>$', field), field
     assert "inboundreport" not in field
+
+
+def test_a_draft_without_a_number_links_to_no_conversation(admin_client: Client) -> None:
+    with_number = make_draft()
+    without = make_draft(destination_addr="")
+
+    assert (
+        'class="wa-conversation-link"'
+        in admin_client.get(message_url(with_number)).content.decode()
+    )
+    html = admin_client.get(message_url(without)).content.decode()
+    assert 'class="wa-conversation-link"' not in html
+    assert "/simulate/" not in html
+
+
+def test_a_raw_report_that_made_no_message_shows_a_dash_for_its_messages(
+    admin_client: Client,
+) -> None:
+    url = inbound.inbound_url()
+    assert url is not None
+    assert admin_client.post(urlsplit(url).path, "nothing to read", "text/plain").status_code == 202
+    report = InboundReport.objects.get()
+
+    html = admin_client.get(
+        reverse("admin:django_whatsapp_inboundreport_change", args=[report.pk])
+    ).content.decode()
+
+    field = html[html.index("field-message_links") :]
+    field = field[: field.index("</div>") + len("</div>")]
+    assert re.search(r'<div class="readonly">-</div>$', field), field
