@@ -230,3 +230,37 @@ def test_a_raw_report_that_made_no_message_shows_a_dash_for_its_messages(
     field = html[html.index("field-message_links") :]
     field = field[: field.index("</div>") + len("</div>")]
     assert re.search(r'<div class="readonly">-</div>$', field), field
+
+
+# -- the compose form ------------------------------------------------------------------------------
+
+
+def test_editing_a_template_draft_shows_its_stored_header_and_parameters(
+    admin_client: Client, template: Template
+) -> None:
+    draft = make_draft(
+        message_type=Message.MessageType.TEMPLATE,
+        text="",
+        template=template,
+        template_params={"body": ["Ann", "A-42"], "header": "https://example.com/order.jpg"},
+    )
+
+    html = admin_client.get(message_url(draft)).content.decode()
+
+    assert re.search(r'<input[^>]*name="param_1"[^>]*value="Ann"', html)
+    assert re.search(r'<input[^>]*name="param_2"[^>]*value="A-42"', html)
+    assert re.search(r'<input[^>]*name="header"[^>]*value="https://example.com/order.jpg"', html)
+
+
+def test_composing_without_a_type_says_so_and_stores_nothing(
+    admin_client: Client, gateway: FakeGateway
+) -> None:
+    response = admin_client.post(
+        reverse("admin:django_whatsapp_message_add"),
+        {"destination_addr": "+380 67 123 45 67", "source_addr": "Shop", "text": "hi"},
+    )
+
+    assert response.status_code == 200
+    assert "message_type" in response.context["adminform"].form.errors
+    assert not Message.objects.exists()
+    assert gateway.requests == []
