@@ -176,7 +176,7 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(
-    database_url: str, *, workers: int, threads: int, timeout: float = 30
+    database_url: str, *, workers: int, threads: int, timeout: float = 120
 ) -> Iterator[str]:
     """Serve ``loadtest.wsgi`` with gunicorn on 127.0.0.1; yield its origin; stop it after."""
     port = free_port()
@@ -214,11 +214,12 @@ def _wait_until_up(server: subprocess.Popen[bytes], log: Any, origin: str, timeo
             log.seek(0)
             raise RuntimeError(f"gunicorn exited: {log.read().decode(errors='replace')}")
         try:
-            # A malformed UUID is answered 404 by the view itself: Django is up. A worker still
-            # importing Django on a busy machine answers late: wait for it, do not fail.
-            requests.get(f"{origin}/whatsapp/callback/ready/x/", timeout=(2, 60))
+            # A malformed UUID is answered 404 by the view itself: Django is up.
+            requests.get(f"{origin}/whatsapp/callback/ready/x/", timeout=timeout)
             return
-        except (requests.ConnectionError, requests.Timeout):
+        except requests.RequestException:
+            # Refused, or accepted by gunicorn before a worker has loaded Django (a read
+            # timeout on a busy machine): not up yet.
             if time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not start in time") from None
             time.sleep(0.1)
@@ -242,7 +243,7 @@ def drive(origin: str, deliveries: list[Delivery], *, concurrency: int, deadline
         started = time.perf_counter()
         try:
             response = session.request(
-                delivery.method, url, data=delivery.body or None, headers=headers, timeout=15
+                delivery.method, url, data=delivery.body or None, headers=headers, timeout=60
             )
         except requests.RequestException as error:
             with lock:

@@ -23,6 +23,7 @@ from django_whatsapp import bulk, services, signals
 from django_whatsapp.client import SharedBackoff
 from django_whatsapp.models import Message, Template
 from tests.conftest import SEND_PATH, FakeGateway, SleepRecorder
+from tests.waiting import LIMIT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -177,7 +178,7 @@ def test_a_rate_limit_is_one_shared_pause(
     """The first 8 requests all get 429 with Retry-After: 2 while they are in flight together.
     Every message still ends accepted, after one pause that every thread kept to."""
     concurrency = limited = 8
-    arrived = threading.Barrier(limited, timeout=10)
+    arrived = threading.Barrier(limited, timeout=LIMIT)
     lock = threading.Lock()
     counter = {"requests": 0, "ids": 5000}
 
@@ -215,7 +216,7 @@ def test_no_more_requests_in_flight_than_the_concurrency(threaded_gateway: FakeG
     threads send (they do their database work while others' requests are out). The first four
     requests meet at a barrier: four do get in flight together."""
     concurrency = 4
-    arrived = threading.Barrier(concurrency, timeout=10)
+    arrived = threading.Barrier(concurrency, timeout=LIMIT)
     lock = threading.Lock()
     state = {"in_flight": 0, "most": 0, "count": 0, "ids": 7000}
 
@@ -263,8 +264,8 @@ def test_a_limiting_gate_gives_its_slot_back(sleeps: SleepRecorder) -> None:
     waiter = threading.Thread(target=lambda: (gate.wait(sleeps), passed.set()))
     waiter.start()
     gate.release()
-    assert passed.wait(10)
-    waiter.join(10)
+    assert passed.wait(LIMIT)
+    waiter.join(LIMIT)
     gate.release()
     with pytest.raises(ValueError, match="max_in_flight"):
         SharedBackoff(max_in_flight=0)

@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import requests
 from trove_classifiers import classifiers as known_classifiers
 
 import django_whatsapp
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.packaging
 
@@ -36,7 +36,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DIST_NAME = "django_whatsapp_decisiontelecom"
 VERSION = django_whatsapp.__version__
 STEP_TIMEOUT = 300  # a build or a pip install, from PyPI when pip's cache is cold
-WAIT_TIMEOUT = 30.0
 
 #: What a build never needs from the work tree (virtual environments, caches, build output).
 NOT_SOURCE = shutil.ignore_patterns(
@@ -324,15 +323,16 @@ def server(project: Project) -> Iterator[Path]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + WAIT_TIMEOUT
-        while True:
+
+        def answers() -> bool:
             assert process.poll() is None, f"runserver exited:\n{log.read_text()}"
             try:
-                requests.get(f"http://127.0.0.1:{project.port}/admin/login/", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, f"runserver never answered:\n{log.read_text()}"
-                time.sleep(0.2)
+                requests.get(f"http://127.0.0.1:{project.port}/admin/login/", timeout=30)
+            except requests.RequestException:
+                return False
+            return True
+
+        wait_until(answers, what="runserver to answer", describe=log.read_text)
         yield log
     finally:
         process.terminate()
@@ -387,15 +387,19 @@ def test_a_message_sent_through_the_sandbox_is_seen(project: Project, server: Pa
     message_pk = int(sent.group(1))
     database = sqlite3.connect(project.directory / "db.sqlite3", timeout=10)
     try:
-        deadline = time.monotonic() + WAIT_TIMEOUT
-        while True:
-            (status,) = database.execute(
+
+        def status() -> str:
+            row = database.execute(
                 "SELECT status FROM django_whatsapp_message WHERE id = ?", (message_pk,)
             ).fetchone()
-            if status == "seen":
-                break
-            assert time.monotonic() < deadline, f"still {status!r}:\n{server.read_text()}"
-            time.sleep(0.2)
+            return str(row[0])
+
+        wait_until(
+            lambda: status() == "seen",
+            what=f"message {message_pk} to be seen",
+            interval=0.2,
+            describe=lambda: f"still {status()!r}:\n{server.read_text()}",
+        )
         events = database.execute(
             "SELECT status, source FROM django_whatsapp_statusevent"
             " WHERE message_id = ? ORDER BY id",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ from django_whatsapp import services
 from django_whatsapp.models import Message, StatusEvent
 from django_whatsapp.signing import callback_url
 from tests.conftest import SEND_PATH, FakeGateway
+from tests.waiting import LIMIT, join_all, pause
 
 Status = Message.Status
 THREADS = 20
@@ -48,7 +48,7 @@ def _postgres_only() -> None:
         )
 
 
-def race(*workers: Callable[[], Any], timeout: float = 60) -> list[Any]:
+def race(*workers: Callable[[], Any], timeout: float = LIMIT) -> list[Any]:
     """Run the workers in threads released together by a barrier; return what each returned or
     raised. Every thread closes its own database connection when it ends."""
     barrier = threading.Barrier(len(workers))
@@ -56,7 +56,7 @@ def race(*workers: Callable[[], Any], timeout: float = 60) -> list[Any]:
 
     def run(index: int, work: Callable[[], Any]) -> None:
         try:
-            barrier.wait(timeout=10)
+            barrier.wait(timeout=LIMIT)
             results[index] = work()
         except BaseException as error:  # kept and inspected by the test
             results[index] = error
@@ -68,10 +68,7 @@ def race(*workers: Callable[[], Any], timeout: float = 60) -> list[Any]:
     ]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(deadline - time.monotonic(), 0))
-    assert not any(thread.is_alive() for thread in threads), "a racer is stuck"
+    join_all(threads, what="every racer to end (one is stuck)", timeout=timeout)
     return results
 
 
@@ -90,7 +87,7 @@ class CountingGateway:
         with self.lock:
             self.sends += 1
             number = self.sends
-        time.sleep(0.05)
+        pause(0.05)
         body = self.answer if self.answer is not None else {"message_id": 7000 + number}
         return Response(json.dumps(body), self.status, mimetype="application/json")
 

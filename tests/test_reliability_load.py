@@ -17,6 +17,7 @@ from django.db import connection
 
 from django_whatsapp.models import Message
 from loadtest import callbacks
+from tests.waiting import LIMIT
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def database_url() -> str:
 @pytest.mark.django_db(transaction=True)
 def test_callbacks_under_load_through_gunicorn(database_url: str) -> None:
     numbers, problems = callbacks.run(
-        database_url, messages=200, workers=2, threads=4, concurrency=8, deadline=90
+        database_url, messages=200, workers=2, threads=4, concurrency=8, deadline=LIMIT * 5
     )
     assert problems == [], (problems, numbers)
     assert numbers["5xx"] == 0

@@ -39,6 +39,7 @@ from django_whatsapp.exceptions import WhatsAppError, error_from_answer
 from django_whatsapp.models import Message, StatusEvent
 from django_whatsapp.signing import callback_url
 from tests.conftest import SEND_PATH, STATUS_PATH, FakeGateway, SleepRecorder
+from tests.waiting import pause
 
 pytestmark = pytest.mark.django_db
 
@@ -226,9 +227,8 @@ def test_a_connection_refused_and_a_read_timeout(
 
 
 def slow(request: Request) -> Response:
-    import time
-
-    time.sleep(1)
+    """Answers after twice the client's read timeout (0.5 s), so the client always gives up."""
+    pause(1)
     return Response(json.dumps({"message_id": 1}), 200, content_type=JSON)
 
 

@@ -22,6 +22,7 @@ from werkzeug import Request, Response
 from django_whatsapp.management.commands import whatsapp_resync
 from django_whatsapp.models import Message
 from tests.conftest import STATUS_PATH, FakeGateway
+from tests.waiting import LIMIT
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +197,7 @@ def test_a_rate_limit_pauses_every_poll_once(
     through (with MAX_RETRIES 0, a rate-limited poll is still retried at the shared gate)."""
     make_messages(64)
     limited = 4
-    arrived = threading.Barrier(limited, timeout=10)
+    arrived = threading.Barrier(limited, timeout=LIMIT)
     lock = threading.Lock()
     answers = {"count": 0}
 

@@ -26,6 +26,7 @@ from django_whatsapp.models import Contact, InboundReport, Message
 from django_whatsapp.sandbox.gateway import WINDOW_SECONDS, enforce_window, gateway
 
 from .conftest import API_KEY
+from .waiting import LIMIT
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(API_KEY.encode()).decode()}
 CUSTOMER = "380501234567"
@@ -383,11 +384,11 @@ def test_the_loop_customer_writes_then_a_text_goes_out(wa_client: WhatsAppClient
         inbound.sign("test-callback-secret-1a2b3c") + "/"
     )
     assert Contact.objects.get(number=CUSTOMER).last_inbound_at is not None
-    gateway.wait_idle(5)
+    gateway.wait_idle(LIMIT)
 
     answer = services.send_text(CUSTOMER, "Yes, it is ready.", client=wa_client)
 
     assert answer.provider_message_id is not None
-    assert gateway.wait_idle(5)
+    assert gateway.wait_idle(LIMIT)
     answer.refresh_from_db()
     assert answer.status == Message.Status.SEEN  # the sandbox's callbacks came back

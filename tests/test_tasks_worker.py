@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeGateway
+from tests.waiting import wait_until
 
 pytest.importorskip("django_tasks_db")
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 MESSAGES = 12
-DEADLINE = 90.0  # seconds; the workers usually finish in two or three
 MESSAGE_STATUSES = "SELECT status, COUNT(*) FROM django_whatsapp_message GROUP BY status"
 JOB_STATES = "SELECT status, COUNT(*) FROM django_tasks_database_dbtaskresult GROUP BY status"
 PROVIDER_IDS = "SELECT DISTINCT provider_message_id FROM django_whatsapp_message"
@@ -204,13 +203,22 @@ def test_workers_send_what_the_web_process_queued(
     assert gateway.requests == []
 
     logs = workers(env, 2)
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
+
+    def log_tails() -> str:
+        return "\n".join(log.read_text(errors="replace")[-2000:] for log in logs)
+
+    def finished() -> dict[str, int] | None:
         jobs = database.jobs()
-        if jobs.get("SUCCESSFUL", 0) + jobs.get("FAILED", 0) == MESSAGES + 1:
-            break
-        time.sleep(0.2)
-    output = "\n".join(log.read_text(errors="replace")[-2000:] for log in logs)
+        done = jobs.get("SUCCESSFUL", 0) + jobs.get("FAILED", 0) == MESSAGES + 1
+        return jobs if done else None
+
+    jobs = wait_until(
+        finished,
+        what=f"the workers to finish {MESSAGES + 1} jobs",
+        interval=0.2,
+        describe=lambda: f"jobs {database.jobs()}\n{log_tails()}",
+    )
+    output = log_tails()
     assert jobs == {"SUCCESSFUL": MESSAGES + 1}, output
     assert database.statuses() == {"accepted": MESSAGES}, output
     # Each message went to the gateway once, the one with two jobs too.

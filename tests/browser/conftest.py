@@ -8,7 +8,6 @@ them; where the environment variable CI is set, they fail instead, so CI cannot 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from django_whatsapp.sandbox.gateway import gateway as sandbox
+from tests.waiting import LIMIT, wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -36,6 +36,8 @@ HOW_TO_ENABLE = (
 )
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "browser-test-password"
+#: Milliseconds Playwright waits for a page, an element or an ``expect`` before failing.
+BROWSER_WAIT_MS = 60_000
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,7 +80,11 @@ def chromium() -> Iterator[Browser]:
         if in_ci():
             pytest.fail(f"CI is set and {message}", pytrace=False)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Generous limits for every wait on the page (a loaded machine renders slowly); they end as
+    # soon as what is awaited shows.
+    expect.set_options(timeout=BROWSER_WAIT_MS)
 
     # Playwright's sync API runs an event loop in this thread while it is open (so only for
     # this package's tests); the tests' own ORM calls are still synchronous.
@@ -140,7 +146,7 @@ def open_console(chromium: Browser, site: Any, operator: Any) -> Iterator[Callab
         )
         contexts.append(context)
         page = context.new_page()
-        page.set_default_timeout(10_000)
+        page.set_default_timeout(BROWSER_WAIT_MS)
         log_in(page, site.url, operator.username)
         return page
 
@@ -155,14 +161,20 @@ def console(open_console: Callable[..., Page]) -> Page:
     return open_console()
 
 
-def wait_for_status(page: Page, status: str, timeout: float = 20.0) -> None:
+def wait_for_status(page: Page, status: str, timeout: float = LIMIT) -> None:
     """Reload the change view until its badge shows ``status`` (the sandbox calls back)."""
-    deadline = time.monotonic() + timeout
     badge = page.locator(".field-status_badge .wa-badge")
-    while badge.get_attribute("data-status") != status:
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"status still {badge.get_attribute('data-status')!r}, not {status!r}"
-            )
-        time.sleep(0.2)
+
+    def shows_status() -> bool:
+        if badge.get_attribute("data-status") == status:
+            return True
         page.reload()
+        return False
+
+    wait_until(
+        shows_status,
+        what=f"the status badge to show {status!r}",
+        timeout=timeout,
+        interval=0.2,
+        describe=lambda: f"it shows {badge.get_attribute('data-status')!r}",
+    )
