@@ -41,6 +41,7 @@ from ..sandbox.gateway import gateway
 from . import display
 from .actions import report_send
 from .display import CSS
+from .guard import GuardedAdmin, guard_urls
 
 if TYPE_CHECKING:
     ConversationAdminBase = admin.ModelAdmin[Conversation]
@@ -241,20 +242,22 @@ class ConversationAdmin(ConversationAdminBase):
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
-        return [
-            path("", wrap(self.changelist_view), name=f"{prefix}_changelist"),
-            path("<str:number>/", wrap(self.thread_view), name=f"{prefix}_thread"),
-            path(
-                "<str:number>/reply/",
-                transaction.non_atomic_requests(wrap(self.reply_view)),
-                name=f"{prefix}_reply",
-            ),
-            path(
-                "<str:number>/simulate/",
-                transaction.non_atomic_requests(wrap(self.simulate_view)),
-                name=f"{prefix}_simulate",
-            ),
-        ]
+        return guard_urls(
+            [
+                path("", wrap(self.changelist_view), name=f"{prefix}_changelist"),
+                path("<str:number>/", wrap(self.thread_view), name=f"{prefix}_thread"),
+                path(
+                    "<str:number>/reply/",
+                    transaction.non_atomic_requests(wrap(self.reply_view)),
+                    name=f"{prefix}_reply",
+                ),
+                path(
+                    "<str:number>/simulate/",
+                    transaction.non_atomic_requests(wrap(self.simulate_view)),
+                    name=f"{prefix}_simulate",
+                ),
+            ]
+        )
 
     def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
         return {
@@ -440,7 +443,7 @@ class ConversationAdmin(ConversationAdminBase):
         return back
 
 
-class InboundReportAdmin(InboundReportAdminBase):
+class InboundReportAdmin(GuardedAdmin, InboundReportAdminBase):
     """Every request that reached the inbound endpoint, as it came: read-only."""
 
     class Media:

@@ -37,6 +37,7 @@ from . import bulk as admin_bulk
 from . import conversations as admin_conversations
 from . import display
 from .display import CSS
+from .guard import GuardedAdmin, guard_urls
 
 Status = Message.Status
 COMPOSE_FIELDS = (
@@ -52,7 +53,7 @@ COMPOSE_FIELDS = (
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     class Media:
         css = CSS
 
@@ -307,7 +308,7 @@ class MessageAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
-        return [
+        own = [
             path(
                 "send-to-many/",
                 # Each message is committed before its request goes out: never in a transaction.
@@ -324,8 +325,8 @@ class MessageAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.retry_view),
                 name="{}_{}_retry".format(*info),
             ),
-            *super().get_urls(),
         ]
+        return [*guard_urls(own), *super().get_urls()]
 
     def bulk_view(self, request: HttpRequest) -> HttpResponse:
         return admin_bulk.bulk_send_view(self, request)
@@ -359,7 +360,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatusEvent)
-class StatusEventAdmin(admin.ModelAdmin):
+class StatusEventAdmin(GuardedAdmin, admin.ModelAdmin):
     class Media:
         css = CSS
 

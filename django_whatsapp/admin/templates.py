@@ -18,10 +18,11 @@ from ..forms import TemplateAdminForm
 from ..models import Message, Template
 from . import display
 from .display import CSS
+from .guard import GuardedAdmin
 
 
 @admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
+class TemplateAdmin(GuardedAdmin, admin.ModelAdmin):
     class Media:
         css = CSS
 
