@@ -158,7 +158,7 @@ def test_send_selected_drafts_reports_counts(admin_client: Client, gateway: Any)
     invalid = make(text="  ")
     done = make(Status.SEEN)
     report = act(admin_client, "send_drafts", [*drafts, invalid, done])
-    assert report == "Sent: 2. Not sent: 1. Skipped (not drafts): 1."
+    assert report == ("2 drafts sent. 1 message not sent. 1 message skipped: not a draft.")
     assert len(gateway.sent_bodies()) == 2
     assert {m.status for m in Message.objects.filter(pk__in=[d.pk for d in drafts])} == {
         Status.ACCEPTED
@@ -171,7 +171,9 @@ def test_refresh_status_action_polls_the_open_messages(admin_client: Client, gat
     never = make(Status.NOT_SENT)
     gateway.status(501, 1)
     report = act(admin_client, "refresh_statuses", [open_one, final, never])
-    assert report == "Refreshed: 1. Failed: 0. Skipped (final or never accepted): 2."
+    assert report == (
+        "1 status refreshed. 0 refreshes failed. 2 messages skipped: final or never accepted."
+    )
     open_one.refresh_from_db()
     assert open_one.status == Status.DELIVERED
 
@@ -181,7 +183,10 @@ def test_retry_not_sent_action(admin_client: Client, gateway: Any) -> None:
     failed = make(Status.NOT_SENT, error_code=2)
     other = make(Status.SEEN)
     report = act(admin_client, "retry_not_sent", [failed, other])
-    assert report == "Sent: 1. Not sent again: 0. Skipped (not “not sent”): 1."
+    assert report == (
+        "1 message sent again. 0 messages not sent again. "
+        "1 message skipped: not “not sent”, or a retry cannot help."
+    )
     failed.refresh_from_db()
     assert failed.status == Status.ACCEPTED
 
@@ -194,13 +199,18 @@ def test_actions_report_failures(admin_client: Client, gateway: Any) -> None:
         path="/v1/api/receive-whatsapp",
     )
     report = act(admin_client, "refresh_statuses", [open_one])
-    assert report == "Refreshed: 0. Failed: 1. Skipped (final or never accepted): 0."
+    assert report == (
+        "0 statuses refreshed. 1 refresh failed. 0 messages skipped: final or never accepted."
+    )
     gateway.answer(
         {"name": "Topup balance is required", "message": "empty", "code": 3, "status": 402}, 402
     )
     again = make(Status.NOT_SENT, error_code=3)
     report = act(admin_client, "retry_not_sent", [again])
-    assert report == "Sent: 0. Not sent again: 1. Skipped (not “not sent”): 0."
+    assert report == (
+        "0 messages sent again. 1 message not sent again. "
+        "0 messages skipped: not “not sent”, or a retry cannot help."
+    )
 
 
 @pytest.mark.parametrize("action", ["send_drafts", "refresh_statuses", "retry_not_sent"])

@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .. import window
-from ..forms import SEND_BUTTON, ComposeForm
+from ..forms import SEND_BUTTON, ComposeForm, copy_compose_url, template_compose_url
 from ..models import Message, StatusEvent
 from . import actions as admin_actions
 from . import bulk as admin_bulk
@@ -215,9 +215,12 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
         why = display.explain_error(obj)
         if why is None:
             return "-"
-        return render_to_string(
-            "django_whatsapp/admin/message/error.html", {"why": why, "message": obj}
-        )
+        context: dict[str, Any] = {"why": why, "message": obj}
+        if why.remedy == display.Remedy.TEMPLATE:
+            context["template_url"] = template_compose_url(obj.destination_addr)
+        elif why.remedy == display.Remedy.COPY and obj.status == Status.NOT_SENT:
+            context["copy_url"] = copy_compose_url(obj)
+        return render_to_string("django_whatsapp/admin/message/error.html", context)
 
     @admin.display(description=gettext_lazy("events"))
     def timeline(self, obj: Message) -> SafeString:
@@ -259,7 +262,7 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
                 "template": _("Template %(name)s (%(language)s)"),
             },
             show_refresh=bool(obj and can_send and obj.provider_message_id and not obj.is_final),
-            show_retry=bool(obj and can_send and obj.status == Status.NOT_SENT),
+            show_retry=bool(obj and can_send and display.retry_helps(obj)),
         )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
