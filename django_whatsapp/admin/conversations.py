@@ -171,6 +171,13 @@ class ConversationRow:
         return display.short_preview(self.last) if self.last is not None else ""
 
     @property
+    def direction_label(self) -> str:
+        """Who wrote the latest message: "Outgoing" or "Incoming"."""
+        if self.last is None:
+            return ""
+        return str(display.DIRECTION_LABELS.get(self.last.direction, self.last.direction))
+
+    @property
     def waiting(self) -> bool:
         """The customer wrote last: the conversation waits for a reply."""
         return self.last is not None and self.last.direction == Direction.INBOUND

@@ -39,6 +39,12 @@ TONES: dict[str, str] = {
     Status.DELETED: "bad",
 }
 
+#: How the console names a message's direction (the model's "Sent" would read as a status).
+DIRECTION_LABELS: dict[str, Any] = {
+    Message.Direction.OUTBOUND: gettext_lazy("Outgoing"),
+    Message.Direction.INBOUND: gettext_lazy("Incoming"),
+}
+
 #: The console's stylesheet, shared by every screen's Media.
 CSS = {"all": ("django_whatsapp/admin.css",)}
 
@@ -289,7 +295,10 @@ class FunnelStep:
 
 @dataclass(frozen=True)
 class Summary:
+    #: Every message of the list, both directions: the number the list shows.
     total: int
+    #: Of which received from customers (no delivery to count).
+    incoming: int
     submitted: int
     statuses: list[StatusCount]
     funnel: list[FunnelStep]
@@ -303,16 +312,21 @@ def _at_least(counts: dict[str, int], lowest: str, highest: str = Status.SEEN) -
 
 
 def status_summary(queryset: QuerySet[Message], link: Any = None) -> Summary:
-    """Counts by status and the delivery funnel of ``queryset``, in one query.
+    """Counts of ``queryset``, in one query: every message (the number the list shows), the
+    incoming ones, and the outgoing ones by status with their delivery funnel.
 
-    ``link(status)`` gives the URL listing the messages of a status. Percentages are of the
-    messages submitted to the gateway (every status but draft and queued). Accepted counts every
-    message the gateway took, including those later rejected or failed; delivered and seen count
-    the messages that reached them.
+    ``link(status)`` gives the URL listing the outgoing messages of a status. Percentages are of
+    the messages submitted to the gateway (every status but draft and queued). Accepted counts
+    every message the gateway took, including those later rejected or failed; delivered and seen
+    count the messages that reached them.
     """
-    counts: dict[str, int] = queryset.aggregate(
-        **{status: Count("pk", filter=Q(status=status)) for status in STATUS_ORDER}
+    outgoing = Q(direction=Message.Direction.OUTBOUND)
+    aggregated: dict[str, int] = queryset.aggregate(
+        _incoming=Count("pk", filter=~outgoing),
+        **{status: Count("pk", filter=outgoing & Q(status=status)) for status in STATUS_ORDER},
     )
+    incoming = aggregated.pop("_incoming")
+    counts = aggregated
     total = sum(counts.values())
     submitted = total - counts[Status.DRAFT] - counts[Status.QUEUED]
     provider_final = (Status.REJECTED, Status.ERROR, Status.FAILED, Status.DELETED)
@@ -323,7 +337,8 @@ def status_summary(queryset: QuerySet[Message], link: Any = None) -> Summary:
         return FunnelStep(key, label, count, percent)
 
     return Summary(
-        total=total,
+        total=total + incoming,
+        incoming=incoming,
         submitted=submitted,
         statuses=[
             StatusCount(

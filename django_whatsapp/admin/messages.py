@@ -6,13 +6,15 @@ Every send, retry and status refresh goes through :mod:`django_whatsapp.services
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.forms import ModelForm
 from django.http import (
     Http404,
@@ -52,6 +54,41 @@ COMPOSE_FIELDS = (
 )
 
 
+OUTBOUND = Message.Direction.OUTBOUND
+
+
+class DirectionFilter(admin.SimpleListFilter):
+    """Outgoing or incoming (the model's labels, "Sent" and "Received", read as statuses)."""
+
+    title = gettext_lazy("direction")
+    parameter_name = "direction__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(display.DIRECTION_LABELS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        value = self.value()
+        if value in display.DIRECTION_LABELS:
+            return queryset.filter(direction=value)
+        return queryset
+
+
+def template_params_match(queryset: QuerySet[Message], search_term: str) -> QuerySet[Any] | None:
+    """The primary keys of the messages whose template parameters (or header) hold every word
+    of ``search_term``: the values a template message's preview shows. ``None`` for no term."""
+    words = search_term.split()
+    if not words:
+        return None
+    params = queryset.annotate(_wa_params=Cast("template_params", TextField())).exclude(
+        template_params={}
+    )
+    for word in words:
+        # A JSON text may hold a non-ASCII value escaped (\u0410): either form matches.
+        escaped = json.dumps(word)[1:-1]
+        params = params.filter(Q(_wa_params__icontains=word) | Q(_wa_params__contains=escaped))
+    return params.values("pk")
+
+
 @admin.register(Message)
 class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     class Media:
@@ -63,17 +100,17 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     change_list_template = "django_whatsapp/admin/message/change_list.html"
     list_display = (
         "recipient",
-        "message_type",
         "preview",
         "status_badge",
         "created_at",
-        "submitted_at",
     )
-    list_filter = ("status", "direction", "message_type", "template")
+    list_filter = ("status", DirectionFilter, "message_type", "template")
     list_select_related = ("template",)
     date_hierarchy = "created_at"
     search_fields = ("destination_addr", "=provider_message_id", "text")
-    search_help_text = gettext_lazy("Search by recipient, provider message id or text.")
+    search_help_text = gettext_lazy(
+        "Search by recipient, provider message id, text or template parameter."
+    )
     actions = (
         admin_actions.send_drafts,
         admin_actions.refresh_statuses,
@@ -98,7 +135,7 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     )
     #: A message a customer sent us: no delivery, no status timeline.
     inbound_fieldsets: Any = (
-        (None, {"fields": ("direction", "customer", "source_addr", "created_at")}),
+        (None, {"fields": ("direction_label", "customer", "source_addr", "created_at")}),
         (gettext_lazy("Content"), {"fields": ("message_type", "content")}),
         (gettext_lazy("Received"), {"fields": ("inbound_report_links",)}),
     )
@@ -138,7 +175,11 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
         term = search_term.strip()
         if term.startswith("+") and term[1:].replace(" ", "").replace("-", "").isdigit():
             search_term = term[1:].replace(" ", "").replace("-", "")
-        return super().get_search_results(request, queryset, search_term)
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        in_params = template_params_match(queryset, search_term)
+        if in_params is None:
+            return results, duplicates
+        return queryset.filter(Q(pk__in=results.values("pk")) | Q(pk__in=in_params)), duplicates
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -154,9 +195,13 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
             context["wa_can_send"] = self.has_send_permission(request) and self.has_add_permission(
                 request
             )
+            # The rows the list counts, every filter and the search applied; the statuses link
+            # to the outgoing messages of each (a received message has no delivery).
             context["wa_summary"] = display.status_summary(
-                cl.queryset.filter(direction=Message.Direction.OUTBOUND),
-                lambda status: cl.get_query_string({"status__exact": status}),
+                cl.queryset,
+                lambda status: cl.get_query_string(
+                    {"status__exact": status, DirectionFilter.parameter_name: OUTBOUND}
+                ),
             )
         return response
 
@@ -187,6 +232,10 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
         if obj is not None and obj.status != Status.DRAFT:
             kwargs["form"] = ModelForm
         return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description=gettext_lazy("direction"))
+    def direction_label(self, obj: Message) -> str:
+        return str(display.DIRECTION_LABELS.get(obj.direction, obj.direction))
 
     @admin.display(description=gettext_lazy("customer"))
     def customer(self, obj: Message) -> str:
