@@ -677,7 +677,9 @@ def test_callback_errors_are_logged_and_ignored(
 ) -> None:
     set_delay(0.01)
     caplog.set_level(logging.INFO, logger="django_whatsapp.sandbox")
-    send(client, text_body(callback_url=closed_port_url()))
+    closed = closed_port_url()
+    failed_id = send(client, text_body(callback_url=f"{closed}?sig=secret-signature"))
+    failed_id = failed_id.json()["message_id"]
     httpserver.expect_request("/cb").respond_with_data("boom", status=500)
     send(client, text_body(callback_url=httpserver.url_for("/cb")))
 
@@ -687,7 +689,16 @@ def test_callback_errors_are_logged_and_ignored(
         r for r in caplog.records if r.levelno == logging.WARNING and r.name.endswith("sandbox")
     ]
     assert len(failures) == 3
-    assert all(r.exc_info for r in failures)
+    # One line each, no traceback, naming the message and the reason, never the signature.
+    assert not any(r.exc_info for r in failures)
+    lines = [r.getMessage() for r in failures]
+    assert all("\n" not in line and "secret-signature" not in line for line in lines)
+    assert [line.split(" to ")[0] for line in lines] == [
+        f"Sandbox callback for message {failed_id} ({step})"
+        for step in ("sent", "delivered", "seen")
+    ]
+    assert all("failed: cannot connect (" in line for line in lines)
+    assert all("CALLBACK_BASE_URL" in line for line in lines)
     # A receiver answering 500 still gets every step.
     assert [body["status"] for body in callback_bodies(httpserver)] == SEEN_STEPS
 

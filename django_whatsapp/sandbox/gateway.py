@@ -651,14 +651,30 @@ def _deliver_callbacks(message: SandboxMessage, stop: threading.Event) -> None:
                 step.name.lower(),
                 response.status_code,
             )
-        except Exception:
+        except Exception as error:
+            # One line, no traceback, and no query string (it holds the callback's signature).
+            target = urlsplit(message.callback_url)
             logger.warning(
-                "Sandbox callback for message %s (%s) to %s failed",
+                "Sandbox callback for message %s (%s) to %s failed: %s; the message keeps its "
+                "last status (is CALLBACK_BASE_URL this server's origin? see manage.py check)",
                 message.message_id,
                 step.name.lower(),
-                message.callback_url,
-                exc_info=True,
+                f"{target.scheme}://{target.netloc}{target.path}",
+                callback_failure_reason(error),
             )
+
+
+def callback_failure_reason(error: BaseException) -> str:
+    """Why a callback did not arrive, in a few words: the innermost cause's kind (e.g.
+    ``NameResolutionError``), never its text (which repeats the URL and its signature)."""
+    root = error
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    if isinstance(error, requests.Timeout):
+        return "no answer in time"
+    if isinstance(error, requests.ConnectionError):
+        return f"cannot connect ({type(root).__name__})"
+    return type(root).__name__
 
 
 #: The sandbox's one gateway, shared by the views and the tests.
