@@ -240,6 +240,11 @@ class ComposeForm(forms.ModelForm):
     # -- the template's inputs, for the page -------------------------------------------------
 
     @property
+    def recipient_field(self) -> forms.BoundField:
+        """The recipient's input (the bulk form's is its list of recipients)."""
+        return self["destination_addr"]
+
+    @property
     def param_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.param_names]
 

@@ -305,11 +305,7 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
             compose=compose,
             can_send=can_send,
             template_data=form.template_data if compose else None,
-            compose_i18n={
-                "empty": _("Type a message to see how it will look."),
-                "choose_template": _("Choose a template to see it here."),
-                "template": _("Template %(name)s (%(language)s)"),
-            },
+            compose_i18n=admin_bulk.compose_i18n(),
             show_refresh=bool(obj and can_send and obj.provider_message_id and not obj.is_final),
             show_retry=bool(obj and can_send and display.retry_helps(obj)),
         )
