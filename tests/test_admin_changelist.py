@@ -332,3 +332,5 @@ def test_one_date_time_format_across_the_console_in_the_users_language(
     timeline = admin_client.get(pages["message page"])
     events = timeline.content.decode().split('class="wa-timeline"')[1]
     assert shown in events
+    bubble = timeline.content.decode().split('class="wa-bubble-meta"')[1]
+    assert shown in bubble.split("</div>")[0]
