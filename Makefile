@@ -7,6 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
+# The demo's own stamp: the package and the example project's extra, nothing for tests or lint
+# (the sandbox needs only the package's own requirements).
+DEMO_STAMP := $(VENV)/.demo-installed
 NOX_STAMP := $(VENV)/.nox-installed
 DOCS_STAMP := $(VENV)/.docs-installed
 BROWSER_STAMP := $(VENV)/.browser-installed
@@ -22,7 +25,8 @@ COVERAGE := --cov=django_whatsapp --cov-branch --cov-report=
 	chromium screenshots messages bench ci clean
 
 help:
-	@echo "make demo      - create .venv, install, migrate, seed, serve http://$(HOST):$(PORT)/admin/"
+	@echo "make demo      - create .venv, install the demo's needs, migrate, seed, serve"
+	@echo "                 http://$(HOST):$(PORT)/admin/ (another port: make demo PORT=8001)"
 	@echo "make test      - install test tools, then lint (ruff, no sleeps in tests), types (mypy"
 	@echo "                 --strict), the suite on SQLite (incl. the packaging test) and on"
 	@echo "                 PostgreSQL, then their combined branch coverage (at least $(COVERAGE_GATE)%)"
@@ -50,13 +54,17 @@ $(BROWSER_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+$(DEMO_STAMP): $(PY) pyproject.toml
+	$(PIP) install --quiet -e '.[example]'
+	@touch $(DEMO_STAMP)
+
 # On another host or port, the sandbox and its callbacks follow the server there, unless the
 # environment already names the origin (example_project/.env.example lists every setting).
 ifneq ($(HOST):$(PORT),127.0.0.1:8000)
 demo: export WHATSAPP_CALLBACK_BASE_URL ?= http://$(HOST):$(PORT)
 endif
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	cd example_project && $(abspath $(PY)) manage.py migrate --noinput
 	cd example_project && $(abspath $(PY)) manage.py demo_setup
 	cd example_project && $(abspath $(PY)) manage.py runserver $(HOST):$(PORT)

@@ -10,6 +10,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
+from . import sandbox
 from .conf import MEMORY_URL, SETTING_NAME, get_settings
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -33,6 +34,25 @@ def _testing() -> bool:
     from django.core import mail
 
     return hasattr(mail, "outbox")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """``url``'s scheme, host and port, every loopback name counted as one host."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    return parts.scheme, "loopback" if host in LOOPBACK_HOSTS else host, port
+
+
+def sandbox_cannot_call_back(base_url: str, callback_base_url: str | None) -> bool:
+    """Whether the sandbox (used through ``base_url``) would send its status callbacks where this
+    server is not: ``CALLBACK_BASE_URL`` is another origin than the one serving the sandbox."""
+    if not callback_base_url or not sandbox.in_use(base_url):
+        return False
+    return _origin(callback_base_url) != _origin(base_url)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -89,6 +109,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 hint="memory:// is the in-process test gateway (django_whatsapp.testing): set it "
                 "in your test settings only, and point BASE_URL at the gateway in production.",
                 id="django_whatsapp.W010",
+            )
+        )
+    if sandbox_cannot_call_back(conf.BASE_URL, conf.CALLBACK_BASE_URL):
+        base = urlsplit(conf.BASE_URL)
+        messages.append(
+            Warning(
+                f"{SETTING_NAME}['CALLBACK_BASE_URL'] ({conf.CALLBACK_BASE_URL}) is not the origin "
+                f"of the sandbox in use ({base.scheme}://{base.netloc}): the sandbox's status "
+                "callbacks would go where this server is not, and messages would stay accepted.",
+                hint=f"With the sandbox, set CALLBACK_BASE_URL to {base.scheme}://{base.netloc} "
+                "(the origin runserver serves, as BASE_URL); use your public https origin with "
+                "the real gateway.",
+                id="django_whatsapp.W003",
             )
         )
     if not settings.DEBUG and _sandbox_mounted():

@@ -45,6 +45,28 @@ def template_compose_url(number: str) -> str:
     return f"{reverse('admin:django_whatsapp_message_add')}?{query}"
 
 
+def copy_compose_url(message: Message) -> str:
+    """The admin's compose page filled with ``message``'s recipient, sender and content, to
+    correct and send as a new message."""
+    fields: dict[str, str] = {
+        "message_type": str(int(message.message_type)),
+        "destination_addr": message.destination_addr,
+        "source_addr": message.source_addr,
+    }
+    if message.message_type == Kind.MEDIA:
+        fields.update(file_url=message.file_url, caption=message.text)
+    elif message.message_type == Kind.TEMPLATE and message.template_id is not None:
+        fields["template"] = str(message.template_id)
+        for number, value in enumerate(message.template_body_params, start=1):
+            fields[f"param_{number}"] = value
+        if message.template_header:
+            fields["header"] = message.template_header
+    else:
+        fields["text"] = message.text
+    query = urlencode({name: value for name, value in fields.items() if value})
+    return f"{reverse('admin:django_whatsapp_message_add')}?{query}"
+
+
 def window_closed_message(number: str) -> SafeString:
     """Why a text or image to ``number`` is refused, with the way to a template instead."""
     return format_html(
@@ -221,6 +243,11 @@ class ComposeForm(forms.ModelForm):
         return queryset.filter(pk=pk).first()
 
     # -- the template's inputs, for the page -------------------------------------------------
+
+    @property
+    def recipient_field(self) -> forms.BoundField:
+        """The recipient's input (the bulk form's is its list of recipients)."""
+        return self["destination_addr"]
 
     @property
     def param_fields(self) -> list[forms.BoundField]:

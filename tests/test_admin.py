@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape
 from typing import Any
 
 import pytest
@@ -394,7 +396,7 @@ def test_without_an_api_key_the_draft_is_kept_and_the_operator_told(
     [
         (
             {"error_name": "Invalid Parameter: destination_addr", "error_code": 1},
-            "The gateway refused destination_addr",
+            "The gateway refused the recipient's phone number",
         ),
         (
             {"error_name": "Topup balance is required", "error_code": 3},
@@ -467,3 +469,170 @@ def test_a_lost_answer_is_reported_as_unknown(admin_client: Client, gateway: Any
     response = admin_client.post(ADD_URL, compose(text="Hi", _send="1"), follow=True)
     assert Message.objects.get().status == Status.UNKNOWN
     assert "The gateway&#x27;s answer was lost" in response.content.decode()
+
+
+# -- what the operator can do about a failed message -------------------------------------------
+
+WINDOW_CLOSED = {
+    "error_code": 7,
+    "error_name": "Service Unavailable",
+    "error_message": "Message failed to send because more than 24 hours have passed since the "
+    "customer last replied to this number.",
+}
+
+
+def remedy_links(html: str) -> dict[str, str]:
+    """What the error box offers instead of a retry: {"template" or "copy": its URL}."""
+    found = re.findall(r'<a class="button wa-remedy" data-remedy="(\w+)" href="([^"]+)"', html)
+    return {kind: unescape(href) for kind, href in found}
+
+
+def test_a_closed_window_offers_a_template_to_the_recipient_instead_of_a_retry(
+    admin_client: Client, gateway: Any
+) -> None:
+    message = make(Status.NOT_SENT, **WINDOW_CLOSED)
+
+    html = admin_client.get(change_url(message)).content.decode()
+
+    assert 'name="retry"' not in html
+    links = remedy_links(html)
+    assert list(links) == ["template"]
+    assert links["template"] == f"{ADD_URL}?message_type=4&destination_addr=380671234567"
+    assert "Send a template instead" in html
+    form = admin_client.get(links["template"]).context["adminform"].form
+    assert form.initial["destination_addr"] == "380671234567"
+    assert str(form.initial["message_type"]) == "4"
+
+
+def test_a_forged_retry_of_a_closed_window_sends_nothing_and_says_why(
+    admin_client: Client, gateway: Any
+) -> None:
+    message = make(Status.NOT_SENT, **WINDOW_CLOSED)
+
+    response = admin_client.post(tool_url(message, "retry"), follow=True)
+
+    message.refresh_from_db()
+    assert message.status == Status.NOT_SENT
+    assert gateway.requests == []
+    assert "Not retried: The customer&#x27;s 24-hour window is closed." in (
+        response.content.decode()
+    )
+
+
+def test_an_invalid_parameter_names_the_field_and_offers_a_copy_to_correct(
+    admin_client: Client,
+) -> None:
+    message = make(
+        Status.NOT_SENT,
+        text="Your order A-7 is ready",
+        source_addr="Shop",
+        error_code=1,
+        error_name="Invalid Parameter: destination_addr",
+    )
+
+    html = admin_client.get(change_url(message)).content.decode()
+
+    assert "The gateway refused the recipient&#x27;s phone number" in html
+    assert "The recipient&#x27;s phone number is empty or not in the form" in html
+    assert 'name="retry"' not in html
+    links = remedy_links(html)
+    assert list(links) == ["copy"]
+    form = admin_client.get(links["copy"]).context["adminform"].form
+    assert form.initial["text"] == "Your order A-7 is ready"
+    assert form.initial["destination_addr"] == "380671234567"
+    assert form.initial["source_addr"] == "Shop"
+    assert str(form.initial["message_type"]) == "1"
+
+
+def test_a_copy_of_a_template_message_keeps_its_template_parameters_and_header(
+    admin_client: Client, template: Template
+) -> None:
+    message = make(
+        Status.NOT_SENT,
+        message_type=Message.MessageType.TEMPLATE,
+        template=template,
+        text="",
+        template_params={"body": ["Ann", "A-42"], "header": "https://x.io/h.jpg"},
+        error_code=1,
+        error_name="Invalid Parameter: header",
+    )
+
+    html = admin_client.get(change_url(message)).content.decode()
+    form = admin_client.get(remedy_links(html)["copy"]).context["adminform"].form
+
+    assert "The gateway refused the template&#x27;s header" in html
+    assert form.chosen_template == template
+    assert [form[name].value() for name in form.param_names] == ["Ann", "A-42"]
+    assert form["header"].value() == "https://x.io/h.jpg"
+
+
+def test_a_copy_of_an_image_keeps_its_url_and_caption(admin_client: Client) -> None:
+    message = make(
+        Status.NOT_SENT,
+        message_type=Message.MessageType.MEDIA,
+        file_url="https://x.io/cat.png",
+        text="Cat",
+        error_name="Odd",
+        error_message="Something else",
+    )
+
+    html = admin_client.get(change_url(message)).content.decode()
+    form = admin_client.get(remedy_links(html)["copy"]).context["adminform"].form
+
+    assert form["file_url"].value() == "https://x.io/cat.png"
+    assert form["caption"].value() == "Cat"
+
+
+@pytest.mark.parametrize(
+    ("fields", "retry"),
+    [
+        ({"error_code": 2, "error_name": "Internal server error"}, True),
+        ({"error_code": 0, "error_name": "Too Many Requests"}, True),
+        ({"error_code": 3, "error_name": "Topup balance is required"}, True),
+        ({"error_name": "Unauthorized", "error_message": "Access key is missing"}, True),
+        ({"error_name": "Transport error", "error_message": "connection refused"}, True),
+        ({"error_name": "Not submitted", "error_message": "RuntimeError: hook"}, True),
+        (WINDOW_CLOSED, False),
+        ({"error_code": 1, "error_name": "Invalid Parameter: text"}, False),
+        ({"error_name": "Odd", "error_message": "Something else"}, False),
+    ],
+)
+def test_retry_is_offered_only_where_it_can_help(
+    admin_client: Client, fields: dict[str, Any], retry: bool
+) -> None:
+    message = make(Status.NOT_SENT, **fields)
+
+    html = admin_client.get(change_url(message)).content.decode()
+
+    assert ('name="retry"' in html) is retry
+    assert bool(remedy_links(html)) is not retry
+
+
+def test_the_retry_action_skips_messages_a_retry_cannot_help(
+    admin_client: Client, gateway: Any
+) -> None:
+    gateway.accept()
+    closed = make(Status.NOT_SENT, **WINDOW_CLOSED)
+    refused = make(Status.NOT_SENT, error_code=1, error_name="Invalid Parameter: text")
+    busy = make(Status.NOT_SENT, error_code=2, error_name="Internal server error")
+
+    response = admin_client.post(
+        LIST_URL,
+        {
+            "action": "retry_not_sent",
+            "index": 0,
+            "_selected_action": [closed.pk, refused.pk, busy.pk],
+        },
+        follow=True,
+    )
+
+    statuses = {m.pk: m.status for m in Message.objects.all()}
+    assert statuses == {
+        closed.pk: Status.NOT_SENT,
+        refused.pk: Status.NOT_SENT,
+        busy.pk: Status.ACCEPTED,
+    }
+    assert len(gateway.sent_bodies()) == 1
+    assert (
+        "2 messages skipped: not “not sent”, or a retry cannot help." in response.content.decode()
+    )

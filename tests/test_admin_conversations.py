@@ -438,17 +438,24 @@ def test_a_received_message_reads_as_received(admin_client: Client, client: Clie
     assert 'name="_send"' not in html  # read-only
 
 
-def test_the_message_list_filters_by_direction_and_counts_only_what_we_sent(
+def test_the_message_list_filters_by_direction_and_counts_the_rows_it_lists(
     admin_client: Client,
 ) -> None:
     sent(CUSTOMER, status=Status.SEEN)
     received(CUSTOMER)
     url = reverse("admin:django_whatsapp_message_changelist")
     response = admin_client.get(url)
-    assert response.context["wa_summary"].total == 1
-    assert "?direction__exact=inbound" in response.content.decode()
+    result = response.context["wa_summary"]
+    assert (result.total, result.incoming) == (2, 1) == (response.context["cl"].result_count, 1)
+    assert [(s.status, s.count) for s in result.statuses] == [(Status.SEEN, 1)]
+    html = response.content.decode()
+    assert "?direction__exact=inbound" in html
+    assert ">Incoming</a>" in html
+    assert ">Outgoing</a>" in html
+    assert ">Received</a>" not in html
     only = admin_client.get(url, {"direction__exact": "inbound"})
-    assert only.context["cl"].result_count == 1
+    assert only.context["cl"].result_count == 1 == only.context["wa_summary"].total
+    assert only.context["wa_summary"].statuses == []
 
 
 # -- the sandbox's simulated customer ----------------------------------------------------------

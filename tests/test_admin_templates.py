@@ -152,3 +152,29 @@ def test_the_console_speaks_russian_and_ukrainian(
     for phrase in page_phrases:
         assert phrase in html
     assert error in invalid.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("language", "one", "two"),
+    [
+        ("en", "1 template deactivated.", "2 templates activated."),
+        ("ru", "Отключён 1 шаблон.", "Включено 2 шаблона."),
+        ("uk", "Вимкнено 1 шаблон.", "Увімкнено 2 шаблони."),
+    ],
+)
+def test_the_activate_actions_count_with_plurals(
+    admin_client: Client, template: Template, settings: Any, language: str, one: str, two: str
+) -> None:
+    settings.LANGUAGE_CODE = language
+    other = Template.objects.create(name="other", namespace="ns", body="Hi", is_active=False)
+
+    def act(action: str, *templates: Template) -> str:
+        response = admin_client.post(
+            TEMPLATES_URL,
+            {"action": action, "index": 0, "_selected_action": [t.pk for t in templates]},
+            follow=True,
+        )
+        return " | ".join(str(m) for m in response.context["messages"])
+
+    assert act("deactivate", template) == one
+    assert act("activate", template, other) == two

@@ -126,3 +126,49 @@ def test_memory_base_url_is_quiet_in_tests_and_with_debug_on(
     # No API key is needed for the memory gateway: no E002.
     settings.DEBUG = False
     assert ids(**{**GOOD, "BASE_URL": "memory://", "API_KEY": None}) == ["django_whatsapp.W010"]
+
+
+SANDBOX_BASE = "http://127.0.0.1:8000/sandbox/v1/api"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "callback_base_url", "expected"),
+    [
+        # README's first example: the sandbox's callbacks would go to a host that is not here.
+        (SANDBOX_BASE, "https://example.com", ["django_whatsapp.W003"]),
+        (SANDBOX_BASE, "http://127.0.0.1:8001", ["django_whatsapp.W003"]),  # another port
+        (SANDBOX_BASE, "https://127.0.0.1:8000", ["django_whatsapp.W003"]),  # another scheme
+        (SANDBOX_BASE, "http://127.0.0.1:8000", []),
+        (SANDBOX_BASE, "http://localhost:8000/", []),  # a loopback name is the same server
+        ("http://demo.internal:8080/sandbox/v1/api", "http://demo.internal:8080", []),
+        (SANDBOX_BASE, None, []),  # no callbacks at all
+        # The real gateway: the sandbox is mounted but not used.
+        ("https://web.it-decision.com/v1/api", "https://example.com", []),
+    ],
+)
+def test_the_sandbox_in_use_must_be_able_to_call_back(
+    settings: Any, base_url: str, callback_base_url: str | None, expected: list[str]
+) -> None:
+    settings.DEBUG = True
+    conf = {**GOOD, "BASE_URL": base_url, "CALLBACK_BASE_URL": callback_base_url}
+    if callback_base_url is None:
+        conf.pop("CALLBACK_SECRET")
+
+    assert ids(**conf) == expected
+
+
+def test_the_sandbox_warning_says_where_to_point_callbacks(settings: Any) -> None:
+    settings.DEBUG = True
+    with override_settings(
+        DJANGO_WHATSAPP={**GOOD, "BASE_URL": SANDBOX_BASE, "CALLBACK_BASE_URL": "https://x.io"}
+    ):
+        (warning,) = check_settings()
+
+    assert "https://x.io" in warning.msg
+    assert warning.hint is not None
+    assert "set CALLBACK_BASE_URL to http://127.0.0.1:8000" in warning.hint
+
+
+def test_without_the_sandbox_mounted_nothing_is_said_about_it(no_sandbox: None) -> None:
+    conf = {**GOOD, "BASE_URL": SANDBOX_BASE, "API_KEY": None}
+    assert ids(**conf) == []

@@ -220,16 +220,6 @@ def code_block(section: str, after: str = "") -> str:
     return "\n".join(line[3:] for line in match.group(1).splitlines()).strip() + "\n"
 
 
-def with_existing_entries(code: str) -> str:
-    """README's ``# ...`` inside ``NAME = [`` stands for the entries already there."""
-    lines, current = [], None
-    for line in code.splitlines():
-        opened = re.match(r"^(\w+) = \[$", line)
-        current = opened.group(1) if opened else current
-        lines.append(f"    *{current}," if line.strip() == "# ..." and current else line)
-    return "\n".join(lines) + "\n"
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -275,30 +265,35 @@ def project(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Project:
     assert sandbox_urls, "README's sandbox section no longer shows the path() to mount"
     assert sandbox_settings, "README's sandbox section no longer says which BASE_URL to set"
 
+    # README's blocks go at the end of the files startproject wrote, exactly as written; the
+    # only change is the port, which README says how to change (8000 may be taken here).
     settings_py = directory / "mysite" / "settings.py"
     settings_py.write_text(
         settings_py.read_text()
         + "\n# -- README.rst, Installing into your project --\n"
-        + "import os\n\n\ndef env(name):\n    return os.environ[name]\n\n\n"
-        + with_existing_entries(code_block(install, "``settings.py``:"))
+        + code_block(install, "At the end of ``settings.py``:")
         + "\n# -- README.rst, The sandbox --\n"
         + "\n".join(s.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for s in sandbox_settings)
-        # The public origin of this project is the runserver below.
-        + f'\nDJANGO_WHATSAPP["CALLBACK_BASE_URL"] = "http://127.0.0.1:{port}"\n'
+        + "\n"
     )
     urls_py = directory / "mysite" / "urls.py"
     urls_py.write_text(
         urls_py.read_text()
         + "\n# -- README.rst, Installing into your project --\n"
-        + with_existing_entries(code_block(install, "``urls.py``:"))
+        + code_block(install, "At the end of ``urls.py``:")
         + "\n# -- README.rst, The sandbox --\n"
         + "urlpatterns += [\n"
         + "".join(f"    {line}\n" for line in sandbox_urls)
         + "]\n"
     )
+    # The variables README's console block exports, with this run's values.
+    exported = re.findall(r"^   export (\w+)=", install, re.M)
+    assert exported == ["WHATSAPP_API_KEY", "WHATSAPP_CALLBACK_SECRET"], exported
     env = clean_env(
         WHATSAPP_API_KEY="stranger-api-key-5c4b3a",
         WHATSAPP_CALLBACK_SECRET="stranger-callback-secret-0f9e8d",
+        # README: "Serving on another port ... set WHATSAPP_CALLBACK_BASE_URL".
+        WHATSAPP_CALLBACK_BASE_URL=f"http://127.0.0.1:{port}",
         PYTHONUNBUFFERED="1",
     )
     return Project(python=python, directory=directory, env=env, port=port)
@@ -373,6 +368,24 @@ def test_the_project_passes_its_checks_and_migrates(project: Project) -> None:
     assert f"'http://127.0.0.1:{project.port}/sandbox/v1/api'" in report
     assert "stranger-api-key" not in report
     assert "stranger-callback-secret" not in report
+
+
+def test_the_check_warns_when_the_sandbox_could_not_call_back(project: Project) -> None:
+    env = {**project.env, "WHATSAPP_CALLBACK_BASE_URL": "https://example.com"}
+    result = subprocess.run(  # noqa: S603 - the project's own manage.py
+        [str(project.python), "manage.py", "check"],
+        cwd=project.directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+        check=False,
+    )
+
+    assert "django_whatsapp.W003" in result.stderr + result.stdout
+    assert f"set CALLBACK_BASE_URL to http://127.0.0.1:{project.port}" in result.stderr + (
+        result.stdout
+    )
 
 
 def test_a_message_sent_through_the_sandbox_is_seen(project: Project, server: Path) -> None:

@@ -14,12 +14,12 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from .. import services
 from ..exceptions import WhatsAppError
 from ..models import Message
-from .display import explain_error
+from .display import explain_error, retry_helps
 
 Status = Message.Status
 #: The names of the actions that send, refresh or retry (they need ``send_message``).
@@ -97,6 +97,15 @@ def refresh_one(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, message
 
 
 def retry_one(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, message: Message) -> None:
+    if message.status == Status.NOT_SENT and not retry_helps(message):
+        why = explain_error(message)
+        modeladmin.message_user(
+            request,
+            _("Not retried: %(reason)s. %(advice)s")
+            % {"reason": why.title if why else "", "advice": why.advice if why else ""},
+            messages.WARNING,
+        )
+        return
     try:
         services.retry_message(message, user=request.user)
     except services.NotRetryable as error:
@@ -109,6 +118,11 @@ def retry_one(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, message: 
         report_send(modeladmin, request, message)
 
 
+def counts_message(*sentences: str) -> str:
+    """Sentences of counts, each already in its plural form (``ngettext``), as one message."""
+    return " ".join(sentences)
+
+
 def _level(failed: int) -> int:
     return messages.WARNING if failed else messages.SUCCESS
 
@@ -117,14 +131,14 @@ def _send_each(
     modeladmin: admin.ModelAdmin[Any],
     request: HttpRequest,
     queryset: QuerySet[Message],
-    eligible: str,
+    eligible: Callable[[Message], bool],
     send: Callable[[Message], object],
 ) -> tuple[int, int, int] | None:
-    """Send every message of the selection in the ``eligible`` status through ``send``; count
+    """Send every ``eligible`` message of the selection through ``send``; count
     (sent, failed, skipped). ``None`` when the app is not configured (the operator is told)."""
     sent = failed = skipped = 0
     for message in queryset.select_related("template"):
-        if message.status != eligible:
+        if not eligible(message):
             skipped += 1
             continue
         try:
@@ -146,14 +160,29 @@ def _send_each(
 def send_drafts(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Message]
 ) -> None:
-    counts = _send_each(modeladmin, request, queryset, Status.DRAFT, services.send_message)
+    counts = _send_each(
+        modeladmin,
+        request,
+        queryset,
+        lambda message: message.status == Status.DRAFT,
+        services.send_message,
+    )
     if counts is None:
         return
     sent, failed, skipped = counts
     modeladmin.message_user(
         request,
-        _("Sent: %(sent)d. Not sent: %(failed)d. Skipped (not drafts): %(skipped)d.")
-        % {"sent": sent, "failed": failed, "skipped": skipped},
+        counts_message(
+            ngettext("%(count)d draft sent.", "%(count)d drafts sent.", sent) % {"count": sent},
+            ngettext("%(count)d message not sent.", "%(count)d messages not sent.", failed)
+            % {"count": failed},
+            ngettext(
+                "%(count)d message skipped: not a draft.",
+                "%(count)d messages skipped: not drafts.",
+                skipped,
+            )
+            % {"count": skipped},
+        ),
         _level(failed),
     )
 
@@ -178,11 +207,18 @@ def refresh_statuses(
             refreshed += 1
     modeladmin.message_user(
         request,
-        _(
-            "Refreshed: %(refreshed)d. Failed: %(failed)d. "
-            "Skipped (final or never accepted): %(skipped)d."
-        )
-        % {"refreshed": refreshed, "failed": failed, "skipped": skipped},
+        counts_message(
+            ngettext("%(count)d status refreshed.", "%(count)d statuses refreshed.", refreshed)
+            % {"count": refreshed},
+            ngettext("%(count)d refresh failed.", "%(count)d refreshes failed.", failed)
+            % {"count": failed},
+            ngettext(
+                "%(count)d message skipped: final or never accepted.",
+                "%(count)d messages skipped: final or never accepted.",
+                skipped,
+            )
+            % {"count": skipped},
+        ),
         _level(failed),
     )
 
@@ -195,7 +231,7 @@ def retry_not_sent(
         modeladmin,
         request,
         queryset,
-        Status.NOT_SENT,
+        retry_helps,
         lambda message: services.retry_message(message, user=request.user),
     )
     if counts is None:
@@ -203,7 +239,19 @@ def retry_not_sent(
     sent, failed, skipped = counts
     modeladmin.message_user(
         request,
-        _("Sent: %(sent)d. Not sent again: %(failed)d. Skipped (not “not sent”): %(skipped)d.")
-        % {"sent": sent, "failed": failed, "skipped": skipped},
+        counts_message(
+            ngettext("%(count)d message sent again.", "%(count)d messages sent again.", sent)
+            % {"count": sent},
+            ngettext(
+                "%(count)d message not sent again.", "%(count)d messages not sent again.", failed
+            )
+            % {"count": failed},
+            ngettext(
+                "%(count)d message skipped: not “not sent”, or a retry cannot help.",
+                "%(count)d messages skipped: not “not sent”, or a retry cannot help.",
+                skipped,
+            )
+            % {"count": skipped},
+        ),
         _level(failed),
     )

@@ -43,6 +43,7 @@ from ..sandbox.gateway import gateway
 from . import display
 from .actions import report_send
 from .display import CSS
+from .guard import GuardedAdmin, guard_urls
 
 if TYPE_CHECKING:
     ConversationAdminBase = admin.ModelAdmin[Conversation]
@@ -203,6 +204,13 @@ class ConversationRow:
         return display.short_preview(self.last) if self.last is not None else ""
 
     @property
+    def direction_label(self) -> str:
+        """Who wrote the latest message: "Outgoing" or "Incoming"."""
+        if self.last is None:
+            return ""
+        return str(display.DIRECTION_LABELS.get(self.last.direction, self.last.direction))
+
+    @property
     def waiting(self) -> bool:
         """The customer wrote last: the conversation waits for a reply."""
         return self.last is not None and self.last.direction == Direction.INBOUND
@@ -274,25 +282,27 @@ class ConversationAdmin(ConversationAdminBase):
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
-        return [
-            path("", wrap(self.changelist_view), name=f"{prefix}_changelist"),
-            path("<str:number>/", wrap(self.thread_view), name=f"{prefix}_thread"),
-            path(
-                "<str:number>/reply/",
-                transaction.non_atomic_requests(wrap(self.reply_view)),
-                name=f"{prefix}_reply",
-            ),
-            path(
-                "<str:number>/opt-out/",
-                wrap(self.opt_out_view),
-                name=f"{prefix}_opt_out",
-            ),
-            path(
-                "<str:number>/simulate/",
-                transaction.non_atomic_requests(wrap(self.simulate_view)),
-                name=f"{prefix}_simulate",
-            ),
-        ]
+        return guard_urls(
+            [
+                path("", wrap(self.changelist_view), name=f"{prefix}_changelist"),
+                path("<str:number>/", wrap(self.thread_view), name=f"{prefix}_thread"),
+                path(
+                    "<str:number>/reply/",
+                    transaction.non_atomic_requests(wrap(self.reply_view)),
+                    name=f"{prefix}_reply",
+                ),
+                path(
+                    "<str:number>/opt-out/",
+                    wrap(self.opt_out_view),
+                    name=f"{prefix}_opt_out",
+                ),
+                path(
+                    "<str:number>/simulate/",
+                    transaction.non_atomic_requests(wrap(self.simulate_view)),
+                    name=f"{prefix}_simulate",
+                ),
+            ]
+        )
 
     def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
         return {
@@ -522,7 +532,7 @@ class ConversationAdmin(ConversationAdminBase):
         return back
 
 
-class InboundReportAdmin(InboundReportAdminBase):
+class InboundReportAdmin(GuardedAdmin, InboundReportAdminBase):
     """Every request that reached the inbound endpoint, as it came: read-only."""
 
     class Media:

@@ -10,8 +10,9 @@ from django.db.models import Count, Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import Truncator
+from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from ..exceptions import (
     bounded,
@@ -41,6 +42,12 @@ TONES: dict[str, str] = {
     Status.ERROR: "bad",
     Status.FAILED: "bad",
     Status.DELETED: "bad",
+}
+
+#: How the console names a message's direction (the model's "Sent" would read as a status).
+DIRECTION_LABELS: dict[str, Any] = {
+    Message.Direction.OUTBOUND: gettext_lazy("Outgoing"),
+    Message.Direction.INBOUND: gettext_lazy("Incoming"),
 }
 
 #: The console's stylesheet, shared by every screen's Media.
@@ -108,14 +115,71 @@ def bubble(message: Message) -> SafeString:
 # -- errors in plain words ---------------------------------------------------------------------
 
 
+class Remedy:
+    """What the operator can do about a failed message (the buttons its page offers)."""
+
+    #: Send it again as it is: the failure came from the road or the account, not the message.
+    RETRY = "retry"
+    #: Send a template instead: the customer's 24-hour window is closed.
+    TEMPLATE = "template"
+    #: Compose a copy, correct it and send the copy: the gateway refused the message's content.
+    COPY = "copy"
+    #: Nothing to do but wait: the gateway may have the message.
+    WAIT = "wait"
+
+
 @dataclass(frozen=True)
 class Explanation:
     title: str
     advice: str
+    #: What can help (:class:`Remedy`).
+    remedy: str = Remedy.RETRY
+
+    @property
+    def retry_helps(self) -> bool:
+        """Whether sending the same message again can succeed."""
+        return self.remedy == Remedy.RETRY
+
+
+#: The gateway's parameter names in plain words, for "the gateway refused ...".
+PARAMETER_WORDS: dict[str, Any] = {
+    "destination_addr": gettext_lazy("the recipient's phone number"),
+    "source_addr": gettext_lazy("the sender name"),
+    "text": gettext_lazy("the text"),
+    "file_url": gettext_lazy("the image URL"),
+    "message_type": gettext_lazy("the message type"),
+    "template_name": gettext_lazy("the template name"),
+    "template": gettext_lazy("the template"),
+    "namespace": gettext_lazy("the template's namespace"),
+    "language": gettext_lazy("the template's language"),
+    "language_code": gettext_lazy("the template's language"),
+    "params": gettext_lazy("the template's parameters"),
+    "parameters": gettext_lazy("the template's parameters"),
+    "body": gettext_lazy("the template's parameters"),
+    "components": gettext_lazy("the template's parameters"),
+    "header": gettext_lazy("the template's header"),
+    "callback_url": gettext_lazy("the callback URL"),
+}
+
+
+def parameter_in_words(raw: str) -> str:
+    """``destination_addr`` as "the recipient's phone number"; an unknown name as it is."""
+    name = raw.strip("[] ").lower()
+    words = PARAMETER_WORDS.get(name)
+    if words is not None:
+        return str(words)
+    return raw.strip("[] ") or _("a parameter")
 
 
 def explain_error(message: Message) -> Explanation | None:
-    """What went wrong with a message, for the operator, or ``None`` when nothing did."""
+    """What went wrong with a message, for the operator, or ``None`` when nothing did.
+
+    The explanation's ``remedy`` says what can help: a closed 24-hour window takes a template
+    (:attr:`Remedy.TEMPLATE`); a value the gateway refused needs a corrected copy
+    (:attr:`Remedy.COPY`); a rate limit, a server error, an empty balance or a refused access key
+    (once fixed) and a connection that failed are worth a retry (:attr:`Remedy.RETRY`); a lost
+    answer waits for the report (:attr:`Remedy.WAIT`).
+    """
     name, detail = message.error_name or "", message.error_message or ""
     text = f"{bounded(name)} {bounded(detail)}"
     code = message.error_code
@@ -124,15 +188,22 @@ def explain_error(message: Message) -> Explanation | None:
             _("The customer's 24-hour window is closed"),
             _(
                 "The customer has not written to this number in the last 24 hours, so WhatsApp "
-                "only accepts a template message now. Compose a new message of type Template."
+                "only accepts a template message now. Sending it again cannot help: send a "
+                "template instead."
             ),
+            Remedy.TEMPLATE,
         )
     invalid = is_invalid_parameter_name(name)
     if invalid or code == 1:
-        param = (invalid_parameter_name(name) if invalid else None) or _("a parameter")
+        param = parameter_in_words((invalid_parameter_name(name) or "") if invalid else "")
         return Explanation(
             _("The gateway refused %(param)s") % {"param": param},
-            _("A value is empty or not in the form the gateway expects. Check it, then retry."),
+            _(
+                "%(param)s is empty or not in the form the gateway expects, so sending it again "
+                "cannot help. Compose a copy, correct it and send the copy."
+            )
+            % {"param": capfirst(param)},
+            Remedy.COPY,
         )
     lowered = text.lower()
     if code == 3 or "balance" in lowered:
@@ -155,13 +226,28 @@ def explain_error(message: Message) -> Explanation | None:
             _("The gateway had an internal error"),
             _("The message did not go out. Retry it later."),
         )
-    if name in ("Transport error", "Send interrupted") or message.status == Status.UNKNOWN:
+    if message.status == Status.UNKNOWN:
         return Explanation(
             _("No answer from the gateway"),
             _(
                 "The gateway may or may not have taken the message. Its status will be updated "
                 "when a report arrives; it is not sent again automatically."
             ),
+            Remedy.WAIT,
+        )
+    if name == "Not submitted":
+        return Explanation(
+            _("The message was stopped before it went out"),
+            _(
+                "A check in this project refused it before it reached the gateway (%(reason)s). "
+                "Retry it once the cause is fixed."
+            )
+            % {"reason": detail},
+        )
+    if name in ("Transport error", "Send interrupted"):
+        return Explanation(
+            _("No answer from the gateway"),
+            _("The gateway could not be reached, so the message did not go out. Retry it."),
         )
     by_status: dict[str, str] = {
         Status.REJECTED: _(
@@ -172,10 +258,21 @@ def explain_error(message: Message) -> Explanation | None:
         Status.DELETED: _("The provider reports the message as deleted."),
     }
     if message.status in by_status and not (name or detail):
-        return Explanation(str(Status(message.status).label), by_status[message.status])
+        return Explanation(
+            str(Status(message.status).label), by_status[message.status], Remedy.COPY
+        )
     if name or detail:
-        return Explanation(_("The gateway refused the message"), detail or name)
+        return Explanation(_("The gateway refused the message"), detail or name, Remedy.COPY)
     return None
+
+
+def retry_helps(message: Message) -> bool:
+    """Whether the operator is offered a retry: the message was not sent, and for a reason a
+    second attempt can overcome (see :func:`explain_error`)."""
+    if message.status != Status.NOT_SENT:
+        return False
+    why = explain_error(message)
+    return why is None or why.retry_helps
 
 
 # -- the summary above the message list --------------------------------------------------------
@@ -203,7 +300,10 @@ class FunnelStep:
 
 @dataclass(frozen=True)
 class Summary:
+    #: Every message of the list, both directions: the number the list shows.
     total: int
+    #: Of which received from customers (no delivery to count).
+    incoming: int
     submitted: int
     statuses: list[StatusCount]
     funnel: list[FunnelStep]
@@ -217,16 +317,21 @@ def _at_least(counts: dict[str, int], lowest: str, highest: str = Status.SEEN) -
 
 
 def status_summary(queryset: QuerySet[Message], link: Any = None) -> Summary:
-    """Counts by status and the delivery funnel of ``queryset``, in one query.
+    """Counts of ``queryset``, in one query: every message (the number the list shows), the
+    incoming ones, and the outgoing ones by status with their delivery funnel.
 
-    ``link(status)`` gives the URL listing the messages of a status. Percentages are of the
-    messages submitted to the gateway (every status but draft and queued). Accepted counts every
-    message the gateway took, including those later rejected or failed; delivered and seen count
-    the messages that reached them.
+    ``link(status)`` gives the URL listing the outgoing messages of a status. Percentages are of
+    the messages submitted to the gateway (every status but draft and queued). Accepted counts
+    every message the gateway took, including those later rejected or failed; delivered and seen
+    count the messages that reached them.
     """
-    counts: dict[str, int] = queryset.aggregate(
-        **{status: Count("pk", filter=Q(status=status)) for status in STATUS_ORDER}
+    outgoing = Q(direction=Message.Direction.OUTBOUND)
+    aggregated: dict[str, int] = queryset.aggregate(
+        _incoming=Count("pk", filter=~outgoing),
+        **{status: Count("pk", filter=outgoing & Q(status=status)) for status in STATUS_ORDER},
     )
+    incoming = aggregated.pop("_incoming")
+    counts = aggregated
     total = sum(counts.values())
     submitted = total - counts[Status.DRAFT] - counts[Status.QUEUED]
     provider_final = (Status.REJECTED, Status.ERROR, Status.FAILED, Status.DELETED)
@@ -237,7 +342,8 @@ def status_summary(queryset: QuerySet[Message], link: Any = None) -> Summary:
         return FunnelStep(key, label, count, percent)
 
     return Summary(
-        total=total,
+        total=total + incoming,
+        incoming=incoming,
         submitted=submitted,
         statuses=[
             StatusCount(

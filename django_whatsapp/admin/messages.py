@@ -14,7 +14,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db import connections, router, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.forms import ModelForm
 from django.http import (
     Http404,
@@ -32,7 +33,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .. import optout, window
-from ..forms import SEND_BUTTON, ComposeForm
+from ..forms import SEND_BUTTON, ComposeForm, copy_compose_url, template_compose_url
 from ..metadata import has_tag
 from ..models import Message, StatusEvent
 from . import accounts as admin_accounts
@@ -41,6 +42,7 @@ from . import bulk as admin_bulk
 from . import conversations as admin_conversations
 from . import display
 from .display import CSS
+from .guard import GuardedAdmin, guard_urls
 
 Status = Message.Status
 COMPOSE_FIELDS = (
@@ -82,8 +84,43 @@ class TagFilter(admin.SimpleListFilter):
         )
 
 
+OUTBOUND = Message.Direction.OUTBOUND
+
+
+class DirectionFilter(admin.SimpleListFilter):
+    """Outgoing or incoming (the model's labels, "Sent" and "Received", read as statuses)."""
+
+    title = gettext_lazy("direction")
+    parameter_name = "direction__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(display.DIRECTION_LABELS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        value = self.value()
+        if value in display.DIRECTION_LABELS:
+            return queryset.filter(direction=value)
+        return queryset
+
+
+def template_params_match(queryset: QuerySet[Message], search_term: str) -> QuerySet[Any] | None:
+    """The primary keys of the messages whose template parameters (or header) hold every word
+    of ``search_term``: the values a template message's preview shows. ``None`` for no term."""
+    words = search_term.split()
+    if not words:
+        return None
+    params = queryset.annotate(_wa_params=Cast("template_params", TextField())).exclude(
+        template_params={}
+    )
+    for word in words:
+        # A JSON text may hold a non-ASCII value escaped (\u0410): either form matches.
+        escaped = json.dumps(word)[1:-1]
+        params = params.filter(Q(_wa_params__icontains=word) | Q(_wa_params__contains=escaped))
+    return params.values("pk")
+
+
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     class Media:
         css = CSS
 
@@ -93,15 +130,13 @@ class MessageAdmin(admin.ModelAdmin):
     change_list_template = "django_whatsapp/admin/message/change_list.html"
     list_display = (
         "recipient",
-        "message_type",
         "preview",
         "status_badge",
         "created_at",
-        "submitted_at",
     )
     list_filter = (
         "status",
-        "direction",
+        DirectionFilter,
         "message_type",
         "template",
         TagFilter,
@@ -111,7 +146,7 @@ class MessageAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     search_fields = ("destination_addr", "=provider_message_id", "text", "metadata")
     search_help_text = gettext_lazy(
-        "Search by recipient, provider message id, text or a metadata value."
+        "Search by recipient, provider message id, text, template parameter or metadata value."
     )
     actions = (
         admin_actions.send_drafts,
@@ -144,7 +179,7 @@ class MessageAdmin(admin.ModelAdmin):
     )
     #: A message a customer sent us: no delivery, no status timeline.
     inbound_fieldsets: Any = (
-        (None, {"fields": ("direction", "customer", "source_addr", "created_at")}),
+        (None, {"fields": ("direction_label", "customer", "source_addr", "created_at")}),
         (gettext_lazy("Content"), {"fields": ("message_type", "content")}),
         (gettext_lazy("Received"), {"fields": ("inbound_report_links",)}),
     )
@@ -199,7 +234,11 @@ class MessageAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if term.startswith("+") and term[1:].replace(" ", "").replace("-", "").isdigit():
             search_term = term[1:].replace(" ", "").replace("-", "")
-        return super().get_search_results(request, queryset, search_term)
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        in_params = template_params_match(queryset, search_term)
+        if in_params is None:
+            return results, duplicates
+        return queryset.filter(Q(pk__in=results.values("pk")) | Q(pk__in=in_params)), duplicates
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -215,9 +254,13 @@ class MessageAdmin(admin.ModelAdmin):
             context["wa_can_send"] = self.has_send_permission(request) and self.has_add_permission(
                 request
             )
+            # The rows the list counts, every filter and the search applied; the statuses link
+            # to the outgoing messages of each (a received message has no delivery).
             context["wa_summary"] = display.status_summary(
-                cl.queryset.filter(direction=Message.Direction.OUTBOUND),
-                lambda status: cl.get_query_string({"status__exact": status}),
+                cl.queryset,
+                lambda status: cl.get_query_string(
+                    {"status__exact": status, DirectionFilter.parameter_name: OUTBOUND}
+                ),
             )
         return response
 
@@ -251,6 +294,10 @@ class MessageAdmin(admin.ModelAdmin):
         if obj is not None and obj.status != Status.DRAFT:
             kwargs["form"] = ModelForm
         return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description=gettext_lazy("direction"))
+    def direction_label(self, obj: Message) -> str:
+        return str(display.DIRECTION_LABELS.get(obj.direction, obj.direction))
 
     @admin.display(description=gettext_lazy("customer"))
     def customer(self, obj: Message) -> str:
@@ -322,9 +369,12 @@ class MessageAdmin(admin.ModelAdmin):
         why = display.explain_error(obj)
         if why is None:
             return "-"
-        return render_to_string(
-            "django_whatsapp/admin/message/error.html", {"why": why, "message": obj}
-        )
+        context: dict[str, Any] = {"why": why, "message": obj}
+        if why.remedy == display.Remedy.TEMPLATE:
+            context["template_url"] = template_compose_url(obj.destination_addr)
+        elif why.remedy == display.Remedy.COPY and obj.status == Status.NOT_SENT:
+            context["copy_url"] = copy_compose_url(obj)
+        return render_to_string("django_whatsapp/admin/message/error.html", context)
 
     @admin.display(description=gettext_lazy("events"))
     def timeline(self, obj: Message) -> SafeString:
@@ -362,13 +412,9 @@ class MessageAdmin(admin.ModelAdmin):
             compose=compose,
             can_send=can_send,
             template_data=form.template_data if compose else None,
-            compose_i18n={
-                "empty": _("Type a message to see how it will look."),
-                "choose_template": _("Choose a template to see it here."),
-                "template": _("Template %(name)s (%(language)s)"),
-            },
+            compose_i18n=admin_bulk.compose_i18n(),
             show_refresh=bool(obj and can_send and obj.provider_message_id and not obj.is_final),
-            show_retry=bool(obj and can_send and obj.status == Status.NOT_SENT),
+            show_retry=bool(obj and can_send and display.retry_helps(obj)),
         )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -431,7 +477,7 @@ class MessageAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
-        return [
+        own = [
             path(
                 "send-to-many/",
                 # Each message is committed before its request goes out: never in a transaction.
@@ -448,8 +494,8 @@ class MessageAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.retry_view),
                 name="{}_{}_retry".format(*info),
             ),
-            *super().get_urls(),
         ]
+        return [*guard_urls(own), *super().get_urls()]
 
     def bulk_view(self, request: HttpRequest) -> HttpResponse:
         return admin_bulk.bulk_send_view(self, request)
@@ -483,7 +529,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatusEvent)
-class StatusEventAdmin(admin.ModelAdmin):
+class StatusEventAdmin(GuardedAdmin, admin.ModelAdmin):
     class Media:
         css = CSS
 

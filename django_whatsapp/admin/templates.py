@@ -12,16 +12,17 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from ..forms import TemplateAdminForm
 from ..models import Message, Template
 from . import display
 from .display import CSS
+from .guard import GuardedAdmin
 
 
 @admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
+class TemplateAdmin(GuardedAdmin, admin.ModelAdmin):
     class Media:
         css = CSS
 
@@ -89,9 +90,17 @@ class TemplateAdmin(admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Activate selected templates"), permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
         count = queryset.update(is_active=True)
-        self.message_user(request, _("Activated: %(count)d.") % {"count": count})
+        self.message_user(
+            request,
+            ngettext("%(count)d template activated.", "%(count)d templates activated.", count)
+            % {"count": count},
+        )
 
     @admin.action(description=gettext_lazy("Deactivate selected templates"), permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Template]) -> None:
         count = queryset.update(is_active=False)
-        self.message_user(request, _("Deactivated: %(count)d.") % {"count": count})
+        self.message_user(
+            request,
+            ngettext("%(count)d template deactivated.", "%(count)d templates deactivated.", count)
+            % {"count": count},
+        )

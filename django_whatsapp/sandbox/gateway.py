@@ -693,12 +693,26 @@ def _deliver_callbacks(message: SandboxMessage, stop: threading.Event) -> None:
         except Exception as error:
             # One line, no traceback: the request's URL (a credential) is in the exception.
             logger.warning(
-                "Sandbox callback for message %s (%s) to %s failed: %s",
+                "Sandbox callback for message %s (%s) to %s failed: %s; the message keeps its "
+                "last status (is CALLBACK_BASE_URL this server's origin? see manage.py check)",
                 message.message_id,
                 step.name.lower(),
                 mask_url(message.callback_url),
-                type(error).__name__,
+                callback_failure_reason(error),
             )
+
+
+def callback_failure_reason(error: BaseException) -> str:
+    """Why a callback did not arrive, in a few words: the innermost cause's kind (e.g.
+    ``NameResolutionError``), never its text (which repeats the URL and its signature)."""
+    root = error
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    if isinstance(error, requests.Timeout):
+        return "no answer in time"
+    if isinstance(error, requests.ConnectionError):
+        return f"cannot connect ({type(root).__name__})"
+    return type(root).__name__
 
 
 #: The sandbox's one gateway, shared by the views and the tests.

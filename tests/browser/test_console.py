@@ -152,7 +152,7 @@ def test_an_action_on_the_list_sends_the_selected_drafts(console: Page, site: An
     console.select_option("select[name=action]", "send_drafts")
     console.click("button[name=index]")
     expect(console.locator(".messagelist")).to_contain_text(
-        "Sent: 2. Not sent: 1. Skipped (not drafts): 0."
+        "2 drafts sent. 1 message not sent. 0 messages skipped: not drafts."
     )
     expect(console.locator("#wa-summary [data-status=not_sent] .wa-count")).to_have_text("1")
     refused.refresh_from_db()
