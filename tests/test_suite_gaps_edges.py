@@ -57,7 +57,7 @@ def test_the_deactivate_action_deactivates_the_selected_and_counts_them(
         follow=True,
     )
 
-    assert "Deactivated: 2." in [str(m) for m in response.context["messages"]]
+    assert "2 templates deactivated." in [str(m) for m in response.context["messages"]]
     assert list(Template.objects.filter(is_active=True)) == [kept]
 
 
