@@ -342,7 +342,17 @@ def retry_message(
     message: Message, *, user: Any = None, client: WhatsAppClient | None = None
 ) -> Message:
     """An operator's retry of a ``not_sent`` message: back to ``queued`` (an ``admin`` event),
-    then sent again. Raises :class:`NotRetryable` for a message in any other status."""
+    then sent again. Raises :class:`NotRetryable` for a message in any other status.
+
+    A configuration error (no API key, no callback secret, no task framework with
+    ``SEND_ASYNC``) is raised before anything changes: the message stays ``not_sent`` with its
+    error, and can be retried once the configuration is fixed."""
+    conf = get_settings(message.account)
+    if client is None:
+        conf.require_api_key()
+    callback_url(message.uuid, conf)
+    if conf.SEND_ASYNC:
+        from . import tasks  # noqa: F401 - needs a task framework: ImproperlyConfigured without
     now = timezone.now()
     with transaction.atomic():
         moved = Message.objects.filter(pk=message.pk, status=Status.NOT_SENT).update(

@@ -52,12 +52,6 @@ def test_refresh_without_an_api_key_says_so_and_changes_nothing(
     assert no_api_key.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect found by this test, left to the owner of services.retry_message: the retry "
-    "moves the message to queued and clears its error before the configuration is checked, so "
-    "it stays queued with nothing to send it and can no longer be retried",
-)
 def test_retry_without_an_api_key_says_so_and_leaves_it_not_sent(
     admin_client: Client, no_api_key: FakeGateway
 ) -> None:
