@@ -35,6 +35,13 @@ DEFAULTS: dict[str, Any] = {
     "SERVICE_WINDOW_POLICY": "off",
     # Whether the sandbox refuses text and images to a number that has not written in 24 hours.
     "SANDBOX_ENFORCE_WINDOW": False,
+    # The most requests per second to the gateway from all processes together (None: no limit),
+    # and the Django cache alias that holds that shared budget (see ratelimit.py).
+    "RATE_LIMIT": None,
+    "RATE_LIMIT_CACHE": "default",
+    # Seconds a campaign worker holds a chunk without renewing it; a chunk whose lease runs out
+    # (its worker died) is taken over by another worker (see campaigns/engine.py).
+    "CAMPAIGN_LEASE": 60,
 }
 
 #: The values of ``SERVICE_WINDOW_POLICY``.
@@ -63,6 +70,9 @@ class WhatsAppSettings:
     SANDBOX_CALLBACK_DELAY: float
     SERVICE_WINDOW_POLICY: str = "off"
     SANDBOX_ENFORCE_WINDOW: bool = False
+    RATE_LIMIT: float | None = None
+    RATE_LIMIT_CACHE: str = "default"
+    CAMPAIGN_LEASE: float = 60.0
 
     def __repr__(self) -> str:
         return (
@@ -166,6 +176,12 @@ def _float(raw: dict[str, Any], key: str) -> float:
     return float(value)
 
 
+def _lease(value: Any) -> float:
+    if not _seconds(value):
+        raise _bad("CAMPAIGN_LEASE", "must be a positive number of seconds.")
+    return float(value)
+
+
 def get_settings() -> WhatsAppSettings:
     """Read and validate ``settings.DJANGO_WHATSAPP`` now."""
     user = getattr(settings, SETTING_NAME, {})
@@ -196,6 +212,13 @@ def get_settings() -> WhatsAppSettings:
         raise _bad("SERVICE_WINDOW_POLICY", "must be 'off', 'warn' or 'enforce'.")
     if not isinstance(raw["SANDBOX_ENFORCE_WINDOW"], bool):
         raise _bad("SANDBOX_ENFORCE_WINDOW", "must be True or False.")
+    rate = raw["RATE_LIMIT"]
+    if rate is not None and not _seconds(rate):
+        raise _bad(
+            "RATE_LIMIT", "must be None (no limit) or a positive number of requests per second."
+        )
+    if not isinstance(raw["RATE_LIMIT_CACHE"], str) or not raw["RATE_LIMIT_CACHE"]:
+        raise _bad("RATE_LIMIT_CACHE", "must be the alias of a cache in settings.CACHES.")
     return WhatsAppSettings(
         API_KEY=_optional_str(raw, "API_KEY"),
         BASE_URL=raw["BASE_URL"],
@@ -211,4 +234,7 @@ def get_settings() -> WhatsAppSettings:
         SANDBOX_CALLBACK_DELAY=_float(raw, "SANDBOX_CALLBACK_DELAY"),
         SERVICE_WINDOW_POLICY=policy.strip().lower(),
         SANDBOX_ENFORCE_WINDOW=raw["SANDBOX_ENFORCE_WINDOW"],
+        RATE_LIMIT=float(rate) if rate is not None else None,
+        RATE_LIMIT_CACHE=raw["RATE_LIMIT_CACHE"],
+        CAMPAIGN_LEASE=_lease(raw["CAMPAIGN_LEASE"]),
     )

@@ -1,4 +1,5 @@
-"""Templates, messages and their status events, and the status ranks."""
+"""Templates, messages and their status events, and the status ranks; the campaign models
+live in :mod:`django_whatsapp.campaigns.models` and are imported here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,22 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+
+from .campaigns.models import Campaign, CampaignChunk, CampaignRejection
+
+__all__ = [
+    "FINAL_STATUSES",
+    "PLACEHOLDER_RE",
+    "Campaign",
+    "CampaignChunk",
+    "CampaignRejection",
+    "Contact",
+    "Conversation",
+    "InboundReport",
+    "Message",
+    "StatusEvent",
+    "Template",
+]
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 
@@ -162,6 +179,14 @@ class Message(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
     status_changed_at = models.DateTimeField(_("status changed"), null=True, blank=True)
+    campaign = models.ForeignKey(
+        "Campaign",
+        verbose_name=_("campaign"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+    )
 
     class Meta:
         verbose_name = _("message")
@@ -171,6 +196,14 @@ class Message(models.Model):
         indexes = [
             # A conversation: every message with one contact, in time order.
             models.Index(fields=["destination_addr", "created_at"], name="django_whatsapp_thread"),
+        ]
+        constraints = [
+            # One message per recipient and campaign: a number listed twice gets one message.
+            models.UniqueConstraint(
+                fields=["campaign", "destination_addr"],
+                condition=Q(campaign__isnull=False),
+                name="django_whatsapp_campaign_recipient",
+            )
         ]
 
     def __str__(self) -> str:
