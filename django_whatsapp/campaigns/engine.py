@@ -30,6 +30,7 @@ too, so the remaining workers pick up a dead worker's chunk without an operator.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -161,7 +162,8 @@ def run_chunk(
     must be safe to share between threads; by default one pooled client is made for the run,
     with the shared rate limit's gate when ``RATE_LIMIT`` is set."""
     conf = get_settings()
-    token = uuid.uuid4().hex
+    # The token names the process (for operators and tests: which worker holds a chunk).
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:20]}"
     if not lease_chunk(chunk_id, token, conf.CAMPAIGN_LEASE):
         exists = CampaignChunk.objects.filter(pk=chunk_id).exists()
         return ChunkRun(chunk_id, "busy" if exists else "missing")

@@ -103,6 +103,7 @@ class CampaignChunk(models.Model):
     state = models.CharField(
         _("state"), max_length=8, choices=State.choices, default=State.PENDING, db_index=True
     )
+    #: ``<pid>-<random>``: the process that holds the chunk, and its lease.
     lease_token = models.CharField(_("lease"), max_length=32, blank=True)
     leased_until = models.DateTimeField(_("leased until"), null=True, blank=True)
     queued_at = models.DateTimeField(_("handed to the task framework"), null=True, blank=True)
