@@ -250,7 +250,16 @@ def _send_chunk(
                 if exhausted or stop.is_set():
                     return
                 continue
-            done, _pending = wait(in_flight, timeout=CHECK_EVERY, return_when=FIRST_COMPLETED)
+            # Record in batches: wait until half the requests in flight are answered (or the
+            # rest are slow), then record them together and claim as many again.
+            batch = max(1, min(len(in_flight), concurrency // 2))
+            done: set[Future[SendResult]] = set()
+            waited_from = time.monotonic()
+            while len(done) < batch and time.monotonic() - waited_from < CHECK_EVERY:
+                answered, _pending = wait(
+                    set(in_flight) - done, timeout=CHECK_EVERY, return_when=FIRST_COMPLETED
+                )
+                done |= answered
             _record([(in_flight.pop(future), _outcome(future)) for future in done], stop, run)
 
 
