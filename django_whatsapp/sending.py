@@ -377,6 +377,11 @@ def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]
             recorded = list(zip(rows, events, strict=True))
     except IntegrityError:
         return [record_send(message, result) for message, result in sent]
+    # A message no longer in ``sending`` (a worker that took its chunk over settled it as
+    # unknown) still gets the gateway's answer: the status rule adopts the id.
+    late = [(m, r) for m, r in sent if m.pk not in {row.pk for row, _ in recorded}]
+    for message, result in late:
+        record_send(message, result)
     for message, event in recorded:
         signals.status_changed.send(
             sender=Message,
@@ -387,7 +392,7 @@ def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]
         )
         signals.message_sent.send(sender=Message, message=message)
     logger.info("WhatsApp: %d campaign message(s) accepted", len(recorded))
-    return [message for message, _ in recorded]
+    return [message for message, _ in recorded] + [message for message, _ in late]
 
 
 def requeue(messages: Sequence[Message]) -> int:

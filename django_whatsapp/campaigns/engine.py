@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from .. import signals, window
 from ..client import SendResult, WhatsAppClient
-from ..conf import get_settings
+from ..conf import WhatsAppSettings, get_settings
 from ..exceptions import RateLimited, ServiceWindowClosed, WhatsAppError
 from ..models import Campaign, CampaignChunk, Message, StatusEvent
 from ..payloads import message_payload
@@ -270,14 +270,13 @@ def _outcome(future: Future[SendResult]) -> SendResult | BaseException:
         return error
 
 
-def _prepare(message: Message, conf: object, run: ChunkRun) -> dict[str, object] | None:
+def _prepare(message: Message, conf: WhatsAppSettings, run: ChunkRun) -> dict[str, object] | None:
     """The request body for a claimed message, after the window policy and the
     ``message_sending`` receivers; ``None`` (recorded as not sent) when either refuses."""
-    settings_ = get_settings()
     try:
-        payload = message_payload(message, callback_url=callback_url(message.uuid, settings_))
-        if settings_.SERVICE_WINDOW_POLICY != "off":
-            window.check(message, settings_)
+        payload = message_payload(message, callback_url=callback_url(message.uuid, conf))
+        if conf.SERVICE_WINDOW_POLICY != "off":
+            window.check(message, conf)
         signals.message_sending.send(sender=Message, message=message, payload=payload)
     except ServiceWindowClosed as error:
         record_send(message, error)
@@ -338,8 +337,14 @@ def tick(campaign_id: int, *, interval: float | None = None) -> Tick:
     if campaign.status != Campaign.Status.RUNNING:
         return Tick()
     chunks = CampaignChunk.objects.filter(campaign=campaign)
+    # Pending chunks not handed out (released by a pause), chunks whose lease ran out (their
+    # worker died), and pending chunks handed out long ago whose job may have been lost (a
+    # second job for a chunk is harmless: the lease admits one run).
+    forgotten = now - timedelta(seconds=10 * conf.CAMPAIGN_LEASE)
     due = chunks.filter(
-        Q(state=State.PENDING, queued_at__isnull=True) | Q(state=State.LEASED, leased_until__lt=now)
+        Q(state=State.PENDING, queued_at__isnull=True)
+        | Q(state=State.PENDING, queued_at__lt=forgotten)
+        | Q(state=State.LEASED, leased_until__lt=now)
     )
     ids = list(due.values_list("pk", flat=True)[:10_000])
     if ids:
