@@ -18,6 +18,7 @@ from django_whatsapp.campaigns import engine
 from django_whatsapp.campaigns.audience import MAX_REJECTIONS_STORED
 from django_whatsapp.models import Campaign, CampaignChunk, Message, Template
 from django_whatsapp.sending import claim_batch
+from django_whatsapp.signing import callback_url
 from tests.conftest import FakeGateway
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -185,6 +186,10 @@ def test_a_started_campaign_is_sent_by_its_chunk_tasks(gateway: FakeGateway) -> 
     assert progress.counts == {Status.ACCEPTED: 7}
     assert (progress.total, progress.settled, progress.percent) == (7, 7, 100.0)
     assert dict(progress.funnel)["accepted"] == 7
+    # Each request carried its message's own signed callback URL.
+    urls = {b["destination_addr"]: b["callback_url"] for b in gateway.sent_bodies()}
+    for message in Message.objects.filter(campaign=campaign):
+        assert urls[int(message.destination_addr)] == callback_url(message.uuid)
     # Each message has its provider id and one send event.
     for message in Message.objects.filter(campaign=campaign):
         assert message.provider_message_id is not None

@@ -49,7 +49,7 @@ from ..models import Campaign, CampaignChunk, Message, StatusEvent
 from ..payloads import message_payload
 from ..ratelimit import gate_for
 from ..sending import claim_batch, pooled_client, record_accepted, record_send, requeue
-from ..signing import callback_url
+from ..signing import callback_url, sign
 from ..status_rule import _apply
 
 logger = logging.getLogger("django_whatsapp")
@@ -270,11 +270,32 @@ def _outcome(future: Future[SendResult]) -> SendResult | BaseException:
         return error
 
 
+_SAMPLE_UUID = uuid.UUID(int=0)
+
+
+def _callback_url(message_uuid: uuid.UUID, conf: WhatsAppSettings) -> str | None:
+    """:func:`~django_whatsapp.signing.callback_url`, without resolving the URL for each of a
+    chunk's messages: the URL resolved once, with the message's UUID and signature put in."""
+    if not conf.CALLBACK_BASE_URL:
+        return None
+    key = (conf.CALLBACK_BASE_URL, conf.CALLBACK_SECRETS)
+    if _url_cache.get("key") != key:
+        sample = callback_url(_SAMPLE_UUID, conf) or ""
+        signature = sign(_SAMPLE_UUID, conf.require_callback_secrets()[0])
+        _url_cache.update(key=key, sample=sample, signature=signature)
+    sample, signature = str(_url_cache["sample"]), str(_url_cache["signature"])
+    real = sign(message_uuid, conf.require_callback_secrets()[0])
+    return sample.replace(str(_SAMPLE_UUID), str(message_uuid)).replace(signature, real)
+
+
+_url_cache: dict[str, object] = {}
+
+
 def _prepare(message: Message, conf: WhatsAppSettings, run: ChunkRun) -> dict[str, object] | None:
     """The request body for a claimed message, after the window policy and the
     ``message_sending`` receivers; ``None`` (recorded as not sent) when either refuses."""
     try:
-        payload = message_payload(message, callback_url=callback_url(message.uuid, conf))
+        payload = message_payload(message, callback_url=_callback_url(message.uuid, conf))
         if conf.SERVICE_WINDOW_POLICY != "off":
             window.check(message, conf)
         signals.message_sending.send(sender=Message, message=message, payload=payload)
