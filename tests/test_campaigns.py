@@ -372,3 +372,15 @@ def test_a_chunk_handed_out_long_ago_and_never_run_is_handed_out_again() -> None
     assert engine.tick(campaign.pk).chunk_ids == []  # its job is in the queue
     CampaignChunk.objects.filter(pk=chunk.pk).update(queued_at=timezone.now() - timedelta(hours=1))
     assert engine.tick(campaign.pk).chunk_ids == [chunk.pk]
+
+
+def test_results_do_not_let_a_spreadsheet_run_the_gateways_text() -> None:
+    campaign = services.create_campaign("Rows", numbers(3), text="Hi")
+    for pk, name in zip(
+        Message.objects.order_by("pk").values_list("pk", flat=True),
+        ["=HYPERLINK(1)", "@SUM(1)", "Too Many Requests"],
+        strict=True,
+    ):
+        Message.objects.filter(pk=pk).update(error_name=name)
+    names = [row[4] for row in list(services.campaign_results(campaign))[1:]]
+    assert names == ["'=HYPERLINK(1)", "'@SUM(1)", "Too Many Requests"]

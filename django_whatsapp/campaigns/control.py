@@ -209,7 +209,8 @@ RESULT_COLUMNS = (
 
 def campaign_results(campaign: Campaign) -> Iterator[list[str]]:
     """The campaign's results as CSV rows (a header, then one row per message, in id order),
-    read as a stream: ``csv.writer(f).writerows(campaign_results(c))``."""
+    read as a stream: ``csv.writer(f).writerows(campaign_results(c))``. Error names that a
+    spreadsheet would read as a formula are quoted with a leading ``'``."""
     yield list(RESULT_COLUMNS)
     rows = (
         Message.objects.filter(campaign=campaign)
@@ -230,6 +231,12 @@ def campaign_results(campaign: Campaign) -> Iterator[list[str]]:
             status,
             "" if provider_id is None else str(provider_id),
             "" if code is None else str(code),
-            name,
+            _cell(name),
             changed.isoformat() if changed else "",
         ]
+
+
+def _cell(text: str) -> str:
+    """Text from outside (the gateway's error names) made safe for a spreadsheet: a leading
+    ``=``, ``+``, ``-``, ``@``, tab or carriage return would start a formula."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
