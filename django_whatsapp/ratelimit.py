@@ -145,6 +145,20 @@ class SharedRateLimit(SharedBackoff):
         return super().pause(seconds, ticket)
 
 
+class PatientBackoff(SharedBackoff):
+    """A :class:`~django_whatsapp.client.SharedBackoff` (one process, no shared budget) whose
+    rate-limited requests wait and try again for as long as ``keep_trying`` says so: a
+    campaign's messages are never failed for a 429 while the campaign runs, with or without
+    ``RATE_LIMIT``."""
+
+    def __init__(self, *, keep_trying: Callable[[], bool], max_in_flight: int | None = None):
+        super().__init__(max_retries=DEFAULT_RATE_LIMIT_RETRIES, max_in_flight=max_in_flight)
+        self.keep_trying = keep_trying
+
+    def rate_limit_retries(self) -> int:
+        return _FOREVER if self.keep_trying() else 0
+
+
 def gate_for(
     conf: WhatsAppSettings | None = None,
     *,
@@ -152,8 +166,9 @@ def gate_for(
     keep_trying: Callable[[], bool] | None = None,
 ) -> SharedBackoff | None:
     """The gate for a client under the current settings: a :class:`SharedRateLimit` when
-    ``RATE_LIMIT`` is set; else a :class:`SharedBackoff` for ``max_in_flight`` concurrent
-    requests, or ``None`` (one request at a time needs no gate)."""
+    ``RATE_LIMIT`` is set; else, with ``keep_trying``, a :class:`PatientBackoff`; else a
+    :class:`SharedBackoff` for ``max_in_flight`` concurrent requests, or ``None`` (one request at
+    a time needs no gate)."""
     conf = conf or get_settings()
     if conf.RATE_LIMIT is not None:
         return SharedRateLimit(
@@ -162,6 +177,8 @@ def gate_for(
             max_in_flight=max_in_flight,
             keep_trying=keep_trying,
         )
+    if keep_trying is not None:
+        return PatientBackoff(keep_trying=keep_trying, max_in_flight=max_in_flight)
     if max_in_flight is None:
         return None
     return SharedBackoff(max_in_flight=max_in_flight)

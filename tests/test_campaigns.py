@@ -384,3 +384,20 @@ def test_results_do_not_let_a_spreadsheet_run_the_gateways_text() -> None:
         Message.objects.filter(pk=pk).update(error_name=name)
     names = [row[4] for row in list(services.campaign_results(campaign))[1:]]
     assert names == ["'=HYPERLINK(1)", "'@SUM(1)", "Too Many Requests"]
+
+
+def test_a_rate_limited_campaign_message_waits_instead_of_failing(settings: Any) -> None:
+    from tests.limited_gateway import LimitedGateway
+
+    fake = LimitedGateway(rate=None, retry_after=0)
+    fake.refuse_first = 15  # more 429s than MAX_RETRIES (3) and the default retries (10)
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "BASE_URL": fake.base_url}
+    try:
+        campaign = services.create_campaign("Patient", numbers(1), text="Hi")
+        services.start_campaign(campaign)
+        run_queue()
+    finally:
+        fake.close()
+    assert fake.count(429) == 15
+    assert services.campaign_progress(campaign).counts == {Status.ACCEPTED: 1}
+    assert Message.objects.get().attempts == 16
