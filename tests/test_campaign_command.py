@@ -181,3 +181,23 @@ def test_a_file_that_is_not_utf8_is_a_command_error(tmp_path: Path) -> None:
     path.write_bytes(b"number,name\n+380500000001,Jos\xe9\n")
     with pytest.raises(CommandError, match="not UTF-8"):
         run("create", "--name", "X", "--text", "Hi", "--csv", str(path))
+
+
+def test_create_an_image_campaign(audience: Path) -> None:
+    output = run(
+        "create",
+        "--name",
+        "Pictures",
+        "--image",
+        "https://cdn.example.com/sale.png",
+        "--caption",
+        "Sale",
+        "--csv",
+        str(audience),
+        "--number-column",
+        "phone",
+    )
+    campaign = Campaign.objects.get()
+    assert "2 recipients" in output
+    assert (campaign.file_url, campaign.text) == ("https://cdn.example.com/sale.png", "Sale")
+    assert set(Message.objects.values_list("message_type", flat=True)) == {2}

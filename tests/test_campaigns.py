@@ -401,3 +401,53 @@ def test_a_rate_limited_campaign_message_waits_instead_of_failing(settings: Any)
     assert fake.count(429) == 15
     assert services.campaign_progress(campaign).counts == {Status.ACCEPTED: 1}
     assert Message.objects.get().attempts == 16
+
+
+def test_a_refused_message_is_kept_with_its_error_and_the_others_go_on(
+    gateway: FakeGateway,
+) -> None:
+    vetoed: list[int] = []
+
+    def veto(sender: Any, message: Message, **kwargs: Any) -> None:
+        if message.destination_addr.endswith("1"):
+            vetoed.append(message.pk)
+            raise RuntimeError("blocked by policy")
+
+    gateway.answer({"name": "Invalid Number", "code": 42, "status": 400}, status=400)
+    signals.message_sending.connect(veto, weak=False)
+    try:
+        campaign = services.create_campaign("Refusals", numbers(3), text="Hi")
+        services.start_campaign(campaign)
+        run_queue()
+    finally:
+        signals.message_sending.disconnect(veto)
+    assert len(vetoed) == 1
+    by_number = {m.destination_addr: m for m in Message.objects.filter(campaign=campaign)}
+    blocked = by_number["380500000001"]
+    assert blocked.status == Status.NOT_SENT
+    assert "blocked by policy" in blocked.error_message
+    # The gateway refused the other two: kept as not sent with its error, sent once each.
+    assert len(gateway.sent_bodies()) == 2
+    others = [m for n, m in by_number.items() if n != "380500000001"]
+    assert {m.status for m in others} == {Status.NOT_SENT}
+    assert all(m.error_code == 42 for m in others)
+    campaign.refresh_from_db()
+    assert campaign.status == CStatus.DONE
+
+
+def test_a_chunk_that_no_longer_exists_is_missing() -> None:
+    assert engine.run_chunk(999_999).outcome == "missing"
+
+
+def test_without_deferred_tasks_a_scheduled_campaign_waits_for_a_start(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.TASKS = {
+        "default": {"BACKEND": DUMMY.replace("dummy.DummyBackend", "immediate.ImmediateBackend")}
+    }
+    later = timezone.now() + timedelta(hours=1)
+    campaign = services.create_campaign("No defer", numbers(1), text="Hi", send_at=later)
+    with caplog.at_level("WARNING", logger="django_whatsapp"):
+        services.start_campaign(campaign)
+    assert campaign.status == CStatus.SCHEDULED
+    assert "cannot defer" in caplog.text
