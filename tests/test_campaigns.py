@@ -451,3 +451,63 @@ def test_without_deferred_tasks_a_scheduled_campaign_waits_for_a_start(
         services.start_campaign(campaign)
     assert campaign.status == CStatus.SCHEDULED
     assert "cannot defer" in caplog.text
+
+
+def test_a_pause_mid_chunk_stops_the_claims_and_resume_sends_the_rest_once(
+    gateway: FakeGateway,
+) -> None:
+    gateway.accept()
+    campaign = services.create_campaign("Mid", numbers(20), text="Hi", chunk_size=20)
+    services.start_campaign(campaign)
+    default_task_backend.clear()  # type: ignore[attr-defined]
+    seen: list[int] = []
+
+    def pause_on_third(sender: Any, message: Message, **kwargs: Any) -> None:
+        seen.append(message.pk)
+        if len(seen) == 3:  # an operator clicks Pause while the chunk is being sent
+            Campaign.objects.filter(pk=campaign.pk).update(status=CStatus.PAUSED)
+
+    signals.message_sending.connect(pause_on_third, weak=False)
+    try:
+        chunk = CampaignChunk.objects.get(campaign=campaign)
+        run = engine.run_chunk(chunk.pk, concurrency=4)
+    finally:
+        signals.message_sending.disconnect(pause_on_third)
+    # The batch already claimed went out; nothing more was claimed.
+    assert (run.outcome, run.accepted) == ("stopped", 4)
+    assert len(gateway.sent_bodies()) == 4
+    chunk.refresh_from_db()
+    assert chunk.state == CampaignChunk.State.PENDING
+    campaign.refresh_from_db()
+    services.resume_campaign(campaign)
+    run_queue()
+    sent = sent_numbers(gateway)
+    assert sent == sorted(set(sent))
+    assert len(sent) == 20
+
+
+def test_a_worker_that_lost_its_lease_stops_claiming(gateway: FakeGateway, settings: Any) -> None:
+    gateway.accept()
+    # A lease so short that the worker renews it before each claim.
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "CAMPAIGN_LEASE": 0.001}
+    campaign = services.create_campaign("Lost lease", numbers(12), text="Hi", chunk_size=12)
+    services.start_campaign(campaign)
+    default_task_backend.clear()  # type: ignore[attr-defined]
+    chunk = CampaignChunk.objects.get(campaign=campaign)
+    seen: list[int] = []
+
+    def steal_on_second(sender: Any, message: Message, **kwargs: Any) -> None:
+        seen.append(message.pk)
+        if len(seen) == 2:  # another worker took the chunk over meanwhile
+            CampaignChunk.objects.filter(pk=chunk.pk).update(lease_token="other-worker")
+
+    signals.message_sending.connect(steal_on_second, weak=False)
+    try:
+        run = engine.run_chunk(chunk.pk, concurrency=4)
+    finally:
+        signals.message_sending.disconnect(steal_on_second)
+    assert run.outcome == "lost"
+    assert run.accepted == 4  # what it had claimed is recorded; nothing more was claimed
+    assert len(gateway.sent_bodies()) == 4
+    chunk.refresh_from_db()
+    assert chunk.lease_token == "other-worker"  # the new holder's lease is left alone
