@@ -108,7 +108,13 @@ def send_campaign_chunk(chunk_id: int) -> str:
         CampaignChunk.objects.filter(pk=chunk_id).values_list("campaign_id", flat=True).first()
     )
     if campaign_id is not None and run.outcome in ("done", "lost"):
-        _follow(campaign_id, engine.tick(campaign_id))
+        plan = engine.tick(campaign_id)
+        _follow(campaign_id, plan)
+        if not plan.chunk_ids:
+            # A chunk whose worker died: run it here once its lease runs out.
+            for orphan in engine.wait_for_a_dead_lease(campaign_id):
+                engine.run_chunk(orphan)
+            _follow(campaign_id, engine.tick(campaign_id))
     return run.outcome
 
 

@@ -511,3 +511,19 @@ def test_a_worker_that_lost_its_lease_stops_claiming(gateway: FakeGateway, setti
     assert len(gateway.sent_bodies()) == 4
     chunk.refresh_from_db()
     assert chunk.lease_token == "other-worker"  # the new holder's lease is left alone
+
+
+def test_a_finished_worker_waits_for_a_dead_lease_and_takes_the_chunk() -> None:
+    campaign = services.create_campaign("Orphan", numbers(2), text="Hi")
+    services.start_campaign(campaign)
+    chunk = CampaignChunk.objects.get(campaign=campaign)
+    assert engine.lease_chunk(chunk.pk, "alive", 60)
+    slept: list[float] = []
+    # Renewed lately: its worker is alive, nobody waits.
+    assert engine.wait_for_a_dead_lease(campaign.pk, sleep=slept.append) == []
+    assert slept == []
+    # Not renewed for more than half a lease: wait for it to run out, then take it.
+    CampaignChunk.objects.filter(pk=chunk.pk).update(
+        leased_until=timezone.now() - timedelta(milliseconds=1)
+    )
+    assert engine.wait_for_a_dead_lease(campaign.pk, sleep=slept.append) == [chunk.pk]

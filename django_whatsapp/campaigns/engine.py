@@ -34,6 +34,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -374,6 +375,35 @@ def tick(campaign_id: int, *, interval: float | None = None) -> Tick:
         finish(campaign)
         return Tick()
     return Tick(chunk_ids=ids, next_at=now + timedelta(seconds=interval))
+
+
+def wait_for_a_dead_lease(
+    campaign_id: int, *, sleep: Callable[[float], None] = time.sleep
+) -> list[int]:
+    """Called by a worker that finished its chunk when nothing of the campaign is left to hand
+    out: if another chunk's lease has not been renewed for half a lease (its worker is most
+    likely dead; a live one renews every third), wait until it runs out and return the chunks
+    then due (marked handed out), for this worker to run at once. So a dead worker's chunk is
+    taken over by the remaining workers even when deferred ticks are late (RQ's scheduler may
+    have died with the worker). Returns ``[]`` without waiting otherwise."""
+    conf = get_settings()
+    chunks = CampaignChunk.objects.filter(campaign_id=campaign_id)
+    if chunks.filter(state=State.PENDING).exists():
+        return []
+    until = (
+        chunks.filter(state=State.LEASED)
+        .order_by("leased_until")
+        .values_list("leased_until", flat=True)
+        .first()
+    )
+    if until is None:
+        return []
+    left = (until - timezone.now()).total_seconds()
+    if left > conf.CAMPAIGN_LEASE / 2:
+        return []  # renewed lately: its worker is alive
+    if left > 0:
+        sleep(left + 0.05)
+    return tick(campaign_id).chunk_ids
 
 
 def finish(campaign: Campaign) -> bool:
