@@ -35,7 +35,7 @@ help:
 	@echo "make packaging - only the packaging test: build, install into a new project, send"
 	@echo "make screenshots - retake docs/img/*.png in headless Chromium"
 	@echo "make messages  - regenerate and compile the en/ru/uk translation catalogues"
-	@echo "make bench     - the benchmarks (bulk send, callback, resync, admin list), as ratios"
+	@echo "make bench     - the benchmarks (bulk send, callback, resync, admin list, campaigns), as ratios"
 	@echo "make ci        - everything CI runs: test, docs, matrix"
 	@echo "make clean     - remove build artefacts (keeps .venv)"
 

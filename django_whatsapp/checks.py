@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
 from . import sandbox
-from .conf import MEMORY_URL, SETTING_NAME, get_settings
+from .conf import MEMORY_URL, SETTING_NAME, WhatsAppSettings, get_settings
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -133,6 +133,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="django_whatsapp.W002",
             )
         )
+    messages.extend(_check_rate_limit_cache(conf))
     return messages
 
 
@@ -162,3 +163,36 @@ def _check_accounts(names: tuple[str, ...]) -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+#: Cache backends that keep their data in one process (or keep nothing).
+_ONE_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def _check_rate_limit_cache(conf: WhatsAppSettings) -> list[CheckMessage]:
+    if conf.RATE_LIMIT is None:
+        return []
+    alias = conf.RATE_LIMIT_CACHE
+    backend = settings.CACHES.get(alias, {}).get("BACKEND") if alias in settings.CACHES else None
+    if backend is None:
+        return [
+            Error(
+                f"{SETTING_NAME}['RATE_LIMIT_CACHE'] is {alias!r}, not a cache in settings.CACHES.",
+                hint="Name the cache that holds the shared rate-limit budget (a Redis cache).",
+                id="django_whatsapp.E010",
+            )
+        ]
+    if backend in _ONE_PROCESS_CACHES:
+        return [
+            Warning(
+                f"{SETTING_NAME}['RATE_LIMIT'] is kept in the cache {alias!r} ({backend}), which "
+                "limits one process only: several workers together would exceed the limit.",
+                hint="Point RATE_LIMIT_CACHE at a cache every process shares, such as "
+                "django.core.cache.backends.redis.RedisCache.",
+                id="django_whatsapp.W011",
+            )
+        ]
+    return []

@@ -8,6 +8,8 @@ retried: the gateway may have taken it.
 
 Clients used from several threads at once (bulk sends, resync) can share a :class:`SharedBackoff`:
 a 429 then pauses every sender, once, instead of each thread hammering the gateway on its own.
+The gate is injected: :mod:`django_whatsapp.ratelimit` provides one that shares the gateway's
+rate limit between processes through the Django cache.
 """
 
 from __future__ import annotations
@@ -142,6 +144,12 @@ class SharedBackoff:
         except BaseException:
             self.release()
             raise
+
+    def rate_limit_retries(self) -> int:
+        """How often a rate-limited request may be retried through this gate (at least
+        ``MAX_RETRIES`` is always allowed). A subclass may answer "as long as some condition
+        holds" (:class:`django_whatsapp.ratelimit.SharedRateLimit`: while a campaign runs)."""
+        return self.max_retries
 
     def release(self) -> None:
         """Give back the slot taken by :meth:`wait`."""
@@ -423,7 +431,7 @@ class WhatsAppClient:
                     shared = gate is not None and isinstance(error, RateLimited)
                     limit = self.max_retries
                     if shared and gate is not None:
-                        limit = max(limit, gate.max_retries)
+                        limit = max(limit, gate.rate_limit_retries())
                     if not retry or attempt > limit:
                         raise
                     delay = self.backoff.delay(attempt, error.retry_after, self.rand())

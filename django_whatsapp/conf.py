@@ -60,6 +60,13 @@ DEFAULTS: dict[str, Any] = {
     "ACCOUNTS": {},
     # How long messages and inbound reports are kept: "180d", a timedelta, or None (for ever).
     "RETENTION": None,
+    # The most requests per second to the gateway from all processes together (None: no limit),
+    # and the Django cache alias that holds that shared budget (see ratelimit.py).
+    "RATE_LIMIT": None,
+    "RATE_LIMIT_CACHE": "default",
+    # Seconds a campaign worker holds a chunk without renewing it; a chunk whose lease runs out
+    # (its worker died) is taken over by another worker (see campaigns/engine.py).
+    "CAMPAIGN_LEASE": 60,
 }
 
 #: ``BASE_URL`` for tests: the in-process gateway of :mod:`django_whatsapp.testing`.
@@ -119,6 +126,9 @@ class WhatsAppSettings:
     account: str = DEFAULT_ACCOUNT
     #: Every configured account's name, ``"default"`` first.
     accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,)
+    RATE_LIMIT: float | None = None
+    RATE_LIMIT_CACHE: str = "default"
+    CAMPAIGN_LEASE: float = 60.0
 
     def __repr__(self) -> str:
         return (
@@ -222,6 +232,12 @@ def _float(raw: dict[str, Any], key: str) -> float:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise _bad(key, "must be a number of seconds, zero or more.")
+    return float(value)
+
+
+def _lease(value: Any) -> float:
+    if not _seconds(value):
+        raise _bad("CAMPAIGN_LEASE", "must be a positive number of seconds.")
     return float(value)
 
 
@@ -383,6 +399,13 @@ def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> 
         raise _bad("SERVICE_WINDOW_POLICY", "must be 'off', 'warn' or 'enforce'.")
     if not isinstance(raw["SANDBOX_ENFORCE_WINDOW"], bool):
         raise _bad("SANDBOX_ENFORCE_WINDOW", "must be True or False.")
+    rate = raw["RATE_LIMIT"]
+    if rate is not None and not _seconds(rate):
+        raise _bad(
+            "RATE_LIMIT", "must be None (no limit) or a positive number of requests per second."
+        )
+    if not isinstance(raw["RATE_LIMIT_CACHE"], str) or not raw["RATE_LIMIT_CACHE"]:
+        raise _bad("RATE_LIMIT_CACHE", "must be the alias of a cache in settings.CACHES.")
     return WhatsAppSettings(
         API_KEY=_optional_str(raw, "API_KEY"),
         BASE_URL=raw["BASE_URL"],
@@ -404,4 +427,7 @@ def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> 
         RETENTION=None if raw["RETENTION"] is None else parse_duration(raw["RETENTION"]),
         account=account,
         accounts=accounts,
+        RATE_LIMIT=float(rate) if rate is not None else None,
+        RATE_LIMIT_CACHE=raw["RATE_LIMIT_CACHE"],
+        CAMPAIGN_LEASE=_lease(raw["CAMPAIGN_LEASE"]),
     )

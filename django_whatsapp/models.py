@@ -1,4 +1,5 @@
-"""Templates, messages and their status events, and the status ranks."""
+"""Templates, messages and their status events, and the status ranks; the campaign models
+live in :mod:`django_whatsapp.campaigns.models` and are imported here."""
 
 from __future__ import annotations
 
@@ -13,7 +14,22 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from .campaigns.models import Campaign, CampaignChunk, CampaignRejection
 from .metadata import validate_metadata, validate_tags
+
+__all__ = [
+    "FINAL_STATUSES",
+    "PLACEHOLDER_RE",
+    "Campaign",
+    "CampaignChunk",
+    "CampaignRejection",
+    "Contact",
+    "Conversation",
+    "InboundReport",
+    "Message",
+    "StatusEvent",
+    "Template",
+]
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 #: Placeholders are numbered ``{{1}}`` to ``{{MAX_PLACEHOLDERS}}``, consecutively from 1, as
@@ -280,6 +296,14 @@ class Message(models.Model):
         editable=False,
         help_text=_("The caller's key: a second send with the same key sends nothing."),
     )
+    campaign = models.ForeignKey(
+        "Campaign",
+        verbose_name=_("campaign"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+    )
 
     class Meta:
         verbose_name = _("message")
@@ -293,6 +317,14 @@ class Message(models.Model):
             models.Index(
                 fields=["target_content_type", "target_object_id"], name="django_whatsapp_target"
             ),
+        ]
+        constraints = [
+            # One message per recipient and campaign: a number listed twice gets one message.
+            models.UniqueConstraint(
+                fields=["campaign", "destination_addr"],
+                condition=Q(campaign__isnull=False),
+                name="django_whatsapp_campaign_recipient",
+            )
         ]
 
     def __str__(self) -> str:

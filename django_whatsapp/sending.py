@@ -16,20 +16,21 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from django.db import DatabaseError, IntegrityError, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from requests.adapters import HTTPAdapter
 
 from . import optout, signals, window
-from .client import SendResult, SharedBackoff, WhatsAppClient
+from .client import SendResult, WhatsAppClient
 from .conf import WhatsAppSettings, account_for_sender, get_settings
 from .exceptions import ServiceWindowClosed, WhatsAppError
 from .models import Message, StatusEvent, Template
 from .payloads import message_payload
+from .ratelimit import gate_for
 from .signing import callback_url
-from .status_rule import _apply, apply_status
+from .status_rule import PROVIDER_CODES, _apply, apply_status
 from .validation import validate_message
 
 logger = logging.getLogger("django_whatsapp")
@@ -59,6 +60,8 @@ def get_client(
         conf.status_url,
         conf.TIMEOUT,
         conf.MAX_RETRIES,
+        conf.RATE_LIMIT,
+        conf.RATE_LIMIT_CACHE,
     )
     clients: dict[tuple[Any, ...], WhatsAppClient] = _local.__dict__.setdefault("clients", {})
     client = clients.get(key)
@@ -67,7 +70,8 @@ def get_client(
             for old in clients.values():
                 old.close()
             clients.clear()
-        client = clients[key] = WhatsAppClient.from_settings(conf)
+        # With RATE_LIMIT, every request takes its budget from the shared cache first.
+        client = clients[key] = WhatsAppClient.from_settings(conf, gate=gate_for(conf))
     return client
 
 
@@ -77,7 +81,9 @@ def pooled_client(
     """A client for many threads with at most ``concurrency`` requests in flight: one HTTP
     session whose connection pool holds that many connections, and a
     :class:`~django_whatsapp.client.SharedBackoff` that limits the requests in flight and makes a
-    429 pause every thread once. ``kwargs`` go to the client (``sleep=``, ``gate=``...)."""
+    429 pause every thread once (with ``RATE_LIMIT``, a
+    :class:`~django_whatsapp.ratelimit.SharedRateLimit` that also keeps the shared budget).
+    ``kwargs`` go to the client (``sleep=``, ``gate=``...)."""
     conf = conf or get_settings()
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(concurrency, 1))
@@ -89,7 +95,8 @@ def pooled_client(
     session.proxies.update(found["proxies"])
     session.verify = found["verify"]
     session.trust_env = False
-    kwargs.setdefault("gate", SharedBackoff(max_in_flight=concurrency))
+    if "gate" not in kwargs:
+        kwargs["gate"] = gate_for(conf, max_in_flight=concurrency)
     return WhatsAppClient.from_settings(conf, session=session, **kwargs)
 
 
@@ -349,3 +356,177 @@ def send_opt_out_confirmation(inbound: Message, confirmation: dict[str, Any]) ->
         # customer's message is stored and the opt-out holds whatever becomes of the reply.
         logger.exception("WhatsApp opt-out confirmation to %s failed", inbound.destination_addr)
         return None
+
+
+# -- many messages at once (campaigns) ---------------------------------------------------------
+
+#: Claims up to ``limit`` sendable messages of a campaign within an id range, in one statement,
+#: only while the campaign runs. PostgreSQL skips rows another transaction holds.
+_CLAIM_SQL = """
+UPDATE {message} SET status = %s, status_changed_at = %s, submitted_at = %s
+WHERE id IN (
+    SELECT id FROM {message}
+    WHERE campaign_id = %s AND id >= %s AND id <= %s AND status IN (%s, %s)
+    ORDER BY id LIMIT %s{lock}
+)
+AND status IN (%s, %s)
+AND EXISTS (SELECT 1 FROM {campaign} WHERE id = %s AND status = %s)
+RETURNING id, uuid, destination_addr, template_params, attempts
+"""
+
+
+def _json(field: Any, value: Any, connection: Any) -> Any:
+    """A JSON column's value as read by a raw query, decoded as the ORM would."""
+    return field.from_db_value(value, None, connection)
+
+
+def claim_batch(
+    campaign: Any, first_id: int, last_id: int, limit: int, now: datetime | None = None
+) -> list[Message]:
+    """Claim (``draft``/``queued`` -> ``sending``) at most ``limit`` messages of ``campaign``
+    with ids in ``[first_id, last_id]``, in ONE statement, and only while the campaign is
+    ``running``; return them with their content filled in from the campaign, ready for
+    :func:`~django_whatsapp.payloads.message_payload`. Of concurrent callers, each message goes
+    to exactly one. ``message_sending`` is not sent here (see the campaign engine)."""
+    from .models import Campaign
+
+    now = now or timezone.now()
+    alias = router.db_for_write(Message)
+    connection = connections[alias]
+    sql = _CLAIM_SQL.format(
+        message=connection.ops.quote_name(Message._meta.db_table),
+        campaign=connection.ops.quote_name(Campaign._meta.db_table),
+        lock=" FOR UPDATE SKIP LOCKED"
+        if connection.features.has_select_for_update_skip_locked
+        else "",
+    )
+    params = [
+        Status.SENDING,
+        now,
+        now,
+        campaign.pk,
+        first_id,
+        last_id,
+        *SENDABLE,
+        limit,
+        *SENDABLE,
+        campaign.pk,
+        Campaign.Status.RUNNING,
+    ]
+    params = [
+        connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p
+        for p in params
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    uuid_field = Message._meta.get_field("uuid")
+    params_field = Message._meta.get_field("template_params")
+    claimed = []
+    for pk, uuid, destination, template_params, attempts in sorted(rows):
+        message = Message(
+            pk=pk,
+            uuid=uuid_field.to_python(uuid),
+            campaign=campaign,
+            message_type=campaign.message_type,
+            source_addr=campaign.source_addr,
+            destination_addr=destination,
+            text=campaign.text,
+            file_url=campaign.file_url,
+            template=campaign.template,
+            template_params=_json(params_field, template_params, connection),
+            attempts=attempts,
+            status=Status.SENDING,
+            status_changed_at=now,
+            submitted_at=now,
+        )
+        message._state.adding = False
+        message._state.db = alias
+        claimed.append(message)
+    return claimed
+
+
+#: Records a batch of accepted sends in one statement: each row's provider id and attempts,
+#: only for rows still ``sending``.
+_ACCEPT_SQL = """
+UPDATE {message} SET status = %s, status_changed_at = %s,
+    error_code = NULL, error_name = '', error_message = '',
+    provider_message_id = CASE id {ids} END,
+    attempts = attempts + CASE id {attempts} END
+WHERE id IN ({pks}) AND status = %s
+RETURNING id, attempts
+"""
+
+
+def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]:
+    """Record a batch of sends the gateway took: every message still ``sending`` becomes
+    ``accepted`` with its provider id and attempts, with one ``send`` event each, in one
+    transaction (one UPDATE and one INSERT); ``status_changed`` and ``message_sent`` follow for
+    each. A provider id already used by another message makes the batch fall back to
+    :func:`record_send` one message at a time, where the clash is that message's error; so does
+    a message that is no longer ``sending`` (a worker that took its chunk over settled it as
+    ``unknown``): the status rule adopts the gateway's id."""
+    if not sent:
+        return []
+    now = timezone.now()
+    alias = router.db_for_write(Message)
+    connection = connections[alias]
+    sql = _ACCEPT_SQL.format(
+        message=connection.ops.quote_name(Message._meta.db_table),
+        ids=" ".join("WHEN %s THEN %s" for _ in sent),
+        attempts=" ".join("WHEN %s THEN %s" for _ in sent),
+        pks=", ".join("%s" for _ in sent),
+    )
+    params: list[Any] = [Status.ACCEPTED, connection.ops.adapt_datetimefield_value(now)]
+    params += [v for m, r in sent for v in (m.pk, r.message_id)]
+    params += [v for m, r in sent for v in (m.pk, r.attempts)]
+    params += [m.pk for m, _ in sent]
+    params.append(Status.SENDING)
+    by_pk = {m.pk: (m, r) for m, r in sent}
+    recorded: list[tuple[Message, StatusEvent]] = []
+    try:
+        with transaction.atomic(using=alias):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                updated = dict(cursor.fetchall())
+            events = []
+            for pk, attempts in updated.items():
+                message, result = by_pk[pk]
+                message.status, message.status_changed_at = Status.ACCEPTED, now
+                message.provider_message_id, message.attempts = result.message_id, attempts
+                message.error_code, message.error_name, message.error_message = None, "", ""
+                event = StatusEvent(
+                    message=message,
+                    status=Status.ACCEPTED,
+                    provider_status=PROVIDER_CODES.get(Status.ACCEPTED),
+                    source=Source.SEND,
+                    payload=result.body,
+                )
+                events.append(event)
+                recorded.append((message, event))
+            StatusEvent.objects.using(alias).bulk_create(events)
+    except IntegrityError:
+        return [record_send(message, result) for message, result in sent]
+    late = [(m, r) for m, r in sent if m.pk not in updated]
+    for message, result in late:
+        record_send(message, result)
+    for message, event in recorded:
+        signals.status_changed.send(
+            sender=Message,
+            message=message,
+            old_status=Status.SENDING,
+            new_status=Status.ACCEPTED,
+            event=event,
+        )
+        signals.message_sent.send(sender=Message, message=message)
+    logger.info("WhatsApp: %d campaign message(s) accepted", len(recorded))
+    return [message for message, _ in recorded] + [message for message, _ in late]
+
+
+def requeue(messages: Sequence[Message]) -> int:
+    """Give claimed messages that certainly did not reach the gateway (rate-limited while their
+    campaign was paused or cancelled) back: ``sending`` -> ``queued``. Returns how many."""
+    now = timezone.now()
+    return Message.objects.filter(pk__in=[m.pk for m in messages], status=Status.SENDING).update(
+        status=Status.QUEUED, status_changed_at=now, submitted_at=None
+    )

@@ -26,6 +26,17 @@ from django.utils.translation import gettext as _
 from . import idempotency, signals
 from .bulk import BulkResult
 from .bulk import send_bulk as _send_bulk
+from .campaigns.audience import campaign_from_csv, create_campaign
+from .campaigns.control import (
+    CampaignProgress,
+    CampaignStateError,
+    campaign_progress,
+    campaign_results,
+    cancel_campaign,
+    pause_campaign,
+    resume_campaign,
+    start_campaign,
+)
 from .client import StatusResult, WhatsAppClient
 from .conf import DEFAULT_ACCOUNT, get_settings
 from .metadata import clean_links
@@ -43,18 +54,27 @@ Source = StatusEvent.Source
 # Names that live in lower rooms, documented here as the services' surface (SPEC section 6).
 __all__ = [
     "BulkResult",
+    "CampaignProgress",
+    "CampaignStateError",
     "NotRetryable",
     "ReportMismatch",
     "apply_poll",
     "apply_status",
+    "campaign_from_csv",
+    "campaign_progress",
+    "campaign_results",
+    "cancel_campaign",
     "claim_for_sending",
+    "create_campaign",
     "enqueue_message",
     "get_client",
+    "pause_campaign",
     "poll_statuses",
     "pooled_client",
     "receive_report",
     "record_send",
     "refresh_status",
+    "resume_campaign",
     "retry_message",
     "send_bulk",
     "send_media",
@@ -62,6 +82,7 @@ __all__ = [
     "send_template",
     "send_text",
     "settle_stale_sending",
+    "start_campaign",
 ]
 
 

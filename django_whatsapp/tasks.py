@@ -24,14 +24,17 @@ except ImportError:  # Django 5.2: the backport
         ) from error
 
 import logging
+from datetime import datetime
 from functools import partial
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import optout
+from .campaigns import engine
 from .conf import get_settings
-from .models import Message
+from .models import Campaign, CampaignChunk, Message
 from .sending import claim_for_sending, move_status, send_now
 from .signing import callback_url
 from .validation import validate_message
@@ -91,3 +94,77 @@ def enqueue_message(message: Message) -> Message:
 def _enqueue(message_id: int) -> None:
     send_message_task.enqueue(message_id)
     logger.info("WhatsApp message %s queued", message_id)
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+
+@task()
+def send_campaign_chunk(chunk_id: int) -> str:
+    """Send one chunk of a campaign (:func:`django_whatsapp.campaigns.engine.run_chunk`), then
+    tick the campaign, so that the remaining workers hand out a dead worker's chunk once its
+    lease has run out and mark the campaign done. Returns the run's outcome.
+
+    Running it twice for one chunk (the job delivered twice, or handed out again after a lease
+    ran out) submits no message twice: the chunk's lease admits one run at a time, and each
+    message is claimed once."""
+    run = engine.run_chunk(chunk_id)
+    campaign_id = (
+        CampaignChunk.objects.filter(pk=chunk_id).values_list("campaign_id", flat=True).first()
+    )
+    if campaign_id is not None and run.outcome in ("done", "lost"):
+        plan = engine.tick(campaign_id)
+        _follow(campaign_id, plan)
+        if not plan.chunk_ids:
+            # A chunk whose worker died: run it here once its lease runs out.
+            for orphan in engine.wait_for_a_dead_lease(campaign_id):
+                engine.run_chunk(orphan)
+            _follow(campaign_id, engine.tick(campaign_id))
+    return run.outcome
+
+
+@task()
+def campaign_tick(campaign_id: int, due: str | None = None) -> str:
+    """Move a campaign along (:func:`django_whatsapp.campaigns.engine.tick`): start it at its
+    ``send_at``, hand out pending chunks and those whose lease ran out, mark it done; then
+    schedule the next tick while it needs one. ``due`` is when this tick was scheduled for: a
+    tick that a later schedule superseded does its work but schedules no successor, so a
+    campaign has one chain of ticks. Returns the campaign's status."""
+    current = Campaign.objects.filter(pk=campaign_id).values_list("next_tick_at", flat=True).first()
+    mine = due is None or (current is not None and current.isoformat() == due)
+    _follow(campaign_id, engine.tick(campaign_id), chain=mine)
+    status = Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
+    return str(status)
+
+
+def _follow(campaign_id: int, plan: engine.Tick, *, chain: bool = False) -> None:
+    """Hand out the tick's chunks, and schedule the next tick when this is the campaign's chain
+    of ticks, or no tick is scheduled in the future (``next_tick_at``)."""
+    enqueue_chunks(plan.chunk_ids)
+    if plan.next_at is None:
+        return
+    now = timezone.now()
+    waiting = Q(next_tick_at__isnull=True) | Q(next_tick_at__lte=now)
+    if chain or Campaign.objects.filter(pk=campaign_id).filter(waiting).exists():
+        schedule_tick(campaign_id, plan.next_at)
+
+
+def enqueue_chunks(chunk_ids: list[int]) -> None:
+    """Hand chunks to the task framework (at once, or when the transaction commits)."""
+    for chunk_id in chunk_ids:
+        transaction.on_commit(partial(send_campaign_chunk.enqueue, chunk_id))
+
+
+def schedule_tick(campaign_id: int, at: datetime | None = None) -> None:
+    """Run ``campaign_tick`` at ``at`` (now when ``None`` or past), and note when on the
+    campaign."""
+    now = timezone.now()
+    due = at if at is not None and at > now else now
+    Campaign.objects.filter(pk=campaign_id).update(next_tick_at=due)
+    if due > now and not campaign_tick.get_backend().supports_defer:
+        # This backend cannot run a task later: the chunk tasks' own ticks move the campaign
+        # along; a scheduled campaign then needs start_campaign at its time.
+        logger.warning("WhatsApp campaign %s: the task backend cannot defer its tick", campaign_id)
+        return
+    deferred = campaign_tick.using(run_after=due) if due > now else campaign_tick
+    transaction.on_commit(partial(deferred.enqueue, campaign_id, due.isoformat()))

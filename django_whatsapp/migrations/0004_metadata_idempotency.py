@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
-        ('django_whatsapp', '0002_inbound'),
+        ('django_whatsapp', '0003_campaigns'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,242 @@
+"""Running a campaign: start (now or at ``send_at``), pause, resume, cancel; its progress, counts
+and delivery funnel at any moment; its results as CSV rows.
+
+Each change is one conditional UPDATE of the campaign's status, so two operators clicking at
+once get one change and a clear error for the other. The workers read the status before each
+batch of claims (at least every ``engine.CHECK_EVERY`` seconds), and the claim itself only takes
+messages of a ``running`` campaign: pause and cancel take effect within a second or so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from ..models import Campaign, CampaignChunk, Message
+from ..status_rule import status_rank
+
+logger = logging.getLogger("django_whatsapp")
+
+CampaignStatus = Campaign.Status
+Status = Message.Status
+
+
+class CampaignStateError(ValueError):
+    """The campaign is not in a status that allows this change (for example resuming a campaign
+    that is not paused)."""
+
+
+def _move(campaign: Campaign, sources: tuple[str, ...], target: str, **changes: Any) -> None:
+    moved = Campaign.objects.filter(pk=campaign.pk, status__in=sources).update(
+        status=target, updated_at=timezone.now(), **changes
+    )
+    campaign.refresh_from_db()
+    if not moved:
+        raise CampaignStateError(
+            _("The campaign is %(status)s: it cannot be %(action)s.")
+            % {"status": campaign.get_status_display().lower(), "action": _ACTIONS[target]}
+        )
+
+
+_ACTIONS: dict[str, Promise] = {
+    CampaignStatus.RUNNING: gettext_lazy("started"),
+    CampaignStatus.SCHEDULED: gettext_lazy("scheduled"),
+    CampaignStatus.PAUSED: gettext_lazy("paused"),
+    CampaignStatus.CANCELLED: gettext_lazy("cancelled"),
+}
+
+
+def start_campaign(campaign: Campaign, *, send_at: datetime | None = None) -> Campaign:
+    """Start a ``draft`` campaign: at once, or at ``send_at`` (given here or on the campaign)
+    when that is in the future (the campaign is then ``scheduled``; starting a scheduled one
+    again sends it now). Hands its chunks to the task framework when the transaction commits.
+    Raises :class:`CampaignStateError` in any other status."""
+    from ..tasks import enqueue_chunks, schedule_tick  # needs a task framework: on use
+
+    now = timezone.now()
+    when = send_at or campaign.send_at
+    if when is not None and when > now and campaign.status == CampaignStatus.DRAFT:
+        _move(campaign, (CampaignStatus.DRAFT,), CampaignStatus.SCHEDULED, send_at=when)
+        schedule_tick(campaign.pk, when)
+        logger.info("WhatsApp campaign %s scheduled for %s", campaign.pk, when.isoformat())
+        return campaign
+    _move(
+        campaign,
+        (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED),
+        CampaignStatus.RUNNING,
+        started_at=now,
+    )
+    _hand_out(campaign, enqueue_chunks, schedule_tick)
+    logger.info("WhatsApp campaign %s started", campaign.pk)
+    return campaign
+
+
+def _hand_out(campaign: Campaign, enqueue_chunks: Any, schedule_tick: Any) -> None:
+    now = timezone.now()
+    pending = CampaignChunk.objects.filter(campaign=campaign, state=CampaignChunk.State.PENDING)
+    ids = list(pending.order_by("first_id").values_list("pk", flat=True))
+    pending.update(queued_at=now)
+    enqueue_chunks(ids)
+    schedule_tick(campaign.pk, None)
+
+
+def pause_campaign(campaign: Campaign) -> Campaign:
+    """Pause a running (or scheduled) campaign: no message is claimed any more; messages in
+    flight finish, rate-limited ones go back to ``queued``. Resume with
+    :func:`resume_campaign`."""
+    _move(campaign, (CampaignStatus.RUNNING, CampaignStatus.SCHEDULED), CampaignStatus.PAUSED)
+    logger.info("WhatsApp campaign %s paused", campaign.pk)
+    return campaign
+
+
+def resume_campaign(campaign: Campaign) -> Campaign:
+    """Resume a paused campaign: its remaining chunks are handed out again."""
+    from ..tasks import enqueue_chunks, schedule_tick  # needs a task framework: on use
+
+    _move(campaign, (CampaignStatus.PAUSED,), CampaignStatus.RUNNING)
+    if campaign.started_at is None:
+        Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now())
+    _hand_out(campaign, enqueue_chunks, schedule_tick)
+    logger.info("WhatsApp campaign %s resumed", campaign.pk)
+    return campaign
+
+
+def cancel_campaign(campaign: Campaign) -> Campaign:
+    """Cancel a campaign that is not finished: nothing more is sent, and its messages not sent
+    yet become ``not_sent`` with the error "Campaign cancelled" (those in flight finish)."""
+    _move(
+        campaign,
+        (
+            CampaignStatus.DRAFT,
+            CampaignStatus.SCHEDULED,
+            CampaignStatus.RUNNING,
+            CampaignStatus.PAUSED,
+        ),
+        CampaignStatus.CANCELLED,
+        finished_at=timezone.now(),
+    )
+    left = Message.objects.filter(campaign=campaign, status__in=(Status.DRAFT, Status.QUEUED))
+    count = left.update(
+        status=Status.NOT_SENT,
+        status_changed_at=timezone.now(),
+        error_name="Campaign cancelled",
+        error_message=_("The campaign was cancelled before this message was sent."),
+    )
+    logger.info("WhatsApp campaign %s cancelled; %d message(s) not sent", campaign.pk, count)
+    return campaign
+
+
+# -- what the campaign did ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    """A campaign's messages by status at one moment, from one aggregate query.
+
+    ``settled``: messages past ``sending`` (the gateway answered, or they will not be sent);
+    ``percent``: settled of all. The funnel counts the messages the gateway accepted, and of
+    those the ones delivered and seen, as of the latest reports.
+    """
+
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def waiting(self) -> int:
+        return self.counts.get(Status.DRAFT, 0) + self.counts.get(Status.QUEUED, 0)
+
+    @property
+    def in_flight(self) -> int:
+        return self.counts.get(Status.SENDING, 0)
+
+    @property
+    def settled(self) -> int:
+        return self.total - self.waiting - self.in_flight
+
+    @property
+    def percent(self) -> float:
+        return round(100 * self.settled / self.total, 1) if self.total else 100.0
+
+    @property
+    def funnel(self) -> list[tuple[str, int]]:
+        """(step, count) for accepted, delivered and seen."""
+
+        def at_least(status: str) -> int:
+            low = status_rank(status)
+            return sum(
+                n
+                for s, n in self.counts.items()
+                if low <= status_rank(s) <= status_rank(Status.SEEN)
+            )
+
+        provider_final = (Status.REJECTED, Status.ERROR, Status.FAILED, Status.DELETED)
+        accepted = at_least(Status.ACCEPTED) + sum(self.counts.get(s, 0) for s in provider_final)
+        return [
+            ("accepted", accepted),
+            ("delivered", at_least(Status.DELIVERED)),
+            ("seen", self.counts.get(Status.SEEN, 0)),
+        ]
+
+
+def campaign_progress(campaign: Campaign) -> CampaignProgress:
+    """The campaign's counts per status, progress and funnel now (one aggregate query)."""
+    counts = Message.objects.filter(campaign=campaign).aggregate(
+        **{status: Count("pk", filter=Q(status=status)) for status in Status.values}
+    )
+    present = {status: n for status, n in counts.items() if n}
+    return CampaignProgress(total=sum(present.values()), counts=present)
+
+
+#: The columns of :func:`campaign_results`.
+RESULT_COLUMNS = (
+    "recipient",
+    "status",
+    "provider_message_id",
+    "error_code",
+    "error_name",
+    "status_changed_at",
+)
+
+
+def campaign_results(campaign: Campaign) -> Iterator[list[str]]:
+    """The campaign's results as CSV rows (a header, then one row per message, in id order),
+    read as a stream: ``csv.writer(f).writerows(campaign_results(c))``. Error names that a
+    spreadsheet would read as a formula are quoted with a leading ``'``."""
+    yield list(RESULT_COLUMNS)
+    rows = (
+        Message.objects.filter(campaign=campaign)
+        .order_by("pk")
+        .values_list(
+            "destination_addr",
+            "status",
+            "provider_message_id",
+            "error_code",
+            "error_name",
+            "status_changed_at",
+        )
+        .iterator(chunk_size=2000)
+    )
+    for number, status, provider_id, code, name, changed in rows:
+        yield [
+            f"+{number}",
+            status,
+            "" if provider_id is None else str(provider_id),
+            "" if code is None else str(code),
+            _cell(name),
+            changed.isoformat() if changed else "",
+        ]
+
+
+def _cell(text: str) -> str:
+    """Text from outside (the gateway's error names) made safe for a spreadsheet: a leading
+    ``=``, ``+``, ``-``, ``@``, tab or carriage return would start a formula."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

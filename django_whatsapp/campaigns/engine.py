@@ -1,0 +1,416 @@
+"""The campaign engine: what a worker's task does with one chunk, and the campaign's tick.
+
+A chunk is a range of the campaign's message ids (:class:`CampaignChunk`). A task runs it:
+
+1. **Lease.** One conditional UPDATE takes the chunk when it is ``pending`` or its lease ran
+   out, with a fresh token and ``leased_until = now + CAMPAIGN_LEASE``; another task holding it
+   (a job delivered twice) or a ``done`` chunk makes the run return at once. The worker renews
+   the lease as it goes; a renewal that finds another token stops it.
+2. **Settle.** A chunk run before (its worker was killed) may have messages left in
+   ``sending``: claimed, perhaps submitted, never recorded. They become ``unknown`` (the request
+   may have reached the gateway), never sent again automatically; a callback or a poll settles
+   them.
+3. **Send.** Messages are claimed ``concurrency`` at a time in ONE statement
+   (:func:`~django_whatsapp.sending.claim_batch`: draft/queued -> sending, only while the
+   campaign runs), submitted by a pool of threads over one pooled session (which takes the shared
+   rate-limit budget, :mod:`django_whatsapp.ratelimit`), and their outcomes recorded in batches
+   (:func:`~django_whatsapp.sending.record_accepted`). The campaign's status is read at least
+   every ``CHECK_EVERY`` seconds: pause and cancel stop the claims at once, and rate-limited
+   requests still waiting give their messages back to ``queued``.
+4. **Finish.** The chunk becomes ``done``, or, when the campaign was paused or cancelled,
+   ``pending`` again for ``resume_campaign`` to hand out.
+
+The **tick** (:func:`tick`, run by the ``campaign_tick`` task) starts a scheduled campaign when
+its ``send_at`` comes, hands out chunks that are pending and not handed out, and chunks whose
+lease ran out (a killed worker's) to the task framework again, marks the campaign ``done`` when
+every chunk is, and says when the next tick is due. Each chunk task ends by asking for a tick
+too, so the remaining workers pick up a dead worker's chunk without an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import signals, window
+from ..client import SendResult, WhatsAppClient
+from ..conf import WhatsAppSettings, get_settings
+from ..exceptions import RateLimited, ServiceWindowClosed, WhatsAppError
+from ..models import Campaign, CampaignChunk, Message, StatusEvent
+from ..payloads import message_payload
+from ..ratelimit import gate_for
+from ..sending import claim_batch, pooled_client, record_accepted, record_send, requeue
+from ..signing import callback_url, sign
+from ..status_rule import _apply
+
+logger = logging.getLogger("django_whatsapp")
+
+Status = Message.Status
+State = CampaignChunk.State
+#: Requests in flight per chunk task.
+CONCURRENCY = 8
+#: Seconds between two readings of the campaign's status while a chunk is sent.
+CHECK_EVERY = 0.5
+
+
+@dataclass
+class ChunkRun:
+    """What one run of a chunk did. ``outcome``: ``done``, ``stopped`` (the campaign was
+    paused or cancelled), ``busy`` (another run holds it, or it is done), ``lost`` (its lease
+    was taken over), ``missing``."""
+
+    chunk_id: int
+    outcome: str
+    accepted: int = 0
+    failed: int = 0
+    requeued: int = 0
+    settled_unknown: int = 0
+
+
+@dataclass
+class Tick:
+    """What a tick decided: the chunks to hand to the task framework, and when the next tick
+    is due (``None``: the campaign needs no more ticks)."""
+
+    chunk_ids: list[int] = field(default_factory=list)
+    next_at: datetime | None = None
+
+
+def _lease_for(seconds: float) -> datetime:
+    return timezone.now() + timedelta(seconds=seconds)
+
+
+def lease_chunk(chunk_id: int, token: str, seconds: float) -> bool:
+    """Take the chunk (pending, or its lease ran out) under ``token``; True when taken."""
+    now = timezone.now()
+    from django.db.models import F
+
+    taken = (
+        CampaignChunk.objects.filter(pk=chunk_id)
+        .filter(Q(state=State.PENDING) | Q(state=State.LEASED, leased_until__lt=now))
+        .update(
+            state=State.LEASED,
+            lease_token=token,
+            leased_until=now + timedelta(seconds=seconds),
+            runs=F("runs") + 1,
+        )
+    )
+    return bool(taken)
+
+
+def _renew(chunk_id: int, token: str, seconds: float) -> bool:
+    return bool(
+        CampaignChunk.objects.filter(pk=chunk_id, lease_token=token, state=State.LEASED).update(
+            leased_until=_lease_for(seconds)
+        )
+    )
+
+
+def _release(chunk_id: int, token: str, *, done: bool) -> None:
+    changes: dict[str, object] = {"leased_until": None, "lease_token": ""}
+    if done:
+        changes.update(state=State.DONE, finished_at=timezone.now())
+    else:
+        changes.update(state=State.PENDING, queued_at=None)
+    CampaignChunk.objects.filter(pk=chunk_id, lease_token=token).update(**changes)
+
+
+def settle_claimed(chunk: CampaignChunk) -> int:
+    """Messages of the chunk left in ``sending`` by a run that died: ``unknown`` (never sent
+    twice). Returns how many."""
+    stuck = Message.objects.filter(
+        campaign_id=chunk.campaign_id,
+        pk__gte=chunk.first_id,
+        pk__lte=chunk.last_id,
+        status=Status.SENDING,
+    )
+    payload = {"reason": "campaign chunk re-run: claimed by a worker that stopped answering"}
+    settled = 0
+    for message in stuck.order_by("pk").iterator(chunk_size=500):
+        if _apply(
+            message,
+            Status.UNKNOWN,
+            source=StatusEvent.Source.SEND,
+            payload=payload,
+            expect=(Status.SENDING,),
+        ):
+            settled += 1
+    if settled:
+        logger.warning(
+            "WhatsApp campaign %s: %d message(s) of chunk %s were claimed by a worker that "
+            "died; now unknown",
+            chunk.campaign_id,
+            settled,
+            chunk.pk,
+        )
+    return settled
+
+
+def run_chunk(
+    chunk_id: int, *, concurrency: int = CONCURRENCY, client: WhatsAppClient | None = None
+) -> ChunkRun:
+    """Send one chunk of a campaign (see the module's docstring). ``client`` (tests, tuning)
+    must be safe to share between threads; by default one pooled client is made for the run,
+    with the shared rate limit's gate when ``RATE_LIMIT`` is set."""
+    conf = get_settings()
+    # The token names the process (for operators and tests: which worker holds a chunk).
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:20]}"
+    if not lease_chunk(chunk_id, token, conf.CAMPAIGN_LEASE):
+        exists = CampaignChunk.objects.filter(pk=chunk_id).exists()
+        return ChunkRun(chunk_id, "busy" if exists else "missing")
+    chunk = CampaignChunk.objects.select_related("campaign", "campaign__template").get(pk=chunk_id)
+    campaign = chunk.campaign
+    run = ChunkRun(chunk_id, "done")
+    if chunk.runs > 1:
+        run.settled_unknown = settle_claimed(chunk)
+    if campaign.status != Campaign.Status.RUNNING:
+        _release(chunk_id, token, done=False)
+        run.outcome = "stopped"
+        return run
+    stop = threading.Event()
+    own_client = client is None
+    if client is None:
+        gate = gate_for(conf, max_in_flight=concurrency, keep_trying=lambda: not stop.is_set())
+        client = pooled_client(concurrency, conf, gate=gate)
+    try:
+        _send_chunk(chunk, campaign, client, concurrency, token, stop, run)
+    finally:
+        if own_client:
+            client.close()
+    _release(chunk_id, token, done=run.outcome == "done")
+    logger.info(
+        "WhatsApp campaign %s chunk %s: %s (%d accepted, %d failed, %d requeued)",
+        campaign.pk,
+        chunk_id,
+        run.outcome,
+        run.accepted,
+        run.failed,
+        run.requeued,
+    )
+    return run
+
+
+def _send_chunk(
+    chunk: CampaignChunk,
+    campaign: Campaign,
+    client: WhatsAppClient,
+    concurrency: int,
+    token: str,
+    stop: threading.Event,
+    run: ChunkRun,
+) -> None:
+    conf = get_settings()
+    lease = conf.CAMPAIGN_LEASE
+    in_flight: dict[Future[SendResult], Message] = {}
+    exhausted = False
+    checked = renewed = time.monotonic()
+
+    def still_running() -> bool:
+        status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
+        return status == Campaign.Status.RUNNING
+
+    with ThreadPoolExecutor(
+        max_workers=concurrency, thread_name_prefix="whatsapp-campaign"
+    ) as pool:
+        while True:
+            now = time.monotonic()
+            if not stop.is_set() and now - checked >= CHECK_EVERY:
+                checked = now
+                if not still_running():
+                    run.outcome = "stopped"
+                    stop.set()
+            if not stop.is_set() and now - renewed >= lease / 3:
+                renewed = now
+                if not _renew(chunk.pk, token, lease):
+                    run.outcome = "lost"
+                    stop.set()
+            room = concurrency - len(in_flight)
+            if not stop.is_set() and not exhausted and room >= max(1, concurrency // 2):
+                claimed = claim_batch(campaign, chunk.first_id, chunk.last_id, room)
+                if not claimed:
+                    if still_running():
+                        exhausted = True
+                    else:
+                        run.outcome = "stopped"
+                        stop.set()
+                for message in claimed:
+                    payload = _prepare(message, conf, run)
+                    if payload is not None:
+                        in_flight[pool.submit(client.send, payload)] = message
+            if not in_flight:
+                if exhausted or stop.is_set():
+                    return
+                continue
+            # Record in batches: wait until half the requests in flight are answered (or the
+            # rest are slow), then record them together and claim as many again.
+            batch = max(1, min(len(in_flight), concurrency // 2))
+            done: set[Future[SendResult]] = set()
+            waited_from = time.monotonic()
+            while len(done) < batch and time.monotonic() - waited_from < CHECK_EVERY:
+                answered, _pending = wait(
+                    set(in_flight) - done, timeout=CHECK_EVERY, return_when=FIRST_COMPLETED
+                )
+                done |= answered
+            _record([(in_flight.pop(future), _outcome(future)) for future in done], stop, run)
+
+
+def _outcome(future: Future[SendResult]) -> SendResult | BaseException:
+    try:
+        return future.result()
+    except Exception as error:  # handed to the recording, which keeps it on the message
+        return error
+
+
+_SAMPLE_UUID = uuid.UUID(int=0)
+
+
+def _callback_url(message_uuid: uuid.UUID, conf: WhatsAppSettings) -> str | None:
+    """:func:`~django_whatsapp.signing.callback_url`, without resolving the URL for each of a
+    chunk's messages: the URL resolved once, with the message's UUID and signature put in."""
+    if not conf.CALLBACK_BASE_URL:
+        return None
+    key = (conf.CALLBACK_BASE_URL, conf.CALLBACK_SECRETS)
+    if _url_cache.get("key") != key:
+        sample = callback_url(_SAMPLE_UUID, conf) or ""
+        signature = sign(_SAMPLE_UUID, conf.require_callback_secrets()[0])
+        _url_cache.update(key=key, sample=sample, signature=signature)
+    sample, signature = str(_url_cache["sample"]), str(_url_cache["signature"])
+    real = sign(message_uuid, conf.require_callback_secrets()[0])
+    return sample.replace(str(_SAMPLE_UUID), str(message_uuid)).replace(signature, real)
+
+
+_url_cache: dict[str, object] = {}
+
+
+def _prepare(message: Message, conf: WhatsAppSettings, run: ChunkRun) -> dict[str, object] | None:
+    """The request body for a claimed message, after the window policy and the
+    ``message_sending`` receivers; ``None`` (recorded as not sent) when either refuses."""
+    try:
+        payload = message_payload(message, callback_url=_callback_url(message.uuid, conf))
+        if conf.SERVICE_WINDOW_POLICY != "off":
+            window.check(message, conf)
+        signals.message_sending.send(sender=Message, message=message, payload=payload)
+    except ServiceWindowClosed as error:
+        record_send(message, error)
+        run.failed += 1
+        return None
+    except Exception as exc:
+        # Nothing went to the gateway: the message is not sent, with the reason kept.
+        record_send(message, WhatsAppError(f"{type(exc).__name__}: {exc}", name="Not submitted"))
+        run.failed += 1
+        return None
+    return payload
+
+
+def _record(
+    outcomes: list[tuple[Message, SendResult | BaseException]],
+    stop: threading.Event,
+    run: ChunkRun,
+) -> None:
+    accepted = [(m, o) for m, o in outcomes if isinstance(o, SendResult)]
+    run.accepted += len(record_accepted(accepted))
+    back = [
+        m
+        for m, o in outcomes
+        if isinstance(o, RateLimited) and not o.maybe_delivered and stop.is_set()
+    ]
+    if back:
+        run.requeued += requeue(back)
+    for message, outcome in outcomes:
+        if isinstance(outcome, SendResult) or message in back:
+            continue
+        run.failed += 1
+        try:
+            record_send(message, outcome)
+        except Exception:  # recorded on the message as unknown; go on with the others
+            logger.exception("WhatsApp campaign: message %s raised", message.pk)
+
+
+# -- the tick ----------------------------------------------------------------------------------
+
+
+def tick(campaign_id: int, *, interval: float | None = None) -> Tick:
+    """Move the campaign along (see the module's docstring); return what to hand out and when
+    to tick next. ``interval``: seconds between ticks while the campaign runs (by default a
+    third of ``CAMPAIGN_LEASE``)."""
+    conf = get_settings()
+    interval = interval if interval is not None else conf.CAMPAIGN_LEASE / 3
+    now = timezone.now()
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return Tick()
+    if campaign.status == Campaign.Status.SCHEDULED:
+        if campaign.send_at is not None and campaign.send_at > now:
+            return Tick(next_at=campaign.send_at)
+        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SCHEDULED).update(
+            status=Campaign.Status.RUNNING, started_at=now
+        )
+        campaign.refresh_from_db()
+    if campaign.status != Campaign.Status.RUNNING:
+        return Tick()
+    chunks = CampaignChunk.objects.filter(campaign=campaign)
+    # Pending chunks not handed out (released by a pause), chunks whose lease ran out (their
+    # worker died), and pending chunks handed out long ago whose job may have been lost (a
+    # second job for a chunk is harmless: the lease admits one run).
+    forgotten = now - timedelta(seconds=10 * conf.CAMPAIGN_LEASE)
+    due = chunks.filter(
+        Q(state=State.PENDING, queued_at__isnull=True)
+        | Q(state=State.PENDING, queued_at__lt=forgotten)
+        | Q(state=State.LEASED, leased_until__lt=now)
+    )
+    ids = list(due.values_list("pk", flat=True)[:10_000])
+    if ids:
+        CampaignChunk.objects.filter(pk__in=ids).update(queued_at=now)
+    if not chunks.exclude(state=State.DONE).exists():
+        finish(campaign)
+        return Tick()
+    return Tick(chunk_ids=ids, next_at=now + timedelta(seconds=interval))
+
+
+def wait_for_a_dead_lease(
+    campaign_id: int, *, sleep: Callable[[float], None] = time.sleep
+) -> list[int]:
+    """Called by a worker that finished its chunk when nothing of the campaign is left to hand
+    out: if another chunk's lease has not been renewed for half a lease (its worker is most
+    likely dead; a live one renews every third), wait until it runs out and return the chunks
+    then due (marked handed out), for this worker to run at once. So a dead worker's chunk is
+    taken over by the remaining workers even when deferred ticks are late (RQ's scheduler may
+    have died with the worker). Returns ``[]`` without waiting otherwise."""
+    conf = get_settings()
+    chunks = CampaignChunk.objects.filter(campaign_id=campaign_id)
+    if chunks.filter(state=State.PENDING).exists():
+        return []
+    until = (
+        chunks.filter(state=State.LEASED)
+        .order_by("leased_until")
+        .values_list("leased_until", flat=True)
+        .first()
+    )
+    if until is None:
+        return []
+    left = (until - timezone.now()).total_seconds()
+    if left > conf.CAMPAIGN_LEASE / 2:
+        return []  # renewed lately: its worker is alive
+    if left > 0:
+        sleep(left + 0.05)
+    return tick(campaign_id).chunk_ids
+
+
+def finish(campaign: Campaign) -> bool:
+    """Mark a running campaign whose chunks are all done as ``done``."""
+    done = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
+        status=Campaign.Status.DONE, finished_at=timezone.now()
+    )
+    if done:
+        logger.info("WhatsApp campaign %s is done", campaign.pk)
+    return bool(done)
