@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from datetime import timedelta
 from importlib.util import find_spec
 from pathlib import Path
@@ -200,6 +201,17 @@ def test_create_after_the_preview_stores_the_campaign_and_forgets_the_file(
     assert uploads(settings) == []
     assert "3 recipients" in " ".join(str(m) for m in done.context["messages"])
     assert list(default_task_backend.results) == []  # type: ignore[attr-defined]
+
+
+def test_uploads_abandoned_for_a_day_are_swept(operator: Client, settings: Any) -> None:
+    preview(operator)
+    [abandoned] = uploads(settings)
+    two_days_ago = (timezone.now() - timedelta(days=2)).timestamp()
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+    preview(operator)
+    [kept] = uploads(settings)
+    assert kept != abandoned
+    assert not abandoned.exists()
 
 
 def test_a_fresh_upload_is_previewed_never_created_at_once(operator: Client) -> None:
@@ -435,6 +447,15 @@ def test_the_progress_json_follows_the_campaign(operator: Client, gateway: FakeG
     )
     assert [(c["status"], c["count"]) for c in after["counts"]] == [("accepted", 4)]
     assert after["funnel"][0] == {"key": "accepted", "count": 4, "percent": 100}
+
+
+def test_a_campaign_being_sent_cannot_be_deleted(operator: Client) -> None:
+    campaign = make_campaign()
+    services.start_campaign(campaign)
+    assert operator.get(page_url(campaign, "delete")).status_code == 403
+    assert b"delete_selected" not in operator.get(LIST).content
+    services.cancel_campaign(campaign)
+    assert operator.get(page_url(campaign, "delete")).status_code == 200
 
 
 def test_pages_need_the_view_permission(django_user_model: Any) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from django import forms
@@ -58,6 +58,8 @@ Kind = Message.MessageType
 CStatus = Campaign.Status
 #: Where the uploaded CSV files wait between the preview and the creation.
 UPLOAD_DIR = "django_whatsapp/campaign_uploads"
+#: An upload previewed but never created is deleted after this long.
+UPLOAD_MAX_AGE = timedelta(days=1)
 #: Bubbles shown in the preview, and bad rows listed (in the preview and on the page).
 PREVIEW_ROWS = 5
 REJECTIONS_SHOWN = 100
@@ -81,9 +83,30 @@ def _upload_name(token: str) -> str:
     return f"{UPLOAD_DIR}/{token}.csv"
 
 
+def sweep_uploads() -> int:
+    """Delete the uploads older than ``UPLOAD_MAX_AGE`` (previewed, never created); return how
+    many. Storages that cannot list or date their files are left alone."""
+    try:
+        _folders, names = default_storage.listdir(UPLOAD_DIR)
+    except (FileNotFoundError, NotImplementedError):
+        return 0
+    oldest = timezone.now() - UPLOAD_MAX_AGE
+    swept = 0
+    for name in names:
+        stored = f"{UPLOAD_DIR}/{name}"
+        try:
+            if default_storage.get_modified_time(stored) < oldest:
+                default_storage.delete(stored)
+                swept += 1
+        except (NotImplementedError, OSError):
+            continue
+    return swept
+
+
 def store_upload(request: HttpRequest, upload: UploadedFile) -> str:
     """Store the uploaded CSV (in chunks) and return its token, remembered in the session so
-    that only this operator can use it."""
+    that only this operator can use it. Old abandoned uploads are swept first."""
+    sweep_uploads()
     token = secrets.token_hex(16)
     default_storage.save(_upload_name(token), upload)
     tokens = [*request.session.get("wa_campaign_uploads", [])[-9:], token]
@@ -351,6 +374,12 @@ class CampaignAdmin(admin.ModelAdmin):
         if obj is not None and obj.status in (CStatus.RUNNING, CStatus.SCHEDULED, CStatus.PAUSED):
             return False
         return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # No bulk delete: a campaign being sent is cancelled first, then deleted from its page.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     # -- the list ------------------------------------------------------------------------------
 
