@@ -447,6 +447,9 @@ def test_the_progress_json_follows_the_campaign(operator: Client, gateway: FakeG
     )
     assert [(c["status"], c["count"]) for c in after["counts"]] == [("accepted", 4)]
     assert after["funnel"][0] == {"key": "accepted", "count": 4, "percent": 100}
+    # The counts and funnel as the page renders them, for the page's script to swap in.
+    assert 'data-step="accepted" data-count="4"' in after["summary_html"]
+    assert '<li data-status="accepted">' in after["summary_html"]
 
 
 def test_a_campaign_being_sent_cannot_be_deleted(operator: Client) -> None:

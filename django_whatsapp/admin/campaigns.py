@@ -36,6 +36,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -585,7 +586,12 @@ class CampaignAdmin(admin.ModelAdmin):
         campaign = self._campaign(request, object_id)
         summary = campaign_summary(campaign)
         messages_url = reverse("admin:django_whatsapp_message_changelist")
-        first = Message.objects.filter(campaign=campaign).select_related("template").first()
+        first = (
+            Message.objects.filter(campaign=campaign)
+            .select_related("template")
+            .order_by("pk")
+            .first()
+        )
         can_run = self.can_run(request, campaign)
         context = {
             **self.admin_site.each_context(request),
@@ -610,7 +616,13 @@ class CampaignAdmin(admin.ModelAdmin):
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """The page's live state as JSON (polled by static/django_whatsapp/campaign.js)."""
         campaign = self._campaign(request, object_id)
-        return JsonResponse(progress_state(campaign, campaign_summary(campaign)))
+        summary = campaign_summary(campaign)
+        state = progress_state(campaign, summary)
+        # The counts and funnel as the page renders them, to replace that part of the page.
+        state["summary_html"] = render_to_string(
+            "django_whatsapp/admin/message/summary.html", {"summary": summary}, request
+        )
+        return JsonResponse(state)
 
     def export_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         """The results as CSV, one row per message, streamed."""

@@ -1,5 +1,5 @@
 /* django-whatsapp: a campaign's page. Polls the page's progress URL every 2 seconds and updates
-   the status badge, the progress bar, the counts per status and the delivery funnel; when the
+   the progress bar, the counts per status and the delivery funnel; when the
    campaign's status changes, the page is reloaded so that its buttons fit the new status.
    Without this script the page shows the state when it was loaded (reload to follow). */
 (function () {
@@ -23,32 +23,14 @@
         setText("wa-progress-total", state.total);
         setText("wa-progress-waiting", state.waiting);
         setText("wa-progress-in-flight", state.in_flight);
-        const counts = document.getElementById("wa-campaign-counts");
-        counts.replaceChildren(...state.counts.map((item) => {
-            const li = document.createElement("li");
-            li.dataset.status = item.status;
-            const link = document.createElement("a");
-            link.href = item.url;
-            link.innerHTML = item.badge;  /* server-rendered, escaped badge markup */
-            const count = document.createElement("span");
-            count.className = "wa-count";
-            count.textContent = String(item.count);
-            link.append(" ", count);
-            li.append(link);
-            return li;
-        }));
-        state.funnel.forEach((step) => {
-            const row = document.querySelector('.wa-funnel-step[data-step="' + step.key + '"]');
-            if (!row) return;
-            row.dataset.count = String(step.count);
-            row.dataset.percent = String(step.percent);
-            row.querySelector(".wa-funnel-fill").style.width = step.percent + "%";
-            const value = row.querySelector(".wa-funnel-value");
-            const percent = document.createElement("span");
-            percent.className = "wa-funnel-percent";
-            percent.textContent = "(" + step.percent + "%)";
-            value.replaceChildren(String(step.count) + " ", percent);
-        });
+        /* The counts per status and the funnel, as the server renders them (escaped there). */
+        const summary = document.getElementById("wa-summary");
+        if (summary && state.summary_html) {
+            const box = document.createElement("div");
+            box.innerHTML = state.summary_html;
+            const fresh = box.querySelector("#wa-summary");
+            if (fresh) summary.replaceWith(fresh);
+        }
         root.dataset.percent = String(state.percent);
     }
 
