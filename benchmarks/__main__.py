@@ -1,6 +1,7 @@
 """Run every benchmark: ``python -m benchmarks [NAME ...]`` (names: bulk, callback, resync,
-admin). Needs PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres; BENCH_POSTGRES overrides)
-and gunicorn. Prints each figure, its goal and whether it was met."""
+admin, campaign). Needs PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres;
+BENCH_POSTGRES overrides), gunicorn, and Redis at 127.0.0.1:6379 for the campaign benchmark.
+Prints each figure, its goal and whether it was met."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 from .harness import Figure, database, machine, postgres_answers
 
-NAMES = ("bulk", "callback", "resync", "admin")
+NAMES = ("bulk", "callback", "resync", "admin", "campaign")
 
 
 def main() -> int:
@@ -59,6 +60,7 @@ MODULES = {
     "callback": "callback",
     "resync": "resync",
     "admin": "admin_changelist",
+    "campaign": "campaign",
 }
 
 if __name__ == "__main__":

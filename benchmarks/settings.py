@@ -3,11 +3,20 @@ the database that the runner names in the environment (``BENCH_DB_NAME``, ``BENC
 and logging quiet (it would otherwise be measured too)."""
 
 import os
+from importlib.util import find_spec
 
 from tests.settings import *  # noqa: F403
-from tests.settings import DJANGO_WHATSAPP
+from tests.settings import DJANGO_WHATSAPP, INSTALLED_APPS
 
 ROOT_URLCONF = "benchmarks.urls"
+
+# The campaign benchmark's tasks go to db_worker processes (benchmarks/settings_campaign.py).
+INSTALLED_APPS = [
+    *INSTALLED_APPS,
+    *([] if find_spec("django.tasks") else ["django_tasks"]),
+    "django_tasks_db",
+]
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 DEBUG = False
 
 DATABASES = {

@@ -83,8 +83,10 @@ class SharedRateLimit(SharedBackoff):
         self.prefix = prefix
         self.keep_trying = keep_trying
         self._wall = wall_clock
-        #: Requests that had to wait for the next window (for reports and tests).
+        #: Requests that had to wait for the next window, and for a pause stored in the cache by
+        #: any process (for reports and tests).
         self.waits = 0
+        self.pause_waits = 0
 
     def __repr__(self) -> str:
         return (
@@ -113,6 +115,7 @@ class SharedRateLimit(SharedBackoff):
             now = self._wall()
             paused_until = self.cache.get(self.pause_key)
             if isinstance(paused_until, int | float) and paused_until > now:
+                self.pause_waits += 1
                 sleep(paused_until - now)
                 continue
             window = math.floor(now / self.window)

@@ -324,59 +324,70 @@ def claim_batch(
     return claimed
 
 
+#: Records a batch of accepted sends in one statement: each row's provider id and attempts,
+#: only for rows still ``sending``.
+_ACCEPT_SQL = """
+UPDATE {message} SET status = %s, status_changed_at = %s,
+    error_code = NULL, error_name = '', error_message = '',
+    provider_message_id = CASE id {ids} END,
+    attempts = attempts + CASE id {attempts} END
+WHERE id IN ({pks}) AND status = %s
+RETURNING id, attempts
+"""
+
+
 def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]:
     """Record a batch of sends the gateway took: every message still ``sending`` becomes
     ``accepted`` with its provider id and attempts, with one ``send`` event each, in one
     transaction (one UPDATE and one INSERT); ``status_changed`` and ``message_sent`` follow for
     each. A provider id already used by another message makes the batch fall back to
-    :func:`record_send` one message at a time, where the clash is that message's error."""
+    :func:`record_send` one message at a time, where the clash is that message's error; so does
+    a message that is no longer ``sending`` (a worker that took its chunk over settled it as
+    ``unknown``): the status rule adopts the gateway's id."""
     if not sent:
         return []
     now = timezone.now()
+    alias = router.db_for_write(Message)
+    connection = connections[alias]
+    sql = _ACCEPT_SQL.format(
+        message=connection.ops.quote_name(Message._meta.db_table),
+        ids=" ".join("WHEN %s THEN %s" for _ in sent),
+        attempts=" ".join("WHEN %s THEN %s" for _ in sent),
+        pks=", ".join("%s" for _ in sent),
+    )
+    params: list[Any] = [Status.ACCEPTED, connection.ops.adapt_datetimefield_value(now)]
+    params += [v for m, r in sent for v in (m.pk, r.message_id)]
+    params += [v for m, r in sent for v in (m.pk, r.attempts)]
+    params += [m.pk for m, _ in sent]
+    params.append(Status.SENDING)
+    by_pk = {m.pk: (m, r) for m, r in sent}
     recorded: list[tuple[Message, StatusEvent]] = []
     try:
-        with transaction.atomic():
-            still = set(
-                Message.objects.select_for_update()
-                .filter(pk__in=[m.pk for m, _ in sent], status=Status.SENDING)
-                .values_list("pk", flat=True)
-            )
-            rows = []
+        with transaction.atomic(using=alias):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                updated = dict(cursor.fetchall())
             events = []
-            for message, result in sent:
-                if message.pk not in still:
-                    continue
-                message.status = Status.ACCEPTED
-                message.status_changed_at = now
-                message.provider_message_id = result.message_id
-                message.attempts = (message.attempts or 0) + result.attempts
+            for pk, attempts in updated.items():
+                message, result = by_pk[pk]
+                message.status, message.status_changed_at = Status.ACCEPTED, now
+                message.provider_message_id, message.attempts = result.message_id, attempts
                 message.error_code, message.error_name, message.error_message = None, "", ""
-                rows.append(message)
-                events.append(
-                    StatusEvent(
-                        message=message,
-                        status=Status.ACCEPTED,
-                        provider_status=PROVIDER_CODES.get(Status.ACCEPTED),
-                        source=Source.SEND,
-                        payload=result.body,
-                    )
+                event = StatusEvent(
+                    message=message,
+                    status=Status.ACCEPTED,
+                    provider_status=PROVIDER_CODES.get(Status.ACCEPTED),
+                    source=Source.SEND,
+                    payload=result.body,
                 )
-            Message.objects.bulk_update(
-                rows,
-                [
-                    "status",
-                    "status_changed_at",
-                    "provider_message_id",
-                    "attempts",
-                    "error_code",
-                    "error_name",
-                    "error_message",
-                ],
-            )
-            StatusEvent.objects.bulk_create(events)
-            recorded = list(zip(rows, events, strict=True))
+                events.append(event)
+                recorded.append((message, event))
+            StatusEvent.objects.using(alias).bulk_create(events)
     except IntegrityError:
         return [record_send(message, result) for message, result in sent]
+    late = [(m, r) for m, r in sent if m.pk not in updated]
+    for message, result in late:
+        record_send(message, result)
     for message, event in recorded:
         signals.status_changed.send(
             sender=Message,
@@ -387,7 +398,7 @@ def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]
         )
         signals.message_sent.send(sender=Message, message=message)
     logger.info("WhatsApp: %d campaign message(s) accepted", len(recorded))
-    return [message for message, _ in recorded]
+    return [message for message, _ in recorded] + [message for message, _ in late]
 
 
 def requeue(messages: Sequence[Message]) -> int:

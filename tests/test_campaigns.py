@@ -18,6 +18,7 @@ from django_whatsapp.campaigns import engine
 from django_whatsapp.campaigns.audience import MAX_REJECTIONS_STORED
 from django_whatsapp.models import Campaign, CampaignChunk, Message, Template
 from django_whatsapp.sending import claim_batch
+from django_whatsapp.signing import callback_url
 from tests.conftest import FakeGateway
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -185,6 +186,10 @@ def test_a_started_campaign_is_sent_by_its_chunk_tasks(gateway: FakeGateway) -> 
     assert progress.counts == {Status.ACCEPTED: 7}
     assert (progress.total, progress.settled, progress.percent) == (7, 7, 100.0)
     assert dict(progress.funnel)["accepted"] == 7
+    # Each request carried its message's own signed callback URL.
+    urls = {b["destination_addr"]: b["callback_url"] for b in gateway.sent_bodies()}
+    for message in Message.objects.filter(campaign=campaign):
+        assert urls[int(message.destination_addr)] == callback_url(message.uuid)
     # Each message has its provider id and one send event.
     for message in Message.objects.filter(campaign=campaign):
         assert message.provider_message_id is not None
@@ -338,3 +343,32 @@ def test_results_are_csv_rows() -> None:
     rows = list(services.campaign_results(campaign))
     assert rows[0][:2] == ["recipient", "status"]
     assert [r[:2] for r in rows[1:]] == [[n, "draft"] for n in numbers(2)]
+
+
+def test_an_answer_recorded_after_a_takeover_is_still_adopted(gateway: FakeGateway) -> None:
+    from django_whatsapp.client import SendResult
+    from django_whatsapp.sending import record_accepted
+
+    campaign = services.create_campaign("Late", numbers(2), text="Hi")
+    services.start_campaign(campaign)
+    chunk = CampaignChunk.objects.get(campaign=campaign)
+    claimed = claim_batch(campaign, chunk.first_id, chunk.last_id, 2)
+    # Another worker took the chunk over and settled the claimed messages as unknown...
+    assert engine.settle_claimed(chunk) == 2
+    # ...then the slow worker's answers came: the gateway's ids are adopted, nothing is lost.
+    results = [
+        (m, SendResult(message_id=7000 + i, attempts=1, body={})) for i, m in enumerate(claimed)
+    ]
+    assert len(record_accepted(results)) == 2
+    stored = dict(Message.objects.values_list("pk", "provider_message_id"))
+    assert sorted(stored.values()) == [7000, 7001]
+    assert set(Message.objects.values_list("status", flat=True)) == {Status.ACCEPTED}
+
+
+def test_a_chunk_handed_out_long_ago_and_never_run_is_handed_out_again() -> None:
+    campaign = services.create_campaign("Lost job", numbers(2), text="Hi")
+    services.start_campaign(campaign)
+    chunk = CampaignChunk.objects.get(campaign=campaign)
+    assert engine.tick(campaign.pk).chunk_ids == []  # its job is in the queue
+    CampaignChunk.objects.filter(pk=chunk.pk).update(queued_at=timezone.now() - timedelta(hours=1))
+    assert engine.tick(campaign.pk).chunk_ids == [chunk.pk]

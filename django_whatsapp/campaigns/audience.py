@@ -1,9 +1,9 @@
 """A campaign's audience, streamed in: from an iterable of numbers or ``(number, params)`` pairs,
 or from a CSV file.
 
-The rows are read one at a time and stored in batches of ``BATCH_SIZE`` (one INSERT each, in its
-own transaction), so memory stays flat however long the audience is and a failure half-way keeps
-what was stored. Every row is validated: a bad one is counted and, up to
+The rows are read one at a time and stored in batches of ``BATCH_SIZE`` (plain multi-row
+INSERTs, one transaction per batch), so memory stays flat however long the audience is and a
+failure half-way keeps what was stored. Every row is validated: a bad one is counted and, up to
 ``MAX_REJECTIONS_STORED`` per campaign, kept as a :class:`CampaignRejection` with its line and
 the reason, and the import goes on. A number listed twice gets one message: the database's
 unique constraint on (campaign, recipient) drops the repeat, and ``duplicates_count`` counts it.
@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import csv
 import logging
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
 from django.core.exceptions import ValidationError
+from django.db import connections, router, transaction
 from django.db.models import F
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -235,9 +238,58 @@ def _content(
     return message
 
 
+class _Inserter:
+    """Stores a campaign's messages with plain multi-row INSERTs that skip repeated recipients
+    (``ON CONFLICT DO NOTHING`` / ``INSERT OR IGNORE``). Every column's database value comes from
+    one prototype ``Message`` prepared once, as the ORM would prepare it; only the UUID, the
+    recipient and the template parameters change per row. (``bulk_create`` prepares each value
+    of each row through the ORM: most of an import's time.)"""
+
+    def __init__(self, prototype: Message, now: datetime) -> None:
+        self.alias = router.db_for_write(Message)
+        self.connection = connections[self.alias]
+        ops = self.connection.ops
+        self.fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+        prototype.status, prototype.status_changed_at = Message.Status.DRAFT, now
+        self.base = [
+            f.get_db_prep_save(f.pre_save(prototype, True), self.connection) for f in self.fields
+        ]
+        names = [f.name for f in self.fields]
+        self.uuid_at = names.index("uuid")
+        self.recipient_at = names.index("destination_addr")
+        self.params_at = names.index("template_params")
+        self.uuid_field = self.fields[self.uuid_at]
+        self.params_field = self.fields[self.params_at]
+        columns = ", ".join(ops.quote_name(f.column or f.name) for f in self.fields)
+        self.head = (
+            f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} "
+            f"{ops.quote_name(Message._meta.db_table)} ({columns}) VALUES "
+        )
+        self.tail = ops.on_conflict_suffix_sql(self.fields, OnConflict.IGNORE, None, None)
+        self.row_sql = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
+        # Every database takes at least 30,000 parameters in one statement.
+        self.rows_per_statement = max(1, 30_000 // len(self.fields))
+
+    def values(self, recipient: str, params: dict[str, Any]) -> list[Any]:
+        row = list(self.base)
+        row[self.uuid_at] = self.uuid_field.get_db_prep_save(uuid.uuid4(), self.connection)
+        row[self.recipient_at] = recipient
+        row[self.params_at] = self.params_field.get_db_prep_save(params, self.connection)
+        return row
+
+    def insert(self, rows: list[list[Any]]) -> None:
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+            for start in range(0, len(rows), self.rows_per_statement):
+                part = rows[start : start + self.rows_per_statement]
+                sql = self.head + ", ".join([self.row_sql] * len(part)) + " " + self.tail
+                cursor.execute(sql, [value for row in part for value in row])
+
+
 def _store(campaign: Campaign, rows: Iterator[Row], prototype: Message, header: Any) -> None:
     now = timezone.now()
-    batch: list[Message] = []
+    prototype.campaign = campaign
+    inserter = _Inserter(prototype, now)
+    batch: list[list[Any]] = []
     rejected: list[CampaignRejection] = []
     read = valid = rejected_total = 0
     template = prototype.template
@@ -245,7 +297,7 @@ def _store(campaign: Campaign, rows: Iterator[Row], prototype: Message, header: 
     def flush() -> None:
         nonlocal batch, rejected
         if batch:
-            Message.objects.bulk_create(batch, batch_size=BATCH_SIZE, ignore_conflicts=True)
+            inserter.insert(batch)
         if rejected:  # only rows within MAX_REJECTIONS_STORED were kept
             CampaignRejection.objects.bulk_create(rejected)
         Campaign.objects.filter(pk=campaign.pk).update(
@@ -277,21 +329,7 @@ def _store(campaign: Campaign, rows: Iterator[Row], prototype: Message, header: 
                 )
         else:
             valid += 1
-            batch.append(
-                Message(
-                    campaign=campaign,
-                    message_type=prototype.message_type,
-                    source_addr=prototype.source_addr,
-                    destination_addr=recipient,
-                    text=prototype.text,
-                    file_url=prototype.file_url,
-                    template=template,
-                    template_params=params,
-                    created_by=prototype.created_by,
-                    status=Message.Status.DRAFT,
-                    status_changed_at=now,
-                )
-            )
+            batch.append(inserter.values(recipient, params))
         if len(batch) >= BATCH_SIZE or len(rejected) >= BATCH_SIZE:
             flush()
     flush()

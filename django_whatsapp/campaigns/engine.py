@@ -43,13 +43,13 @@ from django.utils import timezone
 
 from .. import signals, window
 from ..client import SendResult, WhatsAppClient
-from ..conf import get_settings
+from ..conf import WhatsAppSettings, get_settings
 from ..exceptions import RateLimited, ServiceWindowClosed, WhatsAppError
 from ..models import Campaign, CampaignChunk, Message, StatusEvent
 from ..payloads import message_payload
 from ..ratelimit import gate_for
 from ..sending import claim_batch, pooled_client, record_accepted, record_send, requeue
-from ..signing import callback_url
+from ..signing import callback_url, sign
 from ..status_rule import _apply
 
 logger = logging.getLogger("django_whatsapp")
@@ -250,7 +250,16 @@ def _send_chunk(
                 if exhausted or stop.is_set():
                     return
                 continue
-            done, _pending = wait(in_flight, timeout=CHECK_EVERY, return_when=FIRST_COMPLETED)
+            # Record in batches: wait until half the requests in flight are answered (or the
+            # rest are slow), then record them together and claim as many again.
+            batch = max(1, min(len(in_flight), concurrency // 2))
+            done: set[Future[SendResult]] = set()
+            waited_from = time.monotonic()
+            while len(done) < batch and time.monotonic() - waited_from < CHECK_EVERY:
+                answered, _pending = wait(
+                    set(in_flight) - done, timeout=CHECK_EVERY, return_when=FIRST_COMPLETED
+                )
+                done |= answered
             _record([(in_flight.pop(future), _outcome(future)) for future in done], stop, run)
 
 
@@ -261,14 +270,34 @@ def _outcome(future: Future[SendResult]) -> SendResult | BaseException:
         return error
 
 
-def _prepare(message: Message, conf: object, run: ChunkRun) -> dict[str, object] | None:
+_SAMPLE_UUID = uuid.UUID(int=0)
+
+
+def _callback_url(message_uuid: uuid.UUID, conf: WhatsAppSettings) -> str | None:
+    """:func:`~django_whatsapp.signing.callback_url`, without resolving the URL for each of a
+    chunk's messages: the URL resolved once, with the message's UUID and signature put in."""
+    if not conf.CALLBACK_BASE_URL:
+        return None
+    key = (conf.CALLBACK_BASE_URL, conf.CALLBACK_SECRETS)
+    if _url_cache.get("key") != key:
+        sample = callback_url(_SAMPLE_UUID, conf) or ""
+        signature = sign(_SAMPLE_UUID, conf.require_callback_secrets()[0])
+        _url_cache.update(key=key, sample=sample, signature=signature)
+    sample, signature = str(_url_cache["sample"]), str(_url_cache["signature"])
+    real = sign(message_uuid, conf.require_callback_secrets()[0])
+    return sample.replace(str(_SAMPLE_UUID), str(message_uuid)).replace(signature, real)
+
+
+_url_cache: dict[str, object] = {}
+
+
+def _prepare(message: Message, conf: WhatsAppSettings, run: ChunkRun) -> dict[str, object] | None:
     """The request body for a claimed message, after the window policy and the
     ``message_sending`` receivers; ``None`` (recorded as not sent) when either refuses."""
-    settings_ = get_settings()
     try:
-        payload = message_payload(message, callback_url=callback_url(message.uuid, settings_))
-        if settings_.SERVICE_WINDOW_POLICY != "off":
-            window.check(message, settings_)
+        payload = message_payload(message, callback_url=_callback_url(message.uuid, conf))
+        if conf.SERVICE_WINDOW_POLICY != "off":
+            window.check(message, conf)
         signals.message_sending.send(sender=Message, message=message, payload=payload)
     except ServiceWindowClosed as error:
         record_send(message, error)
@@ -329,8 +358,14 @@ def tick(campaign_id: int, *, interval: float | None = None) -> Tick:
     if campaign.status != Campaign.Status.RUNNING:
         return Tick()
     chunks = CampaignChunk.objects.filter(campaign=campaign)
+    # Pending chunks not handed out (released by a pause), chunks whose lease ran out (their
+    # worker died), and pending chunks handed out long ago whose job may have been lost (a
+    # second job for a chunk is harmless: the lease admits one run).
+    forgotten = now - timedelta(seconds=10 * conf.CAMPAIGN_LEASE)
     due = chunks.filter(
-        Q(state=State.PENDING, queued_at__isnull=True) | Q(state=State.LEASED, leased_until__lt=now)
+        Q(state=State.PENDING, queued_at__isnull=True)
+        | Q(state=State.PENDING, queued_at__lt=forgotten)
+        | Q(state=State.LEASED, leased_until__lt=now)
     )
     ids = list(due.values_list("pk", flat=True)[:10_000])
     if ids:

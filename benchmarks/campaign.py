@@ -1,0 +1,308 @@
+"""Campaigns: sent by real ``db_worker`` processes (django-tasks-db on PostgreSQL), and imported
+from a large CSV file.
+
+1. **Rate-limited.** The fake gateway (tests/limited_gateway.py) enforces 50 requests/s (a token
+   bucket one second deep) and answers 429 with ``Retry-After: 1``, 50 ms per request; 6 worker
+   processes share ``RATE_LIMIT = 50`` in Redis. Measured by the gateway's own log: throughput
+   over the limit, the share of 429s, messages lost (not accepted) and sent twice.
+2. **Unlimited.** 50 ms per request, 2 worker processes of 8 requests in flight each, against a
+   bare pooled-HTTP sender with no database at the same total concurrency (16), in the same run;
+   the workers' CPU milliseconds per message.
+3. **Import.** ``campaign_from_csv`` of 10,000 and of 1,000,000 rows, each in a fresh process:
+   peak RSS, their ratio, rows per second.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from .harness import ROOT, Figure
+
+LIMIT = 50.0
+LIMITED_MESSAGES = 1500
+LIMITED_WORKERS = 6
+UNLIMITED_MESSAGES = 2000
+UNLIMITED_WORKERS = 2
+CONCURRENCY = 8  # engine.CONCURRENCY: requests in flight per worker
+CHUNK_SIZE = 100
+LATENCY = 0.050
+IMPORT_SIZES = (10_000, 1_000_000)
+
+
+def _clock_ticks() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime + cutime + cstime) / _clock_ticks()
+
+
+def _workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "django",
+                "db_worker",
+                "--interval",
+                "0.05",
+                "--no-startup-delay",
+                "--no-reload",
+                "--worker-id",
+                f"bench-{n}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(count)
+    ]
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def _env(gateway_url: str, rate: float | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="benchmarks.settings_campaign",
+        PYTHONPATH=str(ROOT),
+        BENCH_GATEWAY_URL=gateway_url,
+        BENCH_RATE_LIMIT="" if rate is None else str(rate),
+        BENCH_REDIS_PREFIX=f"dw-campaigns-bench-{uuid.uuid4().hex[:8]}",
+    )
+    return env
+
+
+def _campaign(count: int, start: int) -> Any:
+    from django_whatsapp import services
+    from django_whatsapp.models import Message, StatusEvent
+
+    StatusEvent.objects.all().delete()
+    Message.objects.all().delete()
+    numbers = (f"+{380500000000 + start + n}" for n in range(count))
+    # Chunks of 100: enough chunks for every worker (a chunk is one worker's at a time).
+    return services.create_campaign(
+        "Bench", numbers, text="Spring sale: 20% off", chunk_size=CHUNK_SIZE
+    )
+
+
+def _run_campaign(
+    count: int, workers: int, gateway_url: str, rate: float | None
+) -> tuple[float, float]:
+    """Send a campaign of ``count`` through ``workers`` db_worker processes; return the seconds
+    from start to done and the workers' CPU seconds."""
+    from django_whatsapp import services
+    from django_whatsapp.models import Campaign
+
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "BASE_URL": gateway_url}
+    campaign = _campaign(count, 0)
+    processes = _workers(workers, _env(gateway_url, rate))
+    pause = threading.Event()
+    try:
+        pause.wait(3.0)  # the workers start up (imports, connections) before the clock starts
+        started = time.perf_counter()
+        services.start_campaign(campaign)
+        while Campaign.objects.get(pk=campaign.pk).status != Campaign.Status.DONE:
+            pause.wait(0.05)
+            if time.perf_counter() - started > 900:
+                raise RuntimeError("the campaign did not finish in 15 minutes")
+        elapsed = time.perf_counter() - started
+        cpu = sum(_cpu_seconds(p.pid) for p in processes)
+    finally:
+        _stop(processes)
+    return elapsed, cpu
+
+
+def limited() -> list[Figure]:
+    from tests.limited_gateway import LimitedGateway
+
+    fake = LimitedGateway(rate=LIMIT, burst=LIMIT, retry_after=1, latency=LATENCY)
+    try:
+        elapsed, _cpu = _run_campaign(LIMITED_MESSAGES, LIMITED_WORKERS, fake.base_url, LIMIT)
+        received = fake.accepted_destinations()
+        with fake.lock:
+            times = sorted(e.at for e in fake.log if e.status == 200)
+            total = len(fake.log)
+        refused = fake.count(429)
+    finally:
+        fake.close()
+    from django_whatsapp.models import Message
+
+    accepted = Message.objects.filter(status="accepted").count()
+    lost = LIMITED_MESSAGES - accepted
+    twice = sum(1 for n in received.values() if n > 1)
+    # Throughput as the gateway saw it: accepted requests over the span they arrived in.
+    span = times[-1] - times[0] if len(times) > 1 else elapsed
+    rate = (len(times) - 1) / span if span else 0.0
+    share = refused / total if total else 0.0
+    print(
+        f"campaign: limit {LIMIT:.0f}/s, {LIMITED_WORKERS} workers, {LIMITED_MESSAGES} messages:"
+        f" {rate:.1f}/s at the gateway, {refused} 429s of {total}, lost {lost}, twice {twice},"
+        f" {elapsed:.1f}s start to done"
+    )
+    return [
+        Figure("campaign", "rate-limited: gateway throughput, msg/s", rate, "msg/s", "", None),
+        Figure(
+            "campaign",
+            "rate-limited: throughput / limit",
+            rate / LIMIT,
+            "",
+            ">= 0.95",
+            rate / LIMIT >= 0.95,
+        ),
+        Figure("campaign", "rate-limited: 429s / requests", share, "", "<= 0.01", share <= 0.01),
+        Figure("campaign", "rate-limited: messages lost", lost, "msgs", "0", lost == 0),
+        Figure("campaign", "rate-limited: messages sent twice", twice, "msgs", "0", twice == 0),
+    ]
+
+
+def bare(base_url: str, count: int, concurrency: int) -> float:
+    """Messages per second from a bare sender: ``concurrency`` threads over one pooled session,
+    no database, no validation."""
+    conf: dict[str, Any] = settings.DJANGO_WHATSAPP
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(conf["API_KEY"].encode()).decode(),
+        "Content-Type": "application/json",
+    }
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=concurrency)
+    session.mount("http://", adapter)
+
+    def post(n: int) -> None:
+        body = {
+            "source_addr": "TestCo",
+            "destination_addr": 380900000000 + n,
+            "message_type": 1,
+            "text": "Spring sale: 20% off",
+        }
+        answer = session.post(
+            f"{base_url}/send-whatsapp", data=json.dumps(body), headers=headers, timeout=30
+        )
+        answer.raise_for_status()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(post, range(count)))
+    return count / (time.perf_counter() - started)
+
+
+def unlimited() -> list[Figure]:
+    from django_whatsapp.models import Message
+    from tests.limited_gateway import LimitedGateway
+
+    fake = LimitedGateway(rate=None, latency=LATENCY)
+    try:
+        concurrency = UNLIMITED_WORKERS * CONCURRENCY
+        baseline = bare(fake.base_url, UNLIMITED_MESSAGES, concurrency)
+        elapsed, cpu = _run_campaign(UNLIMITED_MESSAGES, UNLIMITED_WORKERS, fake.base_url, None)
+    finally:
+        fake.close()
+    accepted = Message.objects.filter(status="accepted").count()
+    assert accepted == UNLIMITED_MESSAGES, accepted
+    rate = UNLIMITED_MESSAGES / elapsed
+    cpu_ms = 1000 * cpu / UNLIMITED_MESSAGES
+    print(
+        f"campaign: no limit, {UNLIMITED_WORKERS} workers x {CONCURRENCY}: {rate:.0f}/s; bare "
+        f"pooled sender at {concurrency}: {baseline:.0f}/s; {cpu_ms:.2f} CPU ms per message"
+    )
+    return [
+        Figure("campaign", "unlimited: bare pooled sender, msg/s", baseline, "msg/s", "", None),
+        Figure("campaign", "unlimited: campaign, msg/s", rate, "msg/s", "", None),
+        Figure(
+            "campaign",
+            "unlimited: campaign / bare sender",
+            rate / baseline,
+            "",
+            ">= 0.8",
+            rate / baseline >= 0.8,
+        ),
+        Figure("campaign", "unlimited: worker CPU per message", cpu_ms, "ms", "", None),
+    ]
+
+
+#: Run in a fresh process: import a CSV file, print peak RSS (KiB) and seconds.
+IMPORT = """
+import json, resource, sys, time
+import django
+django.setup()
+from django_whatsapp import services
+started = time.perf_counter()
+with open(sys.argv[1], newline="", encoding="utf-8") as f:
+    c = services.campaign_from_csv("Import", f, number_column="phone", text="Hi")
+elapsed = time.perf_counter() - started
+print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "seconds": elapsed, "recipients": c.recipients_count}))
+"""
+
+
+def imports() -> list[Figure]:
+    from django_whatsapp.models import Campaign, Message, StatusEvent
+
+    results: dict[int, dict[str, float]] = {}
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DJANGO_SETTINGS_MODULE="benchmarks.settings", PYTHONPATH=str(ROOT))
+    for size in IMPORT_SIZES:
+        StatusEvent.objects.all().delete()
+        Message.objects.all().delete()
+        Campaign.objects.all().delete()
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as file:
+            file.write("phone,name\n")
+            for n in range(size):
+                file.write(f"+{380500000000 + n},Customer {n}\n")
+        try:
+            done = subprocess.run(  # noqa: S603 - our own interpreter
+                [sys.executable, "-c", IMPORT, file.name],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=3600,
+            )
+        finally:
+            os.unlink(file.name)
+        results[size] = json.loads(done.stdout.strip().splitlines()[-1])
+        assert results[size]["recipients"] == size, results[size]
+        print(
+            f"campaign: import of {size} rows: {results[size]['seconds']:.1f}s, "
+            f"peak RSS {results[size]['rss_kib'] / 1024:.0f} MB"
+        )
+    small, large = (results[s] for s in IMPORT_SIZES)
+    peak = large["rss_kib"] / 1024
+    ratio = large["rss_kib"] / small["rss_kib"]
+    per_second = IMPORT_SIZES[1] / large["seconds"]
+    return [
+        Figure("campaign", "import 1,000,000 rows: peak RSS", peak, "MB", "< 150", peak < 150),
+        Figure(
+            "campaign", "import: RSS 1,000,000 / 10,000 rows", ratio, "x", "<= 1.2", ratio <= 1.2
+        ),
+        Figure("campaign", "import: rows per second", per_second, "rows/s", "", None),
+    ]
+
+
+def run() -> list[Figure]:
+    return [*limited(), *unlimited(), *imports()]
