@@ -110,6 +110,40 @@ def page_url(campaign: Campaign, what: str = "change") -> str:
 # -- create from a CSV upload ------------------------------------------------------------------
 
 
+def test_the_list_shows_each_campaigns_progress_from_its_chunks(
+    operator: Client, gateway: FakeGateway
+) -> None:
+    gateway.accept()
+    waiting = services.create_campaign("Waiting", ["+380500000001"], text="x")
+    sent = services.create_campaign("Sent", ["+380500000001", "+380500000002"], text="x")
+    services.start_campaign(sent)
+    run_queue()
+    html = operator.get(LIST).content.decode()
+    rows = {
+        name: html.split(f">{name}<", 1)[1].split("</tr>", 1)[0] for name in ("Waiting", "Sent")
+    }
+    assert 'data-percent="0"' in rows["Waiting"]
+    assert 'data-status="draft"' in rows["Waiting"]
+    assert 'data-percent="100"' in rows["Sent"]
+    assert 'data-status="done"' in rows["Sent"]
+    assert "2 recipients, 0 rejected, 0 repeated" in rows["Sent"]
+    assert waiting.pk != sent.pk
+
+
+def test_a_user_who_may_not_start_gets_a_draft(django_user_model: Any) -> None:
+    adder = staff_client(django_user_model, "adder", "add_campaign", "send_message")
+    first = preview(adder)
+    done = create(adder, first, launch="now")
+    assert Campaign.objects.get().status == CStatus.DRAFT
+    assert done.redirect_chain[-1][0] == LIST  # it may not see the campaign's page
+    viewer = staff_client(
+        django_user_model, "viewer", "add_campaign", "send_message", "view_campaign"
+    )
+    done = create(viewer, preview(viewer), launch="now")
+    assert "stays a draft" in " ".join(str(m) for m in done.context["messages"])
+    assert set(Campaign.objects.values_list("status", flat=True)) == {CStatus.DRAFT}
+
+
 def test_the_list_links_to_the_upload_form(operator: Client) -> None:
     listing = operator.get(LIST)
     assert listing.status_code == 200
