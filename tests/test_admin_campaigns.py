@@ -351,6 +351,18 @@ def test_a_file_that_is_not_utf8_has_its_bad_rows_rejected(operator: Client) -> 
     assert (shown.valid, [r.line for r in shown.rejected]) == (1, [3])
 
 
+def test_the_forms_labels_follow_the_active_language() -> None:
+    from django.utils import translation
+
+    from django_whatsapp.admin.campaigns import CampaignForm
+
+    english = str(CampaignForm().fields["source_addr"].label)
+    with translation.override("uk"):
+        ukrainian = str(CampaignForm().fields["source_addr"].label)
+    assert english == "Sender"
+    assert ukrainian not in ("", "Sender")
+
+
 # -- permissions, CSRF, methods ----------------------------------------------------------------
 
 

@@ -148,50 +148,50 @@ class CampaignForm(forms.Form):
 
     required_css_class = "required"
 
-    name = forms.CharField(label=_("name"), max_length=255)
+    name = forms.CharField(label=gettext_lazy("name"), max_length=255)
     message_type = forms.TypedChoiceField(
-        label=_("type"),
+        label=gettext_lazy("type"),
         choices=[(int(k), k.label) for k in (Kind.TEXT, Kind.MEDIA, Kind.TEMPLATE)],
         coerce=int,
         initial=Kind.TEXT,
         widget=forms.RadioSelect(attrs={"class": "radiolist inline"}),
     )
     source_addr = forms.CharField(
-        label=_("sender"),
+        label=gettext_lazy("sender"),
         required=False,
         max_length=20,
-        help_text=_("Leave empty to use the default sender."),
+        help_text=gettext_lazy("Leave empty to use the default sender."),
     )
     text = forms.CharField(
-        label=_("text"),
+        label=gettext_lazy("text"),
         required=False,
         strip=False,
         widget=forms.Textarea(attrs={"rows": 5, "cols": 60}),
     )
     file_url = forms.CharField(
-        label=_("image URL"),
+        label=gettext_lazy("image URL"),
         required=False,
-        help_text=_("A public http:// or https:// link to a .jpg, .jpeg or .png image."),
+        help_text=gettext_lazy("A public http:// or https:// link to a .jpg, .jpeg or .png image."),
         widget=forms.URLInput(attrs={"size": 60}),
     )
     caption = forms.CharField(
-        label=_("caption"),
+        label=gettext_lazy("caption"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
     )
     template = forms.ModelChoiceField(
-        label=_("template"),
+        label=gettext_lazy("template"),
         queryset=Template.objects.filter(is_active=True),
         required=False,
-        empty_label=_("Choose a template"),
+        empty_label=gettext_lazy("Choose a template"),
     )
     header = forms.CharField(
-        label=_("header"), required=False, widget=forms.TextInput(attrs={"size": 60})
+        label=gettext_lazy("header"), required=False, widget=forms.TextInput(attrs={"size": 60})
     )
     csv_file = forms.FileField(
-        label=_("CSV file"),
+        label=gettext_lazy("CSV file"),
         required=False,
-        help_text=_(
+        help_text=gettext_lazy(
             "UTF-8 text with a header line: a column for the number, columns for the "
             "template's parameters."
         ),
@@ -199,12 +199,12 @@ class CampaignForm(forms.Form):
     )
     upload = forms.CharField(required=False, widget=forms.HiddenInput)
     number_column = forms.CharField(
-        label=_("number column"), initial="number", required=False, max_length=255
+        label=gettext_lazy("number column"), initial="number", required=False, max_length=255
     )
     param_columns = forms.CharField(
-        label=_("parameter columns"),
+        label=gettext_lazy("parameter columns"),
         required=False,
-        help_text=_(
+        help_text=gettext_lazy(
             "The columns holding the template's parameters, in the order of its "
             "placeholders, separated by commas. Leave empty to give everyone the same "
             "parameters."
@@ -212,20 +212,20 @@ class CampaignForm(forms.Form):
         widget=forms.TextInput(attrs={"size": 60}),
     )
     launch = forms.ChoiceField(
-        label=_("when"),
+        label=gettext_lazy("when"),
         choices=[
-            (LAUNCH_DRAFT, _("Create as a draft; start it from its page")),
-            (LAUNCH_NOW, _("Start sending now")),
-            (LAUNCH_AT, _("Send at the time below")),
+            (LAUNCH_DRAFT, gettext_lazy("Create as a draft; start it from its page")),
+            (LAUNCH_NOW, gettext_lazy("Start sending now")),
+            (LAUNCH_AT, gettext_lazy("Send at the time below")),
         ],
         initial=LAUNCH_DRAFT,
         required=False,
         widget=forms.RadioSelect,
     )
     send_at = forms.DateTimeField(
-        label=_("send at"),
+        label=gettext_lazy("send at"),
         required=False,
-        help_text=_("In the site's time zone."),
+        help_text=gettext_lazy("In the site's time zone."),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
 
@@ -415,7 +415,11 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("counts"))
     def counts(self, obj: Campaign) -> str:
-        return _("%(recipients)d recipients, %(rejected)d rejected, %(duplicates)d repeated") % {
+        return ngettext(
+            "%(recipients)d recipient, %(rejected)d rejected, %(duplicates)d repeated",
+            "%(recipients)d recipients, %(rejected)d rejected, %(duplicates)d repeated",
+            obj.recipients_count,
+        ) % {
             "recipients": obj.recipients_count,
             "rejected": obj.rejected_count,
             "duplicates": obj.duplicates_count,
