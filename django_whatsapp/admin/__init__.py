@@ -4,6 +4,7 @@
 - :mod:`.templates`: templates;
 - :mod:`.conversations`: conversations and inbound reports;
 - :mod:`.bulk`: "Send to many";
+- :mod:`.campaigns`: campaigns: the list, a campaign's page, create from a CSV upload;
 - :mod:`.actions`: the send, refresh and retry actions the screens share;
 - :mod:`.display`: badges, bubbles, error explanations and the status summary.
 
@@ -11,6 +12,6 @@ Every send, retry and status refresh goes through :mod:`django_whatsapp.services
 ``django_whatsapp.send_message`` permission. Importing this package registers the model admins.
 """
 
-from . import conversations, messages, templates
+from . import campaigns, conversations, messages, templates
 
-__all__ = ["conversations", "messages", "templates"]
+__all__ = ["campaigns", "conversations", "messages", "templates"]

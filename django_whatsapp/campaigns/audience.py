@@ -387,3 +387,98 @@ def plan_chunks(campaign: Campaign, chunk_size: int = CHUNK_SIZE) -> int:
     made += len(chunks)
     Campaign.objects.filter(pk=campaign.pk).update(updated_at=F("updated_at"))
     return made
+
+
+# -- a look before creating (the admin's preview) ----------------------------------------------
+
+#: Rows :func:`preview_csv` reads at most (each one validated, none stored).
+PREVIEW_MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class AudiencePreview:
+    """What a CSV audience would give, found without storing anything: the first valid rows
+    as unsaved messages, the first rejected rows (unsaved ``CampaignRejection``), and the counts
+    of the rows read. ``complete`` is false when the reading stopped at ``max_rows``. Repeated
+    numbers are only found when the campaign is created."""
+
+    messages: list[Message]
+    rejected: list[CampaignRejection]
+    rows_read: int
+    valid: int
+    rejected_count: int
+    complete: bool
+
+
+def csv_columns(file: IO[str]) -> list[str]:
+    """The names in a CSV text file's header line (empty for an empty file); the file is
+    rewound to its start."""
+    header = next(csv.reader(file), None)
+    file.seek(0)
+    return [name.strip() for name in header or []]
+
+
+def preview_csv(
+    file: IO[str],
+    *,
+    number_column: str = "number",
+    param_columns: Sequence[str] = (),
+    first: int = 5,
+    max_rejections: int = 100,
+    max_rows: int = PREVIEW_MAX_ROWS,
+    text: str | None = None,
+    file_url: str | None = None,
+    template: Template | str | None = None,
+    params: Sequence[Any] = (),
+    header: str | None = None,
+    source_addr: str | None = None,
+) -> AudiencePreview:
+    """Read a CSV audience as :func:`campaign_from_csv` would, validating the content and each
+    row with the same rules, and store nothing: raises ``ValidationError`` for bad content or a
+    header without the named columns; the bad rows are returned (line, value, reason)."""
+    prototype = _content(text, file_url, template, params, header, source_addr, None)
+    rows = rows_from_csv(file, number_column=number_column, param_columns=param_columns)
+    messages: list[Message] = []
+    rejected: list[CampaignRejection] = []
+    read = valid = bad = 0
+    complete = True
+    for row in rows:
+        if read >= max_rows:
+            complete = False
+            break
+        read += 1
+        try:
+            if row.problem:
+                raise ValidationError(row.problem)
+            recipient = clean_recipient(row.number)
+            values = prototype.template_params
+            if prototype.template is not None and row.params is not None:
+                values = clean_template_params(prototype.template, row.params, header)
+            elif (
+                prototype.template is not None
+                and not values.get("body")
+                and prototype.template.placeholder_count
+            ):
+                raise ValidationError(_("This row has no template parameters."))
+        except ValidationError as error:
+            bad += 1
+            if len(rejected) < max_rejections:
+                reason = " ".join(error.messages)
+                rejected.append(
+                    CampaignRejection(line=row.line, value=str(row.number)[:255], reason=reason)
+                )
+            continue
+        valid += 1
+        if len(messages) < first:
+            messages.append(
+                Message(
+                    message_type=prototype.message_type,
+                    source_addr=prototype.source_addr,
+                    destination_addr=recipient,
+                    text=prototype.text,
+                    file_url=prototype.file_url,
+                    template=prototype.template,
+                    template_params=values,
+                )
+            )
+    return AudiencePreview(messages, rejected, read, valid, bad, complete)
