@@ -32,7 +32,7 @@ from collections.abc import Callable
 from django.core.cache import BaseCache, caches
 
 from .client import SharedBackoff
-from .conf import WhatsAppSettings, get_settings
+from .conf import DEFAULT_ACCOUNT, WhatsAppSettings, get_settings
 
 logger = logging.getLogger("django_whatsapp.ratelimit")
 
@@ -41,6 +41,8 @@ MIN_WINDOW = 0.1
 #: Retries of a rate-limited request when no ``keep_trying`` is given (single sends, polls).
 DEFAULT_RATE_LIMIT_RETRIES = 10
 _FOREVER = 2**31
+#: The cache keys' prefix of the default account's budget.
+PREFIX = "django_whatsapp:ratelimit"
 
 
 def windows(rate: float) -> tuple[int, float]:
@@ -68,7 +70,7 @@ class SharedRateLimit(SharedBackoff):
         rate: float,
         cache: BaseCache,
         *,
-        prefix: str = "django_whatsapp:ratelimit",
+        prefix: str = PREFIX,
         max_in_flight: int | None = None,
         keep_trying: Callable[[], bool] | None = None,
         wall_clock: Callable[[], float] = time.time,
@@ -159,6 +161,14 @@ class PatientBackoff(SharedBackoff):
         return _FOREVER if self.keep_trying() else 0
 
 
+def budget_prefix(conf: WhatsAppSettings) -> str:
+    """The cache keys' prefix of ``conf``'s account's rate budget: each account of ``ACCOUNTS``
+    has its own budget and its own 429 pause (the gateway limits each access key apart)."""
+    if conf.account == DEFAULT_ACCOUNT:
+        return PREFIX
+    return f"{PREFIX}:account:{conf.account}"
+
+
 def gate_for(
     conf: WhatsAppSettings | None = None,
     *,
@@ -174,6 +184,7 @@ def gate_for(
         return SharedRateLimit(
             conf.RATE_LIMIT,
             caches[conf.RATE_LIMIT_CACHE],
+            prefix=budget_prefix(conf),
             max_in_flight=max_in_flight,
             keep_trying=keep_trying,
         )

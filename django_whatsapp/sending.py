@@ -428,6 +428,7 @@ def claim_batch(
             pk=pk,
             uuid=uuid_field.to_python(uuid),
             campaign=campaign,
+            account=campaign.account,
             message_type=campaign.message_type,
             source_addr=campaign.source_addr,
             destination_addr=destination,

@@ -28,9 +28,11 @@ from django.db.models import F
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from .. import optout
 from ..bulk import _prototype
-from ..conf import DEFAULT_ACCOUNT
+from ..conf import DEFAULT_ACCOUNT, get_settings
 from ..models import Campaign, CampaignChunk, CampaignRejection, Message, Template
 from ..validation import clean_recipient, clean_template, clean_template_params
 
@@ -107,6 +109,10 @@ def rows_from_csv(
     return rows()
 
 
+#: The reason a row whose recipient opted out is skipped with.
+OPTED_OUT_REASON = gettext_lazy("The recipient opted out: nothing is sent to them.")
+
+
 def create_campaign(
     name: str,
     recipients: Iterable[Any],
@@ -120,13 +126,16 @@ def create_campaign(
     send_at: datetime | None = None,
     created_by: Any = None,
     chunk_size: int = CHUNK_SIZE,
+    account: str | None = None,
 ) -> Campaign:
     """Create a ``draft`` campaign of one text, image (``file_url``, ``text`` its caption) or
     template (with ``params`` for everyone, or each recipient's own, and ``header``), and store
     its audience (numbers, or ``(number, params)`` pairs, read as a stream) as ``draft``
     messages. Raises ``ValidationError`` (nothing stored) when the content is not valid; bad
-    rows are reported on the campaign (``rejected_count``, ``rejections``). Start it with
-    ``start_campaign``."""
+    rows are reported on the campaign (``rejected_count``, ``rejections``), recipients who opted
+    out among them (skipped, never stored to be sent). ``account`` (a name in ``ACCOUNTS``; the
+    default account when not given) sends every message through that account's gateway, key,
+    sender and rate budget. Start it with ``start_campaign``."""
     return create_from_rows(
         name,
         rows_from_iterable(recipients),
@@ -139,6 +148,7 @@ def create_campaign(
         send_at=send_at,
         created_by=created_by,
         chunk_size=chunk_size,
+        account=account,
     )
 
 
@@ -171,6 +181,7 @@ def create_from_rows(
     send_at: datetime | None = None,
     created_by: Any = None,
     chunk_size: int = CHUNK_SIZE,
+    account: str | None = None,
 ) -> Campaign:
     """:func:`create_campaign` for rows already read (:func:`rows_from_iterable`,
     :func:`rows_from_csv`)."""
@@ -178,7 +189,9 @@ def create_from_rows(
         raise ValueError("chunk_size must be at least 1")
     if not str(name or "").strip():
         raise ValidationError({"name": _("Give the campaign a name.")})
-    prototype = _content(text, file_url, template, params, header, source_addr, created_by)
+    # An unknown account is a configuration error, raised before anything is stored.
+    account = get_settings(account).account
+    prototype = _content(text, file_url, template, params, header, source_addr, created_by, account)
     campaign = Campaign.objects.create(
         name=str(name).strip()[:255],
         message_type=prototype.message_type,
@@ -188,6 +201,7 @@ def create_from_rows(
         params=[str(p) for p in params],
         header=header or "",
         source_addr=prototype.source_addr,
+        account=account,
         send_at=send_at,
         created_by=created_by,
     )
@@ -211,6 +225,7 @@ def _content(
     header: str | None,
     source_addr: str | None,
     created_by: Any,
+    account: str = DEFAULT_ACCOUNT,
 ) -> Message:
     """The validated message every recipient's copy starts from; raises ``ValidationError``.
     A template without campaign-wide ``params`` takes each recipient's: stand-ins are checked
@@ -231,7 +246,7 @@ def _content(
         header=header,
         source_addr=source_addr,
         created_by=created_by,
-        account=DEFAULT_ACCOUNT,
+        account=account,
         links={},
     )
     if message.template is not None:
@@ -292,15 +307,33 @@ def _store(campaign: Campaign, rows: Iterator[Row], prototype: Message, header: 
     now = timezone.now()
     prototype.campaign = campaign
     inserter = _Inserter(prototype, now)
-    batch: list[list[Any]] = []
+    batch: list[tuple[str, Any, Row]] = []
     rejected: list[CampaignRejection] = []
     read = valid = rejected_total = 0
     template = prototype.template
 
+    def reject(line: int, value: Any, reason: str) -> None:
+        nonlocal rejected_total
+        rejected_total += 1
+        if rejected_total <= MAX_REJECTIONS_STORED:
+            rejected.append(
+                CampaignRejection(
+                    campaign=campaign, line=line, value=str(value)[:255], reason=reason
+                )
+            )
+
     def flush() -> None:
-        nonlocal batch, rejected
+        nonlocal batch, rejected, valid
         if batch:
-            inserter.insert(batch)
+            # Recipients who opted out are reported as skipped rows, never stored to be sent.
+            opted_out = optout.opted_out_numbers(recipient for recipient, _p, _r in batch)
+            for recipient, _params, row in batch:
+                if recipient in opted_out:
+                    valid -= 1
+                    reject(row.line, row.number, str(OPTED_OUT_REASON))
+            kept = [(r, p) for r, p, _row in batch if r not in opted_out]
+            if kept:
+                inserter.insert([inserter.values(r, p) for r, p in kept])
         if rejected:  # only rows within MAX_REJECTIONS_STORED were kept
             CampaignRejection.objects.bulk_create(rejected)
         Campaign.objects.filter(pk=campaign.pk).update(
@@ -320,19 +353,10 @@ def _store(campaign: Campaign, rows: Iterator[Row], prototype: Message, header: 
             elif template is not None and not params.get("body") and template.placeholder_count:
                 raise ValidationError(_("This row has no template parameters."))
         except ValidationError as error:
-            rejected_total += 1
-            if rejected_total <= MAX_REJECTIONS_STORED:
-                rejected.append(
-                    CampaignRejection(
-                        campaign=campaign,
-                        line=row.line,
-                        value=str(row.number)[:255],
-                        reason=" ".join(error.messages),
-                    )
-                )
+            reject(row.line, row.number, " ".join(error.messages))
         else:
             valid += 1
-            batch.append(inserter.values(recipient, params))
+            batch.append((recipient, params, row))
         if len(batch) >= BATCH_SIZE or len(rejected) >= BATCH_SIZE:
             flush()
     flush()

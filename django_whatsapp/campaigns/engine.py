@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import signals, window
+from .. import optout, signals, window
 from ..client import SendResult, WhatsAppClient
 from ..conf import WhatsAppSettings, get_settings
 from ..exceptions import RateLimited, ServiceWindowClosed, WhatsAppError
@@ -170,6 +170,8 @@ def run_chunk(
         return ChunkRun(chunk_id, "busy" if exists else "missing")
     chunk = CampaignChunk.objects.select_related("campaign", "campaign__template").get(pk=chunk_id)
     campaign = chunk.campaign
+    # The campaign's own account: its gateway, key and rate budget.
+    conf = get_settings(campaign.account)
     run = ChunkRun(chunk_id, "done")
     if chunk.runs > 1:
         run.settled_unknown = settle_claimed(chunk)
@@ -209,7 +211,7 @@ def _send_chunk(
     stop: threading.Event,
     run: ChunkRun,
 ) -> None:
-    conf = get_settings()
+    conf = get_settings(campaign.account)
     lease = conf.CAMPAIGN_LEASE
     in_flight: dict[Future[SendResult], Message] = {}
     exhausted = False
@@ -243,7 +245,16 @@ def _send_chunk(
                     else:
                         run.outcome = "stopped"
                         stop.set()
+                # A recipient who opted out since the import is refused here, before any request.
+                opted_out = optout.opted_out_numbers(m.destination_addr for m in claimed)
                 for message in claimed:
+                    refused = (
+                        optout.refusal(message) if message.destination_addr in opted_out else None
+                    )
+                    if refused is not None:
+                        record_send(message, refused)
+                        run.failed += 1
+                        continue
                     payload = _prepare(message, conf, run)
                     if payload is not None:
                         in_flight[pool.submit(client.send, payload)] = message

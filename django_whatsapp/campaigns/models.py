@@ -44,6 +44,8 @@ class Campaign(models.Model):
     )
     header = models.CharField(_("template header"), max_length=2048, blank=True)
     source_addr = models.CharField(_("sender"), max_length=20, blank=True)
+    #: The WhatsApp account (``ACCOUNTS``) every message of the campaign goes through.
+    account = models.CharField(_("account"), max_length=64, default="default")
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True
     )
