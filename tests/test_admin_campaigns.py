@@ -562,3 +562,22 @@ def test_queries_do_not_grow_with_the_campaign(operator: Client) -> None:
     for n in range(10):
         make_campaign(2 + n)
     assert queries(operator, LIST) == few
+
+
+def test_with_several_accounts_the_campaign_goes_through_the_chosen_one(
+    operator: Client, settings: Any
+) -> None:
+    settings.DJANGO_WHATSAPP = {
+        **settings.DJANGO_WHATSAPP,
+        "ACCOUNTS": {"outlet": {"API_KEY": "outlet-key-0a9b", "DEFAULT_SOURCE_ADDR": "Outlet"}},
+    }
+    first = preview(operator, account="outlet")
+    assert "account" in first.context["form"].fields
+    create(operator, first, launch="draft")
+    campaign = Campaign.objects.get()
+    assert campaign.account == "outlet"
+    assert set(campaign.messages.values_list("account", flat=True)) == {"outlet"}
+
+
+def test_with_one_account_no_account_is_offered(operator: Client) -> None:
+    assert "account" not in preview(operator).context["form"].fields

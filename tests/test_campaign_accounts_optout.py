@@ -5,6 +5,7 @@ refused by the engine if they opt out later."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Iterator
 from importlib.util import find_spec
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 from pytest_httpserver import HTTPServer
 
 from django_whatsapp import optout, ratelimit, services
@@ -160,3 +162,23 @@ def test_each_account_has_its_own_rate_budget_and_pause(outlet: FakeGateway, set
     budget = caches["budget"]
     assert budget.get(outlet_gate.pause_key) is not None
     assert budget.get(default_gate.pause_key) is None
+
+
+def test_the_command_creates_a_campaign_for_an_account(outlet: FakeGateway, tmp_path: Any) -> None:
+    audience = tmp_path / "audience.csv"
+    audience.write_text("number\n+380501110001\n", encoding="utf-8")
+    out = io.StringIO()
+    call_command(
+        "whatsapp_campaign", "create", "--name", "Outlet", "--text", "Hi",
+        "--csv", str(audience), "--account", "outlet", stdout=out,
+    )  # fmt: skip
+    campaign = Campaign.objects.get()
+    assert campaign.account == "outlet"
+    assert Message.objects.get(campaign=campaign).account == "outlet"
+
+    with pytest.raises(CommandError, match=r"Nothing was stored\..*nowhere"):
+        call_command(
+            "whatsapp_campaign", "create", "--name", "Lost", "--text", "Hi",
+            "--csv", str(audience), "--account", "nowhere", stdout=out,
+        )  # fmt: skip
+    assert Campaign.objects.count() == 1

@@ -52,6 +52,7 @@ from ..campaigns.audience import AudiencePreview, csv_columns, preview_csv
 from ..campaigns.control import CampaignStateError, campaign_export
 from ..forms import header_label, param_label, placeholder_context, template_choices_data
 from ..models import Campaign, CampaignChunk, Message, Template
+from . import accounts as admin_accounts
 from . import display
 from .display import CSS
 
@@ -232,6 +233,8 @@ class CampaignForm(forms.Form):
     def __init__(self, *args: Any, columns: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.columns = columns or []
+        if admin_accounts.several():
+            self.fields["account"] = admin_accounts.account_field()
         if self.columns:
             choices = [(c, c) for c in self.columns]
             self.fields["number_column"] = forms.ChoiceField(
@@ -554,6 +557,7 @@ class CampaignAdmin(admin.ModelAdmin):
                     source_addr=data["source_addr"] or None,
                     send_at=send_at,
                     created_by=request.user,
+                    account=data.get("account") or None,
                     **form.content(),
                 )
         except ValidationError as error:

@@ -79,6 +79,11 @@ class Command(BaseCommand):
             help="A CSV column with a template body parameter, in order; repeat for each.",
         )
         create.add_argument("--from", dest="source_addr", help="Sender (DEFAULT_SOURCE_ADDR).")
+        create.add_argument(
+            "--account",
+            metavar="NAME",
+            help="Send through this account of ACCOUNTS (default: the top-level settings).",
+        )
         create.add_argument("--start", action="store_true", help="Start it once created.")
         create.add_argument(
             "--send-at", metavar="ISO", help="Send it at this time (with --start, or later)."
@@ -127,7 +132,11 @@ class Command(BaseCommand):
     def create(self, options: dict[str, Any]) -> None:
         send_at = parse_send_at(options["send_at"]) if options["send_at"] else None
         path = Path(options["csv"])
-        content: dict[str, Any] = {"source_addr": options["source_addr"], "send_at": send_at}
+        content: dict[str, Any] = {
+            "source_addr": options["source_addr"],
+            "send_at": send_at,
+            "account": options["account"],
+        }
         if options["template"]:
             content.update(template=options["template"], header=options["header"])
         elif options["image"]:
@@ -149,6 +158,8 @@ class Command(BaseCommand):
             raise CommandError(f"--csv {path} is not UTF-8 text: {error.reason}.") from error
         except ValidationError as error:
             raise CommandError(_describe(error)) from error
+        except ImproperlyConfigured as error:  # an unknown --account
+            raise CommandError(f"Nothing was stored. {error}") from error
         self.stdout.write(
             f"Campaign {campaign.pk} ({campaign.name}) created: {campaign.recipients_count} "
             f"recipients, {campaign.rejected_count} rejected rows, "
