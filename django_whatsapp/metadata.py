@@ -135,3 +135,32 @@ def has_tag(tag: str, *, supports_contains: bool) -> models.Q:
     if supports_contains:
         return models.Q(tags__contains=[tag])
     return models.Q(tags__regex=re.escape(json.dumps(tag)))
+
+
+def forget_number(value: Any, number: str) -> tuple[Any, int]:
+    """``value`` (a message's ``metadata``) without every entry naming ``number`` (a string
+    holding its digits), for a data-subject erasure: a key whose value names it is dropped, and
+    so is a list item; nested objects and lists are searched. Returns the new value and how
+    many entries were dropped."""
+    if isinstance(value, dict):
+        kept: dict[str, Any] = {}
+        dropped = 0
+        for key, item in value.items():
+            if number in str(key) or (isinstance(item, str | int) and number in str(item)):
+                dropped += 1
+                continue
+            kept[key], inner = forget_number(item, number)
+            dropped += inner
+        return kept, dropped
+    if isinstance(value, list):
+        items: list[Any] = []
+        dropped = 0
+        for item in value:
+            if isinstance(item, str | int) and number in str(item):
+                dropped += 1
+                continue
+            new, inner = forget_number(item, number)
+            items.append(new)
+            dropped += inner
+        return items, dropped
+    return value, 0

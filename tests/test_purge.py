@@ -18,8 +18,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_whatsapp import optout
-from django_whatsapp.models import Contact, InboundReport, Message, StatusEvent
+from django_whatsapp import optout, services
+from django_whatsapp.models import CampaignRejection, Contact, InboundReport, Message, StatusEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -226,3 +226,42 @@ def test_contact_must_be_a_number(data: dict[str, Any]) -> None:
     with pytest.raises(CommandError, match="--include-unsettled goes with --older-than"):
         purge("--contact", CUSTOMER, "--include-unsettled")
     assert len(remaining()) == 7
+
+
+def test_contact_erases_metadata_naming_the_number_on_other_messages(
+    data: dict[str, Any],
+) -> None:
+    about = message(Status.DELIVERED, to=OTHER)
+    Message.objects.filter(pk=about.pk).update(
+        metadata={
+            "referred_by": "+380501234567",
+            "order": 17,
+            "people": ["380501234567", "380671112233"],
+            "nested": {"phone": "380501234567", "city": "Kyiv"},
+        }
+    )
+    untouched = message(Status.DELIVERED, to=OTHER)
+    Message.objects.filter(pk=untouched.pk).update(metadata={"order": 18})
+
+    dry = purge("--contact", CUSTOMER, "--dry-run")
+    assert "3 metadata entries" in dry
+    assert Message.objects.get(pk=about.pk).metadata["referred_by"] == "+380501234567"
+
+    output = purge("--contact", CUSTOMER, "--no-progress")
+    assert "3 metadata entries" in output
+    assert Message.objects.get(pk=about.pk).metadata == {
+        "order": 17,
+        "people": ["380671112233"],
+        "nested": {"city": "Kyiv"},
+    }
+    assert Message.objects.get(pk=untouched.pk).metadata == {"order": 18}
+
+
+def test_contact_erases_rejected_campaign_rows_naming_the_number() -> None:
+    campaign = services.create_campaign(
+        "News", ["+380501234567", "380 67 111 22 33", "not-a-number"], text="Hi"
+    )
+    CampaignRejection.objects.create(campaign=campaign, line=9, value="+380501234567x", reason="x")
+    output = purge("--contact", CUSTOMER, "--no-progress")
+    assert list(CampaignRejection.objects.values_list("value", flat=True)) == ["not-a-number"]
+    assert "Deleted: 1 messages, 1 rejected rows." in output

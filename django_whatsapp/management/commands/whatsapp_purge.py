@@ -27,11 +27,20 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from ...conf import get_settings, parse_duration
-from ...models import FINAL_STATUSES, Contact, InboundReport, Message, StatusEvent
+from ...metadata import forget_number
+from ...models import (
+    FINAL_STATUSES,
+    CampaignRejection,
+    Contact,
+    InboundReport,
+    Message,
+    StatusEvent,
+)
 from ...validation import clean_recipient
 
 Status = Message.Status
@@ -177,7 +186,34 @@ class Command(BaseCommand):
         # Reports first: their links to the messages are how some of them are found.
         counts = self.purge(reports, "inbound reports") + self.purge(messages, "messages")
         counts += self.purge(Contact.objects.filter(number=number), "contact")
+        # Campaign rows rejected at an import keep the number as it was given.
+        rejected = CampaignRejection.objects.filter(value__contains=number)
+        counts += self.purge(rejected, "rejected campaign rows")
+        counts += self.forget_in_metadata(number)
         self.summary(counts)
+
+    def forget_in_metadata(self, number: str) -> Counter[str]:
+        """Drop every metadata entry naming ``number`` from the other messages (their own data
+        about this customer), in batches; return the entries dropped (found, on a dry run)."""
+        naming = (
+            Message.objects.annotate(_wa_metadata=Cast("metadata", TextField()))
+            .filter(_wa_metadata__contains=number)
+            .order_by("pk")
+        )
+        dropped = 0
+        last_pk = 0
+        while True:
+            page = list(naming.filter(pk__gt=last_pk).only("pk", "metadata")[: self.size])
+            if not page:
+                break
+            last_pk = page[-1].pk
+            with transaction.atomic():
+                for message in page:
+                    message.metadata, removed = forget_number(message.metadata, number)
+                    dropped += removed
+                    if removed and not self.dry_run:
+                        Message.objects.filter(pk=message.pk).update(metadata=message.metadata)
+        return Counter({"metadata entries": dropped}) if dropped else Counter()
 
     def purge(self, queryset: QuerySet[Any], label: str) -> Counter[str]:
         """Delete ``queryset`` in batches of primary keys, each in its own transaction; return
