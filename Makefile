@@ -78,17 +78,20 @@ types: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The suite on SQLite; its coverage data goes to .coverage.sqlite (the old data is removed first).
+# The browser tests run in a pytest process of their own: Playwright's event loop and the live
+# server's shared in-memory database stay apart from the rest of the suite.
 pytest: $(BROWSER_STAMP) chromium
 	rm -f .coverage .coverage.sqlite
-	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(COVERAGE)
+	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(COVERAGE) --ignore=tests/browser
+	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(COVERAGE) --cov-append tests/browser
 
 # The same suite on PostgreSQL whenever one answers at 127.0.0.1:5432 (required in CI); its
-# coverage data goes to .coverage.postgres. The packaging test does not touch the database: it
-# ran in `pytest`.
+# coverage data goes to .coverage.postgres. The packaging test (no database) and the browser
+# tests (the same pages on either database) ran in `pytest`.
 pytest-postgres: $(BROWSER_STAMP)
 	rm -f .coverage.postgres
 	COVERAGE_FILE=.coverage.postgres VENV=$(VENV) scripts/pytest-postgres -m "not packaging" \
-		$(COVERAGE)
+		--ignore=tests/browser $(COVERAGE)
 
 # After both runs: their data combined into .coverage, reported, and the gate enforced.
 coverage: $(STAMP)
