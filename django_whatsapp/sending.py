@@ -371,7 +371,8 @@ WHERE id IN (
 )
 AND status IN (%s, %s)
 AND EXISTS (SELECT 1 FROM {campaign} WHERE id = %s AND status = %s)
-RETURNING id, uuid, destination_addr, template_params, attempts
+RETURNING id, uuid, destination_addr, template_params, attempts, metadata, tags,
+    target_content_type_id, target_object_id
 """
 
 
@@ -423,7 +424,10 @@ def claim_batch(
     uuid_field = Message._meta.get_field("uuid")
     params_field = Message._meta.get_field("template_params")
     claimed = []
-    for pk, uuid, destination, template_params, attempts in sorted(rows):
+    metadata_field = Message._meta.get_field("metadata")
+    tags_field = Message._meta.get_field("tags")
+    for row in sorted(rows):
+        pk, uuid, destination, template_params, attempts, metadata, tags, target_type, target = row
         message = Message(
             pk=pk,
             uuid=uuid_field.to_python(uuid),
@@ -436,6 +440,10 @@ def claim_batch(
             file_url=campaign.file_url,
             template=campaign.template,
             template_params=_json(params_field, template_params, connection),
+            metadata=_json(metadata_field, metadata, connection),
+            tags=_json(tags_field, tags, connection),
+            target_content_type_id=target_type,
+            target_object_id=target,
             attempts=attempts,
             status=Status.SENDING,
             status_changed_at=now,

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 from django.core.cache import caches
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import CommandError, call_command
 from pytest_httpserver import HTTPServer
 
-from django_whatsapp import optout, ratelimit, services
+from django_whatsapp import optout, ratelimit, services, signals
 from django_whatsapp.campaigns import engine
 from django_whatsapp.campaigns.audience import OPTED_OUT_REASON
 from django_whatsapp.conf import get_settings
-from django_whatsapp.models import Campaign, CampaignChunk, Message
+from django_whatsapp.models import Campaign, CampaignChunk, Message, Template
 from tests.conftest import FakeGateway
 
 if find_spec("django.tasks"):  # Django 6.0+
@@ -182,3 +182,42 @@ def test_the_command_creates_a_campaign_for_an_account(outlet: FakeGateway, tmp_
             "--csv", str(audience), "--account", "nowhere", stdout=out,
         )  # fmt: skip
     assert Campaign.objects.count() == 1
+
+
+def test_a_campaigns_metadata_tags_and_target_reach_every_message_and_signal(
+    gateway: FakeGateway, outlet: FakeGateway
+) -> None:
+    gateway.accept()
+    target = Template.objects.create(name="spring", language_code="en", body="Hi")
+    campaign = services.create_campaign(
+        "Spring",
+        ["+380501110001", "+380501110002"],
+        text="Spring sale",
+        metadata={"promo": "SPRING"},
+        tags=["spring", "sale"],
+        target=target,
+    )
+    stored = Message.objects.filter(campaign=campaign)
+    assert {(m.metadata["promo"], tuple(m.tags), m.target) for m in stored} == {
+        ("SPRING", ("spring", "sale"), target)
+    }
+
+    seen: list[tuple[dict[str, Any], list[str], Any]] = []
+
+    def sending(sender: Any, message: Message, **kwargs: Any) -> None:
+        seen.append((message.metadata, message.tags, message.target))
+
+    signals.message_sending.connect(sending)
+    try:
+        services.start_campaign(campaign)
+        run_chunks(campaign)
+    finally:
+        signals.message_sending.disconnect(sending)
+    assert seen == [({"promo": "SPRING"}, ["spring", "sale"], target)] * 2
+
+
+def test_bad_metadata_stores_no_campaign(outlet: FakeGateway) -> None:
+    with pytest.raises(ValidationError) as raised:
+        services.create_campaign("Bad", ["+380501110001"], text="Hi", tags=["ok", ""])
+    assert "tags" in raised.value.message_dict
+    assert not Campaign.objects.exists()

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from django.core.exceptions import ValidationError
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import F
 from django.db.models.constants import OnConflict
 from django.utils import timezone
@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy
 from .. import optout
 from ..bulk import _prototype
 from ..conf import DEFAULT_ACCOUNT, get_settings
+from ..metadata import clean_links
 from ..models import Campaign, CampaignChunk, CampaignRejection, Message, Template
 from ..validation import clean_recipient, clean_template, clean_template_params
 
@@ -127,6 +128,10 @@ def create_campaign(
     created_by: Any = None,
     chunk_size: int = CHUNK_SIZE,
     account: str | None = None,
+    # The caller's own data, on every message (see services.send_message):
+    metadata: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    target: models.Model | None = None,
 ) -> Campaign:
     """Create a ``draft`` campaign of one text, image (``file_url``, ``text`` its caption) or
     template (with ``params`` for everyone, or each recipient's own, and ``header``), and store
@@ -135,7 +140,8 @@ def create_campaign(
     rows are reported on the campaign (``rejected_count``, ``rejections``), recipients who opted
     out among them (skipped, never stored to be sent). ``account`` (a name in ``ACCOUNTS``; the
     default account when not given) sends every message through that account's gateway, key,
-    sender and rate budget. Start it with ``start_campaign``."""
+    sender and rate budget. ``metadata``, ``tags`` and ``target`` are stored on every message, as
+    for :func:`~django_whatsapp.services.send_message`. Start it with ``start_campaign``."""
     return create_from_rows(
         name,
         rows_from_iterable(recipients),
@@ -149,6 +155,9 @@ def create_campaign(
         created_by=created_by,
         chunk_size=chunk_size,
         account=account,
+        metadata=metadata,
+        tags=tags,
+        target=target,
     )
 
 
@@ -182,6 +191,10 @@ def create_from_rows(
     created_by: Any = None,
     chunk_size: int = CHUNK_SIZE,
     account: str | None = None,
+    # The caller's own data, on every message (see services.send_message):
+    metadata: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    target: models.Model | None = None,
 ) -> Campaign:
     """:func:`create_campaign` for rows already read (:func:`rows_from_iterable`,
     :func:`rows_from_csv`)."""
@@ -191,7 +204,10 @@ def create_from_rows(
         raise ValidationError({"name": _("Give the campaign a name.")})
     # An unknown account is a configuration error, raised before anything is stored.
     account = get_settings(account).account
-    prototype = _content(text, file_url, template, params, header, source_addr, created_by, account)
+    links = clean_links(metadata, tags, target)
+    prototype = _content(
+        text, file_url, template, params, header, source_addr, created_by, account, links
+    )
     campaign = Campaign.objects.create(
         name=str(name).strip()[:255],
         message_type=prototype.message_type,
@@ -226,6 +242,7 @@ def _content(
     source_addr: str | None,
     created_by: Any,
     account: str = DEFAULT_ACCOUNT,
+    links: dict[str, Any] | None = None,
 ) -> Message:
     """The validated message every recipient's copy starts from; raises ``ValidationError``.
     A template without campaign-wide ``params`` takes each recipient's: stand-ins are checked
@@ -247,7 +264,7 @@ def _content(
         source_addr=source_addr,
         created_by=created_by,
         account=account,
-        links={},
+        links=links or {},
     )
     if message.template is not None:
         message.template_params = clean_template_params(message.template, params, header)
