@@ -1,23 +1,30 @@
-"""The admin's message list as the table grows from 100 to 10,000 messages: the number of SQL
-queries for one page (goal: the same at every size), through Django's test client logged in as a
-superuser. The time per page is shown for information."""
+"""The admin as the table grows from 1,000 to 100,000 messages (each with a status event): the
+message list (plain and filtered), one message's page and one conversation. The number of SQL
+queries per page (goal: the same at every size), and the CPU and time per page, through Django's
+test client logged in as a superuser."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
-from .harness import Figure
+from .harness import Figure, own_cpu
 
-SIZES = (100, 1_000, 10_000)
-URLS = (
-    "/admin/django_whatsapp/message/",
-    "/admin/django_whatsapp/message/?status__exact=delivered",
-)
+#: ``BENCH_ADMIN_SIZES=1000,10000`` for a shorter run.
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_ADMIN_SIZES", "1000,10000,100000").split(","))
+#: The status events of the message whose page is measured (besides one per message).
+EVENTS = 30
+#: The messages in the conversation that is measured.
+THREAD = 40
+#: Pages fetched per measurement (the CPU and time are their mean).
+REPEAT = 3
+CUSTOMER = "380509999999"
 STATUSES = ("accepted", "sent", "delivered", "seen", "not_sent", "failed")
 
 
@@ -28,7 +35,7 @@ def grow_to(size: int, user: object) -> None:
     have = Message.objects.count()
     kinds = itertools.cycle(["text", "media", "template"])
     new = []
-    for n in range(have, size):
+    for n in range(have, size):  # the thread's messages count too
         kind = next(kinds)
         message = Message(
             source_addr="TestCo",
@@ -54,6 +61,20 @@ def grow_to(size: int, user: object) -> None:
     )
 
 
+def measure(client: Client, url: str) -> tuple[int, float, float]:
+    """(queries, CPU ms, wall ms) of one page, after a warm-up; the means of ``REPEAT`` gets."""
+    client.get(url)  # warm
+    with CaptureQueriesContext(connection) as queries:
+        answer = client.get(url)
+    assert answer.status_code == 200, (url, answer.status_code)
+    count = len(queries)  # now: the next request's start empties the log
+    cpu, started = own_cpu(), time.perf_counter()
+    for _ in range(REPEAT):
+        client.get(url)
+    elapsed = (time.perf_counter() - started) * 1000 / REPEAT
+    return count, (own_cpu() - cpu) * 1000 / REPEAT, elapsed
+
+
 def run() -> list[Figure]:
     from django.contrib.auth import get_user_model
 
@@ -70,38 +91,50 @@ def run() -> list[Figure]:
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", "bench")
     client = Client()
     client.force_login(user)
+    thread = Message.objects.bulk_create(
+        Message(
+            source_addr="TestCo",
+            destination_addr=CUSTOMER,
+            text=f"Message {n} of the thread",
+            status="delivered",
+            direction="inbound" if n % 3 == 0 else "outbound",
+            provider_message_id=None if n % 3 == 0 else 8_000_000 + n,
+        )
+        for n in range(THREAD)
+    )
+    viewed = thread[1]
+    StatusEvent.objects.bulk_create(
+        StatusEvent(message=viewed, status=STATUSES[n % len(STATUSES)], source="admin")
+        for n in range(EVENTS)
+    )
+    pages = {
+        "list": "/admin/django_whatsapp/message/",
+        "list filtered by status": "/admin/django_whatsapp/message/?status__exact=delivered",
+        "a message's page": reverse("admin:django_whatsapp_message_change", args=[viewed.pk]),
+        "a conversation": reverse("admin:django_whatsapp_conversation_thread", args=[CUSTOMER]),
+    }
     counts: dict[tuple[str, int], int] = {}
     figures = []
     for size in SIZES:
         grow_to(size, user)
-        for url in URLS:
-            client.get(url)  # warm
-            with CaptureQueriesContext(connection) as queries:
-                started = time.perf_counter()
-                answer = client.get(url)
-                elapsed = time.perf_counter() - started
-            assert answer.status_code == 200, answer.status_code
-            counts[url, size] = len(queries)
-            label = "list" if "?" not in url else "list filtered by status"
+        for label, url in pages.items():
+            queries, cpu, elapsed = measure(client, url)
+            counts[label, size] = queries
             print(
-                f"admin: {label}, {size} messages: {len(queries)} queries, {elapsed * 1000:.0f} ms"
+                f"admin: {label}, {size} messages: {queries} queries, CPU {cpu:.0f} ms, "
+                f"{elapsed:.0f} ms"
             )
             figures.append(
-                Figure(
-                    "admin", f"{label}, {size} messages: queries", len(queries), "queries", "", None
-                )
+                Figure("admin", f"{label}, {size:,} messages: queries", queries, "", "", None)
             )
-            figures.append(
-                Figure("admin", f"{label}, {size} messages: time", elapsed * 1000, "ms", "", None)
-            )
-    for url in URLS:
-        label = "list" if "?" not in url else "list filtered by status"
-        same = len({counts[url, size] for size in SIZES}) == 1
+            figures.append(Figure("admin", f"{label}, {size:,} messages: CPU", cpu, "ms", "", None))
+    for label in pages:
+        same = len({counts[label, size] for size in SIZES}) == 1
         figures.append(
             Figure(
                 "admin",
-                f"{label}: queries at 10,000 minus at 100",
-                counts[url, SIZES[-1]] - counts[url, SIZES[0]],
+                f"{label}: queries at {SIZES[-1]:,} minus at {SIZES[0]:,}",
+                counts[label, SIZES[-1]] - counts[label, SIZES[0]],
                 "queries",
                 "0 (constant)",
                 same,

@@ -20,12 +20,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from .harness import ROOT, Figure, child_env, free_port, wait_for_port
+from .harness import ROOT, CPUMeter, Figure, child_env, free_port, own_cpu, wait_for_port
 
 SAMPLE = 30
 REQUESTS = 1500  # per measurement
 LOAD_THREADS = 16
 WORKERS = 5  # gunicorn's advice: 2 x cores + 1
+CPU_SAMPLE = 1000  # requests per in-process CPU measurement
 
 
 def make_messages(count: int) -> list[str]:
@@ -158,6 +159,17 @@ def throughput() -> list[Figure]:
         cwd=ROOT,
         env=child_env(BENCH_DB_NAME=db.settings_dict["NAME"]),
     )
+    meter = CPUMeter(server.pid)
+    bare_cpu: list[tuple[float, float]] = []
+    callback_cpu: list[tuple[float, float]] = []
+
+    def measured(requests: list[tuple[str, bytes]], cpu: list[tuple[float, float]]) -> float:
+        meter.start()
+        rate = load(port, requests)
+        server_seconds, load_seconds = meter.stop()
+        cpu.append((server_seconds * 1000 / len(requests), load_seconds * 1000 / len(requests)))
+        return rate
+
     try:
         wait_for_port(port)
         bare_requests = [("/bare/", report)] * REQUESTS
@@ -166,8 +178,10 @@ def throughput() -> list[Figure]:
         load(port, [(p, report) for p in callbacks[0][:200]])
         bare_rates, callback_rates = [], []
         for round_ in range(rounds):
-            bare_rates.append(load(port, bare_requests))
-            callback_rates.append(load(port, [(p, report) for p in callbacks[round_ + 1]]))
+            bare_rates.append(measured(bare_requests, bare_cpu))
+            callback_rates.append(
+                measured([(p, report) for p in callbacks[round_ + 1]], callback_cpu)
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -178,6 +192,12 @@ def throughput() -> list[Figure]:
     bare, callback = max(bare_rates), max(callback_rates)
     rates = f"bare view {bare_rates} req/s, callback {callback_rates} req/s"
     print(f"callback: gunicorn, {WORKERS} workers: {rates}")
+    print(
+        f"callback: CPU ms per request (gunicorn, load): bare {bare_cpu}, callback {callback_cpu}"
+    )
+    bare_ms = min(server for server, _ in bare_cpu)
+    callback_ms = min(server for server, _ in callback_cpu)
+    load_ms = min(load_ for _, load_ in callback_cpu)
     return [
         Figure(
             "callback",
@@ -196,6 +216,44 @@ def throughput() -> list[Figure]:
             ">= 0.6",
             callback / bare >= 0.6,
         ),
+        Figure("callback", "CPU per bare request (gunicorn's processes)", bare_ms, "ms", "", None),
+        Figure("callback", "CPU per callback (gunicorn's processes)", callback_ms, "ms", "", None),
+        Figure(
+            "callback",
+            "CPU per callback / per bare request",
+            callback_ms / bare_ms,
+            "",
+            "<= 2.5",
+            callback_ms / bare_ms <= 2.5,
+        ),
+        Figure("callback", "CPU per request of the load generator", load_ms, "ms", "", None),
+    ]
+
+
+def in_process_cpu() -> list[Figure]:
+    """CPU per request in this one process through Django's test client (no network, no
+    gunicorn): the view's own cost, the bare view's beside it."""
+    client = Client()
+    report = '{"status": "delivered"}'
+    paths = make_messages(CPU_SAMPLE + 100)
+    for path in paths[:100]:  # warm up
+        client.post(path, report, content_type="application/json")
+        client.post("/bare/", report, content_type="application/json")
+    started = own_cpu()
+    for _ in range(CPU_SAMPLE):
+        client.post("/bare/", report, content_type="application/json")
+    bare = (own_cpu() - started) * 1000 / CPU_SAMPLE
+    started = own_cpu()
+    for path in paths[100:]:
+        client.post(path, report, content_type="application/json")
+    callback = (own_cpu() - started) * 1000 / CPU_SAMPLE
+    print(
+        f"callback: CPU per request in one process: bare {bare:.3f} ms, callback {callback:.3f} ms"
+    )
+    return [
+        Figure("callback", "in one process: CPU per bare request", bare, "ms", "", None),
+        Figure("callback", "in one process: CPU per callback", callback, "ms", "", None),
+        Figure("callback", "in one process: callback / bare", callback / bare, "", "", None),
     ]
 
 
@@ -204,4 +262,8 @@ def run() -> list[Figure]:
     print("callback: the SQL of an applied report:")
     for statement in sql:
         print("   ", " ".join(statement.split())[:160])
-    return figures + throughput()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS bench_ping (id bigserial PRIMARY KEY, body text)"
+        )
+    return figures + in_process_cpu() + throughput()

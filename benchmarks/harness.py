@@ -123,3 +123,55 @@ def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(DJANGO_SETTINGS_MODULE="benchmarks.settings", PYTHONPATH=str(ROOT), **extra)
     return env
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far: the kernel's own account
+    (``/proc/PID/stat``, the ``ru_utime`` and ``ru_stime`` that ``getrusage`` reports to the
+    process itself). 0.0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime and stime, fields 14 and 15
+
+
+def child_pids(pid: int) -> list[int]:
+    """The process's children (gunicorn's workers), from ``/proc/PID/task/*/children``."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                found.extend(int(child) for child in children.read().split())
+    return found
+
+
+def own_cpu() -> float:
+    """CPU seconds this process (every thread) has used: ``resource.getrusage``."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CPUMeter:
+    """CPU used by a set of processes between ``start()`` and ``stop()``: the server's (a
+    process and its children, found at start) and this process's own (the load generator)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.pids: list[int] = []
+        self.before: dict[int, float] = {}
+        self.own_before = 0.0
+
+    def start(self) -> None:
+        self.pids = [self.server_pid, *child_pids(self.server_pid)]
+        self.before = {pid: process_cpu(pid) for pid in self.pids}
+        self.own_before = own_cpu()
+
+    def stop(self) -> tuple[float, float]:
+        """(the server's CPU seconds, the load generator's) since ``start()``."""
+        server = sum(process_cpu(pid) - self.before[pid] for pid in self.pids)
+        return server, own_cpu() - self.own_before

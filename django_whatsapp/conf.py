@@ -9,6 +9,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -244,8 +245,57 @@ def _lease(value: Any) -> float:
 def get_settings(account: str | None = None) -> WhatsAppSettings:
     """Read and validate ``settings.DJANGO_WHATSAPP`` now, for ``account`` (a name in
     ``ACCOUNTS``; ``None`` or ``"default"``: the top-level keys). An unknown account raises
-    ``ImproperlyConfigured`` naming it."""
-    return _guarded()(account)
+    ``ImproperlyConfigured`` naming it.
+
+    The validated result is kept while the setting is the same object with the same contents
+    (compared with a deep copy, so a change in place counts too): a callback or a send reads it
+    without validating it again."""
+    kept = _KEPT.get(account)
+    if kept is not None and kept[0].current():
+        return kept[1]
+    snapshot = _Snapshot.take()  # before the read: a change made meanwhile is seen next time
+    result = _guarded()(account)
+    if snapshot.copy is not _UNCOPIABLE:
+        _KEPT[account] = (snapshot, result)
+    return result
+
+
+_UNCOPIABLE = object()
+
+
+class _Snapshot:
+    """The setting's object and a deep copy of it, to tell whether it changed. Its repr shows
+    neither (the setting holds secrets; a frame's locals reach Django's error reports)."""
+
+    __slots__ = ("copy", "source")
+
+    def __init__(self, source: Any, copy: Any) -> None:
+        self.source = source
+        self.copy = copy
+
+    @classmethod
+    def take(cls) -> _Snapshot:
+        source = getattr(settings, SETTING_NAME, {})
+        try:
+            copy = deepcopy(source)
+        except Exception:  # something in it cannot be copied: then it is never kept
+            copy = _UNCOPIABLE
+        return cls(source, copy)
+
+    def current(self) -> bool:
+        """Whether the setting is still this object, with these contents."""
+        source = getattr(settings, SETTING_NAME, {})
+        try:
+            return source is self.source and bool(source == self.copy)
+        except Exception:
+            return False
+
+    def __repr__(self) -> str:
+        return "<settings snapshot>"
+
+
+#: The last validated settings per account, with the snapshot they were read from.
+_KEPT: dict[str | None, tuple[_Snapshot, WhatsAppSettings]] = {}
 
 
 @functools.cache

@@ -259,3 +259,51 @@ def test_client_repr_masks_the_key() -> None:
         )
         _assert_masked(text)
         _assert_masked(repr(vars(client)))  # the key is not even in the attributes' reprs
+
+
+# -- the validated settings are kept while the setting does not change -------------------------
+
+
+def test_the_validated_settings_are_kept_while_the_setting_is_unchanged() -> None:
+    first = get_settings()
+
+    assert get_settings() is first
+
+
+def test_a_setting_changed_in_place_is_read_again(settings: Any) -> None:
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "CALLBACK_MAX_BYTES": 1000}
+    assert get_settings().CALLBACK_MAX_BYTES == 1000
+
+    settings.DJANGO_WHATSAPP["CALLBACK_MAX_BYTES"] = 2000  # the same dict, changed in place
+
+    assert get_settings().CALLBACK_MAX_BYTES == 2000
+
+
+def test_a_nested_change_in_place_is_read_again(settings: Any) -> None:
+    settings.DJANGO_WHATSAPP = {
+        **settings.DJANGO_WHATSAPP,
+        "ACCOUNTS": {"eu": {"API_KEY": "eu-key", "DEFAULT_SOURCE_ADDR": "EUCo"}},
+    }
+    assert get_settings("eu").DEFAULT_SOURCE_ADDR == "EUCo"
+
+    settings.DJANGO_WHATSAPP["ACCOUNTS"]["eu"]["DEFAULT_SOURCE_ADDR"] = "EUCo2"
+
+    assert get_settings("eu").DEFAULT_SOURCE_ADDR == "EUCo2"
+
+
+def test_an_overridden_setting_is_read_and_the_old_one_comes_back(settings: Any) -> None:
+    before = get_settings().CALLBACK_MAX_BYTES
+    with override_settings(DJANGO_WHATSAPP={**settings.DJANGO_WHATSAPP, "CALLBACK_MAX_BYTES": 7}):
+        assert get_settings().CALLBACK_MAX_BYTES == 7
+
+    assert before == get_settings().CALLBACK_MAX_BYTES
+
+
+def test_a_setting_made_invalid_in_place_is_refused(settings: Any) -> None:
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP}
+    get_settings()
+
+    settings.DJANGO_WHATSAPP["TIMEOUT"] = "soon"
+
+    with pytest.raises(ImproperlyConfigured, match="TIMEOUT"):
+        get_settings()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import DatabaseError, InterfaceError, transaction
+from django.db import DatabaseError, InterfaceError, connections, router, transaction
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, serializers
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
@@ -21,9 +23,61 @@ from rest_framework.views import APIView
 from .. import services, signing
 from ..conf import get_settings
 from ..models import Message, StatusEvent
-from .parsing import CallbackJSONParser, parse_reports, report_payload
+from .parsing import (
+    CallbackJSONParser,
+    parse_json_body,
+    parse_reports,
+    report_payload,
+)
 
 logger = logging.getLogger("django_whatsapp.callback")
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """The compiled lookup of a message by its UUID for one database connection."""
+
+    sql: str
+    names: list[str]
+    converters: dict[int, tuple[list[Any], Any]]
+
+
+#: Per connection object (each thread has its own), so converters never cross threads.
+_LOOKUPS: weakref.WeakKeyDictionary[Any, _Lookup] = weakref.WeakKeyDictionary()
+
+
+def _lookup(alias: str, connection: Any) -> _Lookup:
+    lookup = _LOOKUPS.get(connection)
+    if lookup is None:
+        query = Message.objects.using(alias).filter(uuid=uuid.UUID(int=0)).order_by()[:1].query
+        compiler = query.get_compiler(alias)
+        sql = compiler.as_sql()[0]
+        columns = [column for column, _, _ in compiler.select]
+        lookup = _Lookup(
+            sql, [column.target.attname for column in columns], compiler.get_converters(columns)
+        )
+        _LOOKUPS[connection] = lookup
+    return lookup
+
+
+def find_message(key: uuid.UUID) -> Message | None:
+    """The message with this UUID, or ``None``: one indexed query, the same SQL as
+    ``Message.objects.filter(uuid=key).order_by()[:1]``, compiled once per connection rather
+    than on every callback (building it was two fifths of a callback's CPU)."""
+    alias = router.db_for_read(Message)
+    connection = connections[alias]
+    lookup = _lookup(alias, connection)
+    value = Message._meta.get_field("uuid").get_db_prep_value(key, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(lookup.sql, [value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for position, (converters, expression) in lookup.converters.items():
+        for converter in converters:
+            values[position] = converter(values[position], expression, connection)
+    return Message.from_db(alias, lookup.names, values)
 
 
 def _error(status: int, reason: str, **extra: Any) -> Response:
@@ -103,8 +157,15 @@ class CallbackView(APIView):
             return _error(400, _("Bad Content-Length header."))
         if length > conf.CALLBACK_MAX_BYTES:
             return self._too_large(conf.CALLBACK_MAX_BYTES)
+        data: Any
         try:
-            data = request.data if request.method == "POST" else request.query_params
+            if request.method != "POST":
+                data = request.query_params
+            elif length and request._request.content_type == "application/json":
+                # The common report: read as DRF would, without its request wrapping.
+                data = parse_json_body(request._request)
+            else:
+                data = request.data
             if request.method == "POST" and not data:
                 data = request.query_params  # a POST with the report in the query string
         except exceptions.UnsupportedMediaType as error:
@@ -135,7 +196,7 @@ class CallbackView(APIView):
 
     @staticmethod
     def _apply(key: uuid.UUID, reports: list[dict[str, Any]], payload: dict[str, Any]) -> Response:
-        message = Message.objects.filter(uuid=key).order_by().first()
+        message = find_message(key)
         if message is None:
             return _error(404, _("No such message."))
         applied = duplicates = 0

@@ -3,11 +3,13 @@ plain ``{"message_id": N, "status": S}`` shape and Meta's status webhook shape a
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from typing import IO, Any, NoReturn
 
-from django.http import QueryDict
+from django.conf import settings
+from django.http import HttpRequest, QueryDict
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
@@ -37,6 +39,15 @@ class CallbackJSONParser(JSONParser):
             raise ParseError(_("JSON parse error - nested too deeply.")) from None
 
 
+def parse_json_body(request: HttpRequest) -> Any:
+    """The JSON body of a request whose ``Content-Type`` is ``application/json``, read exactly as
+    DRF's ``request.data`` reads it (the same parser, stream and encoding), without DRF's
+    negotiation and request wrapping: the common callback's path. Raises ``ParseError``."""
+    encoding = request.encoding or settings.DEFAULT_CHARSET
+    stream = io.BytesIO(request.body)  # as DRF: the body, under DATA_UPLOAD_MAX_MEMORY_SIZE
+    return _JSON_PARSER.parse(stream, request.content_type, {"encoding": encoding})
+
+
 class _FilledField(serializers.Field):
     """A field whose error messages use ``%(name)s`` placeholders (the house style for
     translatable text), filled when the error is raised. DRF's own ``fail`` fills ``{name}``
@@ -45,6 +56,9 @@ class _FilledField(serializers.Field):
     def fail(self, key: str, **kwargs: Any) -> NoReturn:
         message = str(self.error_messages[key])
         raise serializers.ValidationError(message % kwargs if kwargs else message, code=key)
+
+
+_JSON_PARSER = CallbackJSONParser()
 
 
 class ProviderIdField(_FilledField):
@@ -183,7 +197,31 @@ def parse_reports(data: Any) -> list[dict[str, Any]]:
         ]
     reports = []
     for item in items:
-        serializer = ReportSerializer(data=item)
-        serializer.is_valid(raise_exception=True)
-        reports.append(dict(serializer.validated_data))
+        report = _valid_report(item)
+        if report is None:  # invalid, or a shape the serializer decides: it says why
+            serializer = ReportSerializer(data=item)
+            serializer.is_valid(raise_exception=True)
+            report = dict(serializer.validated_data)
+        reports.append(report)
     return reports
+
+
+_ID_FIELD = ProviderIdField(required=False, allow_null=True)
+_STATUS_FIELD = StatusField()
+
+
+def _valid_report(item: Any) -> dict[str, Any] | None:
+    """``ReportSerializer``'s validated data for a plain dict it accepts, by the same fields'
+    own conversions but without building a serializer (a tenth of a callback's CPU); ``None``
+    for anything else, which the serializer then validates and refuses with its own errors."""
+    if type(item) is not dict or item.get("status") is None:
+        return None
+    report: dict[str, Any] = {}
+    try:
+        if "message_id" in item:
+            given = item["message_id"]
+            report["message_id"] = None if given is None else _ID_FIELD.to_internal_value(given)
+        report["status"] = _STATUS_FIELD.to_internal_value(item["status"])
+    except serializers.ValidationError:
+        return None
+    return report
