@@ -341,6 +341,10 @@ class CampaignForm(forms.Form):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    # No list actions, so no bulk delete: a campaign being sent is cancelled first, then
+    # deleted from its page (without overriding get_actions, whose signature Django 6.1 changes).
+    actions = None
+
     class Media:
         css = CSS
 
@@ -376,12 +380,6 @@ class CampaignAdmin(admin.ModelAdmin):
         if obj is not None and obj.status in (CStatus.RUNNING, CStatus.SCHEDULED, CStatus.PAUSED):
             return False
         return super().has_delete_permission(request, obj)
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        # No bulk delete: a campaign being sent is cancelled first, then deleted from its page.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     # -- the list ------------------------------------------------------------------------------
 
