@@ -41,9 +41,23 @@ from .client import StatusResult, WhatsAppClient
 from .conf import DEFAULT_ACCOUNT, get_settings
 from .metadata import clean_links
 from .models import Message, StatusEvent, Template
-from .sending import claim_for_sending, get_client, pooled_client, record_send, send_now
+from .sending import (
+    claim_for_sending,
+    get_client,
+    pooled_client,
+    record_send,
+    send_now,
+    storable_answer,
+)
 from .signing import callback_url
-from .status_rule import ReportMismatch, _apply, apply_status, receive_report
+from .status_rule import (
+    Report,
+    ReportMismatch,
+    _apply,
+    apply_reports,
+    apply_status,
+    receive_report,
+)
 from .validation import clean_template, validate_message
 
 logger = logging.getLogger("django_whatsapp")
@@ -59,6 +73,7 @@ __all__ = [
     "NotRetryable",
     "ReportMismatch",
     "apply_poll",
+    "apply_polls",
     "apply_status",
     "campaign_from_csv",
     "campaign_progress",
@@ -325,37 +340,61 @@ def refresh_status(message: Message, *, client: WhatsAppClient | None = None) ->
 
 
 def poll_statuses(
-    messages: Iterable[Message], client: WhatsAppClient, concurrency: int
+    messages: Iterable[Message],
+    client: WhatsAppClient,
+    concurrency: int,
+    *,
+    ahead: int | None = None,
 ) -> Iterator[tuple[Message, Future[StatusResult]]]:
-    """Poll each message's status in a pool of ``concurrency`` threads, keeping at most twice
-    that many polls ahead; yield each message with its poll, in the order given (apply each with
-    :func:`apply_poll`). The threads only talk HTTP: the database work stays in the caller's
+    """Poll each message's status in a pool of ``concurrency`` threads, keeping at most
+    ``ahead`` polls (twice the concurrency by default) ahead of the caller; yield each message
+    with its poll, in the order given (apply each with :func:`apply_poll`, or a batch of them
+    with :func:`apply_polls`). The threads only talk HTTP: the database work stays in the caller's
     thread. Messages without a provider id are skipped."""
-    ahead: deque[tuple[Message, Future[StatusResult]]] = deque()
+    limit = ahead if ahead is not None else 2 * concurrency
+    queued: deque[tuple[Message, Future[StatusResult]]] = deque()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whatsapp-poll") as pool:
         try:
             for message in messages:
                 if message.provider_message_id is None:  # adopted nothing yet: nothing to poll
                     continue
-                ahead.append((message, pool.submit(client.get_status, message.provider_message_id)))
-                if len(ahead) >= 2 * concurrency:
-                    yield ahead.popleft()
-            while ahead:
-                yield ahead.popleft()
+                queued.append(
+                    (message, pool.submit(client.get_status, message.provider_message_id))
+                )
+                if len(queued) >= limit:
+                    yield queued.popleft()
+            while queued:
+                yield queued.popleft()
         finally:
-            for _message, future in ahead:
+            for _message, future in queued:
                 future.cancel()
 
 
 def apply_poll(message: Message, result: StatusResult) -> StatusEvent | None:
     """Apply the status endpoint's answer about a message (a ``poll`` report). Polls can run in
-    other threads (``whatsapp_resync``) while this runs where the database work is done."""
+    other threads (``whatsapp_resync``) while this runs where the database work is done. The
+    answer is kept as the event's payload, made storable (:func:`storable_answer`)."""
     return receive_report(
         message,
         result.status,
         source=Source.POLL,
-        payload=result.body,
+        payload=storable_answer(result.body),
         provider_message_id=result.message_id,
+    )
+
+
+def apply_polls(
+    polls: Sequence[tuple[Message, StatusResult]],
+) -> list[StatusEvent | Exception | None]:
+    """:func:`apply_poll` for a batch of answers, in one statement on PostgreSQL. Returns, for
+    each in order, the new event, ``None`` for a duplicate, or the :class:`ReportMismatch` (or
+    ``Message.DoesNotExist``) that refused it; the others are applied all the same."""
+    return apply_reports(
+        [
+            Report(message, result.status, storable_answer(result.body), result.message_id)
+            for message, result in polls
+        ],
+        source=Source.POLL,
     )
 
 

@@ -9,10 +9,11 @@ that locks the row.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
@@ -37,6 +38,7 @@ __all__ = [
     "STATUS_ORDER",
     "STATUS_RANK",
     "ReportMismatch",
+    "apply_reports",
     "apply_status",
     "lower_ranked",
     "normalize_status",
@@ -364,3 +366,168 @@ def _apply_in_one_statement(
     if changed:
         message.status_changed_at = now
     return _applied(message, event, old, new if changed else old)
+
+
+# -- a batch of reports ------------------------------------------------------------------------
+
+
+class Report(NamedTuple):
+    """One report of a batch (:func:`apply_reports`): the gateway's word about ``message``."""
+
+    message: Message
+    status: str | int
+    payload: dict[str, Any] | None = None
+    provider_message_id: int | None = None
+
+
+#: The reports of a batch in one statement (PostgreSQL): the same rule as :data:`_APPLY_SQL` for
+#: each row of ``input``. The messages are locked in id order (two batches never wait on each
+#: other in a cycle); an exact duplicate is turned away by the partial unique index; a status is
+#: raised only from a lower rank (its position in ``order``).
+_APPLY_BATCH_SQL = """
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(codes)s::integer[],
+                         %(payloads)s::text[]) AS i(id, status, provider_status, payload)
+), cur AS (
+    SELECT id, status FROM {message} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE
+), ev AS (
+    INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
+    SELECT input.id, input.status, input.provider_status, %(source)s, input.payload::jsonb,
+           %(now)s
+    FROM input JOIN cur ON cur.id = input.id
+    ON CONFLICT DO NOTHING
+    RETURNING id, message_id
+), upd AS (
+    UPDATE {message} SET status = input.status, status_changed_at = %(now)s
+    FROM input JOIN cur ON cur.id = input.id JOIN ev ON ev.message_id = input.id
+    WHERE {message}.id = input.id
+      AND array_position(%(order)s::text[], cur.status::text)
+          < array_position(%(order)s::text[], input.status)
+    RETURNING {message}.id
+)
+SELECT input.id, cur.status, ev.id, upd.id IS NOT NULL
+FROM input LEFT JOIN cur ON cur.id = input.id LEFT JOIN ev ON ev.message_id = input.id
+     LEFT JOIN upd ON upd.id = input.id
+"""
+
+
+def apply_reports(
+    reports: Sequence[Report], *, source: str
+) -> list[StatusEvent | Exception | None]:
+    """Apply a batch of reports from one ``source``, each by the rule of :func:`receive_report`.
+
+    Returns, for each report in order, its new :class:`StatusEvent`, ``None`` for an exact
+    duplicate, or the exception that refused it (:class:`ReportMismatch`,
+    ``Message.DoesNotExist``): one bad report does not stop the others. Each message object is
+    updated in place and ``status_changed`` is sent for each change (a message's in the order of
+    its reports).
+
+    On PostgreSQL the batch is one statement, one round trip however many reports it holds (a
+    report that must adopt a provider id, and a message named twice, go one by one); elsewhere
+    each report is applied in turn.
+    """
+    if source not in Source.values:
+        raise ValueError(f"unknown source {source!r}")
+    statuses = [normalize_status(report.status) for report in reports]
+    results: list[StatusEvent | Exception | None] = [None] * len(reports)
+    batched: list[int] = []
+    alone: list[int] = []
+    seen: set[int] = set()
+    for index, report in enumerate(reports):
+        message = report.message
+        alias = router.db_for_write(Message, instance=message)
+        if (
+            connections[alias].vendor == "postgresql"
+            and message.pk not in seen
+            and report.provider_message_id in (None, message.provider_message_id)
+        ):
+            batched.append(index)
+            seen.add(message.pk)
+        else:
+            alone.append(index)
+    by_alias: dict[str, list[int]] = {}
+    for index in batched:
+        alias = router.db_for_write(Message, instance=reports[index].message)
+        by_alias.setdefault(alias, []).append(index)
+    changed_from: dict[int, str] = {}
+    for alias, indexes in by_alias.items():
+        changed_from.update(
+            _apply_batch(reports, statuses, indexes, results, source=source, alias=alias)
+        )
+    for index in sorted(changed_from):  # the signals in the batch's order, after the statement
+        event = cast(StatusEvent, results[index])
+        _applied(reports[index].message, event, changed_from[index], statuses[index])
+    for index in alone:  # after the batch: a message's second report comes after its first
+        report = reports[index]
+        try:
+            results[index] = _apply(
+                report.message,
+                statuses[index],
+                source=source,
+                payload=report.payload,
+                provider_message_id=report.provider_message_id,
+            )
+        except (ReportMismatch, Message.DoesNotExist) as error:
+            results[index] = error
+    return results
+
+
+def _apply_batch(
+    reports: Sequence[Report],
+    statuses: list[str],
+    indexes: list[int],
+    results: list[StatusEvent | Exception | None],
+    *,
+    source: str,
+    alias: str,
+) -> dict[int, str]:
+    """The reports at ``indexes`` in one statement; their results go to ``results``. Returns
+    the old status of each message whose status the batch raised, by index."""
+    connection = connections[alias]
+    now = timezone.now()
+    payloads = [reports[i].payload if reports[i].payload is not None else {} for i in indexes]
+    params: dict[str, Any] = {
+        "ids": [reports[i].message.pk for i in indexes],
+        "statuses": [statuses[i] for i in indexes],
+        "codes": [PROVIDER_CODES.get(statuses[i]) for i in indexes],
+        "payloads": [json.dumps(payload) for payload in payloads],
+        "source": source,
+        "now": now,
+        "order": list(STATUS_ORDER),
+    }
+    sql = _APPLY_BATCH_SQL.format(
+        event=connection.ops.quote_name(StatusEvent._meta.db_table),
+        message=connection.ops.quote_name(Message._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+    changed_from: dict[int, str] = {}
+    for index, payload in zip(indexes, payloads, strict=True):
+        message = reports[index].message
+        old, event_id, changed = rows[message.pk]
+        if old is None:
+            results[index] = Message.DoesNotExist(f"No message with id {message.pk}.")
+            continue
+        if event_id is None:  # an exact duplicate: nothing was written
+            message.status = old
+            results[index] = None
+            continue
+        event = StatusEvent(
+            message=message,
+            status=statuses[index],
+            provider_status=PROVIDER_CODES.get(statuses[index]),
+            source=source,
+            payload=payload,
+            received_at=now,
+        )
+        event.pk = event_id
+        event._state.adding = False
+        event._state.db = alias
+        if changed:
+            message.status_changed_at = now
+            changed_from[index] = old
+        else:
+            message.status = old
+        results[index] = event
+    return changed_from

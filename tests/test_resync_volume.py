@@ -222,3 +222,31 @@ def test_a_rate_limit_pauses_every_poll_once(
     pauses = [r for r in caplog.records if "every sender pauses" in r.getMessage()]
     assert len(pauses) == 1
     assert Message.objects.filter(status="delivered").count() == 64
+
+
+def test_answers_are_applied_in_batches_with_the_lines_in_order(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answers go to the database ``APPLY_BATCH`` at a time (one statement per batch on
+    PostgreSQL); a failed poll flushes the batch before it, so every line keeps its place."""
+    monkeypatch.setattr(whatsapp_resync, "APPLY_BATCH", 10)
+    messages = make_messages(35)
+    StatusGateway(gateway.server, frozenset({FIRST_ID + 12}))
+    both = io.StringIO()
+    with CaptureQueriesContext(connection) as queries:
+        call_command("whatsapp_resync", "--concurrency", "4", stdout=both, stderr=both)
+    lines = both.getvalue().splitlines()
+    assert lines[12] == (
+        f"[13/35] message {messages[12].pk}: failed: Internal server error: oops "
+        "(code 2, status 500)"
+    )
+    assert [line.split(":")[0] for line in lines[:35]] == [
+        f"[{i}/35] message {m.pk}" for i, m in enumerate(messages, start=1)
+    ]
+    assert lines[35] == "Polled 35: 34 changed, 0 unchanged, 1 failed."
+    batches = [q for q in queries.captured_queries if "unnest(" in q["sql"]]
+    if connection.vendor == "postgresql":
+        # 1-10, then 11-12 before the failure, 14-23, 24-33 and 34-35.
+        assert len(batches) == 5
+    else:
+        assert batches == []

@@ -4,7 +4,8 @@ The polls run ``--concurrency`` at a time (fewer for a small selection: a thread
 on one pooled HTTP session, where a 429 pauses them all. The reports are applied here, in the
 command's own thread and in id order, so the output is the same whatever the concurrency.
 Messages are read in id-ordered chunks, so memory stays flat however many there are. On a
-terminal a progress bar replaces the line per message.
+terminal a progress bar replaces the line per message. The answers are applied in batches of
+``APPLY_BATCH`` (one statement per batch on PostgreSQL), while the next polls run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"
 #: Messages read from the database at a time.
 CHUNK_SIZE = 500
 MAX_CONCURRENCY = 64
+#: Answers applied at once (one statement on PostgreSQL); the polls run this far ahead.
+APPLY_BATCH = 100
 #: Messages per polling thread at least: a small selection is polled by fewer threads, in order.
 POLLS_PER_THREAD = 16
 
@@ -187,26 +190,18 @@ class Command(BaseCommand):
                     "or poll the others with --account."
                 ) from error
         polls = by_account(queryset, total, threads)
+        counts = {"changed": 0, "unchanged": 0, "failed": 0}
+        batch: list[tuple[int, Message, StatusResult]] = []
         for index, (message, poll) in enumerate(polls, start=1):
-            before = message.status
             try:
-                services.apply_poll(message, poll.result())
-            except (WhatsAppError, services.ReportMismatch) as error:
-                failed += 1
-                if progress:
-                    progress.clear()
-                self.stderr.write(f"[{index}/{total}] message {message.pk}: failed: {error}")
-            else:
-                if message.status != before:
-                    changed += 1
-                    line = f"[{index}/{total}] message {message.pk}: {before} -> {message.status}"
-                else:
-                    unchanged += 1
-                    line = f"[{index}/{total}] message {message.pk}: {before} (unchanged)"
-                if not progress:
-                    self.stdout.write(line)
-            if progress:
-                progress.update(index, failed)
+                batch.append((index, message, poll.result()))
+            except WhatsAppError as error:
+                self.apply(batch, total, counts, progress)  # the lines stay in order
+                self.failed(index, total, message, error, counts, progress)
+            if len(batch) >= APPLY_BATCH:
+                self.apply(batch, total, counts, progress)
+        self.apply(batch, total, counts, progress)
+        changed, unchanged, failed = counts["changed"], counts["unchanged"], counts["failed"]
         if progress:
             progress.update(total, failed, force=True)
             self.stdout.write("")
@@ -214,6 +209,50 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(summary) if not failed else self.style.WARNING(summary)
         )
+
+    def apply(
+        self,
+        batch: list[tuple[int, Message, StatusResult]],
+        total: int,
+        counts: dict[str, int],
+        progress: Progress | None,
+    ) -> None:
+        """Apply a batch of answers (emptying it) and write a line for each, in order."""
+        if not batch:
+            return
+        before = [message.status for _index, message, _result in batch]
+        outcomes = services.apply_polls([(message, result) for _index, message, result in batch])
+        for (index, message, _result), old, outcome in zip(batch, before, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                self.failed(index, total, message, outcome, counts, progress)
+                continue
+            if message.status != old:
+                counts["changed"] += 1
+                line = f"[{index}/{total}] message {message.pk}: {old} -> {message.status}"
+            else:
+                counts["unchanged"] += 1
+                line = f"[{index}/{total}] message {message.pk}: {old} (unchanged)"
+            if not progress:
+                self.stdout.write(line)
+        if progress:
+            progress.update(batch[-1][0], counts["failed"])
+        batch.clear()
+
+    def failed(
+        self,
+        index: int,
+        total: int,
+        message: Message,
+        error: Exception,
+        counts: dict[str, int],
+        progress: Progress | None,
+    ) -> None:
+        counts["failed"] += 1
+        if progress:
+            progress.clear()
+        self.stderr.write(f"[{index}/{total}] message {message.pk}: failed: {error}")
+        if progress:
+            progress.update(index, counts["failed"])
 
     def settle(self, older_than: timedelta, *, dry_run: bool) -> None:
         if dry_run:
@@ -244,7 +283,10 @@ def by_account(
             return
         with services.pooled_client(threads, get_settings(account)) as client:
             selected = queryset.filter(account=account)
-            for polled in services.poll_statuses(chunks(selected, remaining), client, threads):
+            polled_in_order = services.poll_statuses(
+                chunks(selected, remaining), client, threads, ahead=APPLY_BATCH + 2 * threads
+            )
+            for polled in polled_in_order:
                 remaining -= 1
                 yield polled
 
