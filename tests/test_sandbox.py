@@ -753,6 +753,35 @@ def test_reset_cancels_pending_callbacks(
     assert httpserver.log == []
 
 
+def test_held_callbacks_go_when_the_block_ends(
+    client: Client, set_delay: Any, httpserver: HTTPServer, project: Callable[[str], str]
+) -> None:
+    """``hold_callbacks`` (for tests on SQLite in memory): no callback reaches the project while
+    the block runs, every step arrives in order after it; a reset cancels held callbacks."""
+    set_delay(0)
+    released = threading.Event()
+    arrived: list[tuple[int, bool]] = []
+
+    def handler(request: Request) -> Response:
+        arrived.append((json.loads(request.get_data())["status"], released.is_set()))
+        return Response("ok")
+
+    httpserver.expect_request(CB, method="POST").respond_with_handler(handler)
+    url = project(httpserver.url_for(CB))
+    with gateway.hold_callbacks():
+        send(client, text_body(callback_url=url))
+        send(client, text_body(callback_url=url, destination_addr=380500000006))
+        assert not gateway.wait_idle(timeout=0)
+        released.set()
+    assert gateway.wait_idle(timeout=LIMIT)
+    assert sorted(arrived) == sorted((status, True) for status in SEEN_STEPS + FAILED_STEPS)
+    with gateway.hold_callbacks():
+        send(client, text_body(callback_url=url))
+        gateway.reset(timeout=LIMIT)
+    assert gateway.wait_idle(timeout=0)
+    assert len(arrived) == len(SEEN_STEPS + FAILED_STEPS)
+
+
 def test_delay_is_read_at_each_send(client: Client, settings: Any) -> None:
     settings.DJANGO_WHATSAPP = {
         k: v for k, v in settings.DJANGO_WHATSAPP.items() if k != "SANDBOX_CALLBACK_DELAY"

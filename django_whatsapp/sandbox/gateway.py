@@ -51,7 +51,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple, TypeGuard
@@ -432,6 +433,9 @@ class Gateway:
         self._inbound: OrderedDict[str, float] = OrderedDict()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        #: set while callbacks may go; cleared by hold_callbacks
+        self._go = threading.Event()
+        self._go.set()
 
     # endpoints
 
@@ -645,10 +649,29 @@ class Gateway:
         sent (ids keep increasing)."""
         with self._lock:
             stop, self._stop = self._stop, threading.Event()
+            go = self._go
             self._messages.clear()
             self._inbound.clear()
         stop.set()
+        go.set()  # held callbacks wake, see the stop and end
         self.wait_idle(timeout)
+
+    @contextmanager
+    def hold_callbacks(self) -> Iterator[None]:
+        """Hold every callback back until the block ends, then let them go (each at its time,
+        or at once when that has passed). For tests on SQLite in memory, where a live server's
+        threads share the test's one connection: nothing is stored behind the test's back
+        while it records a send."""
+        with self._lock:
+            go = self._go = threading.Event()
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._go is go:
+                    self._go = threading.Event()
+                    self._go.set()
+            go.set()
 
     # internals
 
@@ -661,7 +684,7 @@ class Gateway:
         """Called with the lock held."""
         thread = threading.Thread(
             target=_deliver_callbacks,
-            args=(message, self._stop),
+            args=(message, self._stop, self._go),
             name=f"sandbox-callbacks-{message.message_id}",
             daemon=True,
         )
@@ -669,12 +692,18 @@ class Gateway:
         thread.start()
 
 
-def _deliver_callbacks(message: SandboxMessage, stop: threading.Event) -> None:
-    """POST each step to the message's callback_url when its time comes; never raises."""
+def _deliver_callbacks(
+    message: SandboxMessage, stop: threading.Event, go: threading.Event
+) -> None:
+    """POST each step to the message's callback_url when its time comes and ``go`` is set (see
+    :meth:`Gateway.hold_callbacks`); never raises."""
     assert message.callback_url is not None  # noqa: S101 - only started for messages with one
     for index, step in enumerate(message.steps):
         wait = message.step_time(index) - time.monotonic()
         if stop.wait(max(wait, 0.0)):
+            return
+        go.wait()
+        if stop.is_set():
             return
         body = {"message_id": message.message_id, "status": int(step)}
         try:
