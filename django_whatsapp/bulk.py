@@ -6,9 +6,8 @@ parameters) raises ``ValidationError`` and nothing is stored; a bad recipient is
 with ``SEND_ASYNC`` on, handed to the task framework when the transaction commits; otherwise they
 are sent ``concurrency`` at a time by a pool of threads over one pooled HTTP session, where a 429
 pauses every thread at once (:class:`~django_whatsapp.client.SharedBackoff`) instead of failing
-messages. Each thread uses its own database connection and closes it when done; on SQLite,
-which has one writer at a time, the threads only talk HTTP and the database work stays in the
-caller's thread.
+messages. The threads only talk HTTP: the database work stays in the caller's thread and goes
+in batches (one statement claims a batch, one records its accepted sends), as in a campaign.
 
 For a console or form, :func:`parse_recipients` splits pasted numbers, and the admin calls
 ``send_bulk(parse_recipients(text), text=..., created_by=request.user)``.
@@ -19,21 +18,21 @@ from __future__ import annotations
 import copy
 import logging
 import re
-import threading
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from . import idempotency, optout, sending
 from .client import SendResult, WhatsAppClient
 from .conf import get_settings
+from .exceptions import WhatsAppError
 from .metadata import clean_links
 from .models import Message, Template
 from .signing import callback_url
@@ -296,81 +295,43 @@ def _copy(prototype: Message, recipient: str, now: datetime, key: str | None) ->
 def _send_all(
     result: BulkResult, client: WhatsAppClient, concurrency: int, messages: list[Message]
 ) -> None:
-    """Send ``messages``, ``concurrency`` requests in flight at once."""
-    count = len(messages)
-    if not count:
-        return
-    if connections[router.db_for_write(Message)].vendor == "sqlite":
-        _send_pipelined(result, client, min(concurrency, count), messages)
-        return
-    # When the client's gate holds the requests in flight to ``concurrency``, twice as many
-    # threads keep every slot busy: some do their database work while the others' requests
-    # are out.
-    in_flight = client.gate.max_in_flight if client.gate is not None else None
-    limited = in_flight is not None and in_flight <= concurrency
-    threads = min(2 * concurrency if limited else concurrency, count)
-    _send_in_threads(result, client, threads, messages)
+    """Send ``messages`` with ``concurrency`` requests in flight (see :func:`_send_batched`)."""
+    if messages:
+        _send_batched(result, client, min(concurrency, len(messages)), messages)
 
 
-def _send_in_threads(
-    result: BulkResult, client: WhatsAppClient, threads: int, messages: list[Message]
+def _send_batched(
+    result: BulkResult, client: WhatsAppClient, concurrency: int, messages: list[Message]
 ) -> None:
-    """Each thread sends whole messages (claim, request, record) on its own database connection,
-    so the database round trips overlap too; it closes its connection when it is done."""
-    pending: Iterator[Message] = iter(messages)
-    lock = threading.Lock()
-
-    def work() -> None:
-        try:
-            while True:
-                with lock:
-                    message = next(pending, None)
-                if message is None:
-                    return
-                try:
-                    sending.send_now(message, client=client)
-                except Exception as error:  # recorded on the message by the services; go on
-                    logger.exception("WhatsApp bulk send: message %s raised", message.pk)
-                    with lock:
-                        result.errors[message.pk] = f"{type(error).__name__}: {error}"
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="whatsapp-bulk") as pool:
-        for future in [pool.submit(work) for _ in range(threads)]:
-            future.result()
-
-
-def _send_pipelined(
-    result: BulkResult, client: WhatsAppClient, threads: int, messages: list[Message]
-) -> None:
-    """SQLite has one writer at a time: the threads only talk HTTP (``client.send``), while the
-    messages are claimed and their outcomes recorded here, on the caller's one connection. At
-    most twice ``threads`` messages are claimed ahead of their answers."""
-    ahead: deque[tuple[Message, Future[SendResult]]] = deque()
-
-    def settle(message: Message, request: Future[SendResult]) -> None:
-        try:
-            outcome: SendResult | BaseException = request.result()
-        except Exception as error:  # handed to the services, which record it
-            outcome = error
-        try:
-            sending.record_send(message, outcome)
-        except Exception as error:  # recorded on the message as unknown; go on with the others
-            logger.exception("WhatsApp bulk send: message %s raised", message.pk)
-            result.errors[message.pk] = f"{type(error).__name__}: {error}"
-
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="whatsapp-bulk") as pool:
-        for message in messages:
-            try:
-                payload = sending.claim_for_sending(message)
-            except Exception as error:  # a message_sending receiver's veto: not_sent, recorded
-                result.errors[message.pk] = f"{type(error).__name__}: {error}"
-                continue
-            if payload is None:  # someone else has it
-                continue
-            ahead.append((message, pool.submit(client.send, payload)))
-            if len(ahead) >= 2 * threads:
-                settle(*ahead.popleft())
-        while ahead:
-            settle(*ahead.popleft())
+    """A pool of ``concurrency`` threads only talks HTTP (``client.send``); the database work
+    stays in the caller's thread, on its one connection, and goes in batches: the messages are
+    claimed ``concurrency`` at a time in one statement (:func:`sending.claim_messages`), and the
+    accepted ones recorded together (one UPDATE and one INSERT, :func:`sending.record_outcomes`).
+    Up to twice ``concurrency`` requests are handed to the pool, so its threads have the next
+    request at hand while this thread claims and records: every slot stays busy."""
+    conf = get_settings(messages[0].account)
+    pending: deque[Message] = deque(messages)
+    in_flight: dict[Future[SendResult], Message] = {}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whatsapp-bulk") as pool:
+        while pending or in_flight:
+            room = 2 * concurrency - len(in_flight)
+            if pending and room >= concurrency:
+                batch = [pending.popleft() for _ in range(min(room, len(pending)))]
+                claimed = sending.claim_messages(batch)
+                for message, prepared in sending.prepare_claimed(claimed, conf):
+                    if isinstance(prepared, Exception):
+                        if not isinstance(prepared, WhatsAppError):  # a receiver's veto
+                            result.errors[message.pk] = f"{type(prepared).__name__}: {prepared}"
+                        continue
+                    in_flight[pool.submit(client.send, prepared)] = message
+                if not in_flight:
+                    continue
+            # Record as soon as half the requests handed out are answered, together.
+            answered: set[Future[SendResult]] = set()
+            wanted = min(len(in_flight), concurrency)
+            while len(answered) < wanted:
+                done, _waiting = wait(set(in_flight) - answered, return_when=FIRST_COMPLETED)
+                answered |= done
+            outcomes = [(in_flight.pop(future), sending.outcome_of(future)) for future in answered]
+            _accepted, errors = sending.record_outcomes(outcomes)
+            result.errors.update(errors)

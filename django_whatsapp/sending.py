@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +31,7 @@ from .exceptions import ServiceWindowClosed, WhatsAppError
 from .models import Message, StatusEvent, Template
 from .payloads import message_payload
 from .ratelimit import gate_for
-from .signing import callback_url
+from .signing import callback_url, sign
 from .status_rule import PROVIDER_CODES, _apply, apply_status
 from .validation import validate_message
 
@@ -530,6 +532,134 @@ def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]
         signals.message_sent.send(sender=Message, message=message)
     logger.info("WhatsApp: %d campaign message(s) accepted", len(recorded))
     return [message for message, _ in recorded] + [message for message, _ in late]
+
+
+#: Claims the stored messages given (``draft``/``queued`` -> ``sending``) in one statement.
+_CLAIM_IDS_SQL = """
+UPDATE {message} SET status = %s, status_changed_at = %s, submitted_at = %s
+WHERE id IN ({pks}) AND status IN (%s, %s)
+RETURNING id
+"""
+
+
+def claim_messages(messages: Sequence[Message], now: datetime | None = None) -> list[Message]:
+    """Claim stored messages (``draft``/``queued`` -> ``sending``) in ONE statement; return the
+    claimed ones, in the order given, updated in place. A message another caller has (or that
+    is no longer sendable) is refreshed and left out: of concurrent callers, each message goes
+    to exactly one. Nothing is validated and ``message_sending`` is not sent here (see
+    :func:`prepare_claimed`)."""
+    if not messages:
+        return []
+    now = now or timezone.now()
+    alias = router.db_for_write(Message)
+    connection = connections[alias]
+    sql = _CLAIM_IDS_SQL.format(
+        message=connection.ops.quote_name(Message._meta.db_table),
+        pks=", ".join("%s" for _ in messages),
+    )
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    params = [Status.SENDING, stamp, stamp, *(m.pk for m in messages), *SENDABLE]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        taken = {row[0] for row in cursor.fetchall()}
+    claimed = []
+    for message in messages:
+        if message.pk in taken:
+            message.status, message.status_changed_at, message.submitted_at = (
+                Status.SENDING,
+                now,
+                now,
+            )
+            claimed.append(message)
+        else:
+            message.refresh_from_db()
+    return claimed
+
+
+_SAMPLE_UUID = uuid.UUID(int=0)
+_url_cache: dict[str, object] = {}
+
+
+def many_callback_url(message_uuid: uuid.UUID, conf: WhatsAppSettings) -> str | None:
+    """:func:`~django_whatsapp.signing.callback_url`, without resolving the URL for each of many
+    messages: the URL resolved once per base and secret, with the message's UUID and signature
+    put in."""
+    if not conf.CALLBACK_BASE_URL:
+        return None
+    key = (conf.CALLBACK_BASE_URL, conf.CALLBACK_SECRETS)
+    if _url_cache.get("key") != key:
+        sample = callback_url(_SAMPLE_UUID, conf) or ""
+        signature = sign(_SAMPLE_UUID, conf.require_callback_secrets()[0])
+        _url_cache.update(key=key, sample=sample, signature=signature)
+    sample, signature = str(_url_cache["sample"]), str(_url_cache["signature"])
+    real = sign(message_uuid, conf.require_callback_secrets()[0])
+    return sample.replace(str(_SAMPLE_UUID), str(message_uuid)).replace(signature, real)
+
+
+def prepare_claimed(
+    messages: Sequence[Message], conf: WhatsAppSettings
+) -> list[tuple[Message, dict[str, Any] | Exception]]:
+    """Each claimed message with its request body, after the opt-out (one query for them all),
+    the window policy and the ``message_sending`` receivers; or with the exception that refused
+    it, already recorded on the message (``not_sent``: nothing went to the gateway)."""
+    opted_out = optout.opted_out_numbers(m.destination_addr for m in messages)
+    prepared: list[tuple[Message, dict[str, Any] | Exception]] = []
+    for message in messages:
+        refused: Exception | None = (
+            optout.refusal(message) if message.destination_addr in opted_out else None
+        )
+        if refused is None:
+            try:
+                payload = message_payload(
+                    message, callback_url=many_callback_url(message.uuid, conf)
+                )
+                if conf.SERVICE_WINDOW_POLICY != "off":
+                    window.check(message, conf)
+                signals.message_sending.send(sender=Message, message=message, payload=payload)
+            except Exception as exc:
+                refused = exc
+            else:
+                prepared.append((message, payload))
+                continue
+        # Refused before any request: kept as not_sent with the reason, never submitted.
+        Message.objects.filter(pk=message.pk).update(submitted_at=None)
+        message.submitted_at = None
+        if isinstance(refused, WhatsAppError):  # the opt-out, the window policy
+            record_send(message, refused)
+        else:  # a message_sending receiver's veto
+            record_send(
+                message, WhatsAppError(f"{type(refused).__name__}: {refused}", name="Not submitted")
+            )
+        prepared.append((message, refused))
+    return prepared
+
+
+def outcome_of(future: Future[SendResult]) -> SendResult | BaseException:
+    """What ``client.send`` did in another thread: its result, or the exception it raised."""
+    try:
+        return future.result()
+    except Exception as error:  # handed to the recording, which keeps it on the message
+        return error
+
+
+def record_outcomes(
+    outcomes: Sequence[tuple[Message, SendResult | BaseException]],
+) -> tuple[int, dict[int, str]]:
+    """Record what the gateway did with a batch of claimed messages: the accepted ones together
+    (:func:`record_accepted`), the others one by one (:func:`record_send`). Returns how many
+    were accepted, and the messages whose recording raised (by id, the error as text: each is
+    kept on its message as ``unknown``)."""
+    accepted = record_accepted([(m, o) for m, o in outcomes if isinstance(o, SendResult)])
+    errors: dict[int, str] = {}
+    for message, outcome in outcomes:
+        if isinstance(outcome, SendResult):
+            continue
+        try:
+            record_send(message, outcome)
+        except Exception as error:  # recorded on the message as unknown; go on with the others
+            logger.exception("WhatsApp: message %s raised", message.pk)
+            errors[message.pk] = f"{type(error).__name__}: {error}"
+    return len(accepted), errors
 
 
 def requeue(messages: Sequence[Message]) -> int:

@@ -42,15 +42,19 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import optout, signals, window
 from ..client import SendResult, WhatsAppClient
-from ..conf import WhatsAppSettings, get_settings
-from ..exceptions import RateLimited, ServiceWindowClosed, WhatsAppError
+from ..conf import get_settings
+from ..exceptions import RateLimited
 from ..models import Campaign, CampaignChunk, Message, StatusEvent
-from ..payloads import message_payload
 from ..ratelimit import gate_for
-from ..sending import claim_batch, pooled_client, record_accepted, record_send, requeue
-from ..signing import callback_url, sign
+from ..sending import (
+    claim_batch,
+    outcome_of,
+    pooled_client,
+    prepare_claimed,
+    record_outcomes,
+    requeue,
+)
 from ..status_rule import _apply
 
 logger = logging.getLogger("django_whatsapp")
@@ -245,18 +249,12 @@ def _send_chunk(
                     else:
                         run.outcome = "stopped"
                         stop.set()
-                # A recipient who opted out since the import is refused here, before any request.
-                opted_out = optout.opted_out_numbers(m.destination_addr for m in claimed)
-                for message in claimed:
-                    refused = (
-                        optout.refusal(message) if message.destination_addr in opted_out else None
-                    )
-                    if refused is not None:
-                        record_send(message, refused)
+                # A recipient who opted out since the import is refused here, before any
+                # request; so is a message the window policy or a receiver refuses.
+                for message, payload in prepare_claimed(claimed, conf):
+                    if isinstance(payload, Exception):
                         run.failed += 1
-                        continue
-                    payload = _prepare(message, conf, run)
-                    if payload is not None:
+                    else:
                         in_flight[pool.submit(client.send, payload)] = message
             if not in_flight:
                 if exhausted or stop.is_set():
@@ -272,55 +270,7 @@ def _send_chunk(
                     set(in_flight) - done, timeout=CHECK_EVERY, return_when=FIRST_COMPLETED
                 )
                 done |= answered
-            _record([(in_flight.pop(future), _outcome(future)) for future in done], stop, run)
-
-
-def _outcome(future: Future[SendResult]) -> SendResult | BaseException:
-    try:
-        return future.result()
-    except Exception as error:  # handed to the recording, which keeps it on the message
-        return error
-
-
-_SAMPLE_UUID = uuid.UUID(int=0)
-
-
-def _callback_url(message_uuid: uuid.UUID, conf: WhatsAppSettings) -> str | None:
-    """:func:`~django_whatsapp.signing.callback_url`, without resolving the URL for each of a
-    chunk's messages: the URL resolved once, with the message's UUID and signature put in."""
-    if not conf.CALLBACK_BASE_URL:
-        return None
-    key = (conf.CALLBACK_BASE_URL, conf.CALLBACK_SECRETS)
-    if _url_cache.get("key") != key:
-        sample = callback_url(_SAMPLE_UUID, conf) or ""
-        signature = sign(_SAMPLE_UUID, conf.require_callback_secrets()[0])
-        _url_cache.update(key=key, sample=sample, signature=signature)
-    sample, signature = str(_url_cache["sample"]), str(_url_cache["signature"])
-    real = sign(message_uuid, conf.require_callback_secrets()[0])
-    return sample.replace(str(_SAMPLE_UUID), str(message_uuid)).replace(signature, real)
-
-
-_url_cache: dict[str, object] = {}
-
-
-def _prepare(message: Message, conf: WhatsAppSettings, run: ChunkRun) -> dict[str, object] | None:
-    """The request body for a claimed message, after the window policy and the
-    ``message_sending`` receivers; ``None`` (recorded as not sent) when either refuses."""
-    try:
-        payload = message_payload(message, callback_url=_callback_url(message.uuid, conf))
-        if conf.SERVICE_WINDOW_POLICY != "off":
-            window.check(message, conf)
-        signals.message_sending.send(sender=Message, message=message, payload=payload)
-    except ServiceWindowClosed as error:
-        record_send(message, error)
-        run.failed += 1
-        return None
-    except Exception as exc:
-        # Nothing went to the gateway: the message is not sent, with the reason kept.
-        record_send(message, WhatsAppError(f"{type(exc).__name__}: {exc}", name="Not submitted"))
-        run.failed += 1
-        return None
-    return payload
+            _record([(in_flight.pop(future), outcome_of(future)) for future in done], stop, run)
 
 
 def _record(
@@ -328,8 +278,8 @@ def _record(
     stop: threading.Event,
     run: ChunkRun,
 ) -> None:
-    accepted = [(m, o) for m, o in outcomes if isinstance(o, SendResult)]
-    run.accepted += len(record_accepted(accepted))
+    # Rate-limited requests of a campaign that was paused or cancelled meanwhile certainly did
+    # not reach the gateway: their messages go back to queued, for a resume.
     back = [
         m
         for m, o in outcomes
@@ -337,14 +287,10 @@ def _record(
     ]
     if back:
         run.requeued += requeue(back)
-    for message, outcome in outcomes:
-        if isinstance(outcome, SendResult) or message in back:
-            continue
-        run.failed += 1
-        try:
-            record_send(message, outcome)
-        except Exception:  # recorded on the message as unknown; go on with the others
-            logger.exception("WhatsApp campaign: message %s raised", message.pk)
+    rest = [(m, o) for m, o in outcomes if m not in back]
+    accepted, _errors = record_outcomes(rest)
+    run.accepted += accepted
+    run.failed += sum(not isinstance(o, SendResult) for _m, o in rest)
 
 
 # -- the tick ----------------------------------------------------------------------------------
