@@ -76,6 +76,7 @@ POSTGRES_MODULES = [
     "tests/test_reliability_load.py",
     "tests/test_status_rules.py",
     "tests/test_status_batch.py",
+    "tests/test_send_batch.py",
     "tests/test_callback.py",
     "tests/test_services.py",
     "tests/test_idempotency.py",

@@ -273,7 +273,7 @@ def _store(result: BulkResult, queued: bool, *, keyed: bool) -> list[Message]:
 
 def _copy(prototype: Message, recipient: str, now: datetime, key: str | None) -> Message:
     return Message(
-        metadata=copy.deepcopy(prototype.metadata),
+        metadata=copy.deepcopy(prototype.metadata) if prototype.metadata else {},
         tags=list(prototype.tags),
         target_content_type=prototype.target_content_type,
         target_object_id=prototype.target_object_id,
@@ -284,7 +284,9 @@ def _copy(prototype: Message, recipient: str, now: datetime, key: str | None) ->
         text=prototype.text,
         file_url=prototype.file_url,
         template=prototype.template,
-        template_params=copy.deepcopy(prototype.template_params),
+        template_params=(
+            copy.deepcopy(prototype.template_params) if prototype.template_params else {}
+        ),
         created_by=prototype.created_by,
         account=prototype.account,
         status=Message.Status.QUEUED,
@@ -300,32 +302,44 @@ def _send_all(
         _send_batched(result, client, min(concurrency, len(messages)), messages)
 
 
+#: Messages claimed (and prepared) at once: at least this many, or twice the concurrency.
+CLAIM_BATCH = 32
+
+
 def _send_batched(
     result: BulkResult, client: WhatsAppClient, concurrency: int, messages: list[Message]
 ) -> None:
     """A pool of ``concurrency`` threads only talks HTTP (``client.send``); the database work
     stays in the caller's thread, on its one connection, and goes in batches: the messages are
-    claimed ``concurrency`` at a time in one statement (:func:`sending.claim_messages`), and the
-    accepted ones recorded together (one UPDATE and one INSERT, :func:`sending.record_outcomes`).
-    Up to twice ``concurrency`` requests are handed to the pool, so its threads have the next
-    request at hand while this thread claims and records: every slot stays busy."""
+    claimed ``CLAIM_BATCH`` (or twice the concurrency) at a time in one statement
+    (:func:`sending.claim_messages`) with one opt-out query, and the accepted ones recorded
+    together (one statement on PostgreSQL, :func:`sending.record_outcomes`). Up to twice
+    ``concurrency`` requests are handed to the pool, so its threads have the next request at
+    hand while this thread claims and records: every slot stays busy. Should the process die,
+    the messages claimed and not yet answered stay ``sending`` (see ``whatsapp_resync
+    --stale-sending``): at most a claim batch and the requests handed out."""
     conf = get_settings(messages[0].account)
+    claim_size = max(CLAIM_BATCH, 2 * concurrency)
     pending: deque[Message] = deque(messages)
+    ready: deque[tuple[Message, dict[str, Any]]] = deque()
     in_flight: dict[Future[SendResult], Message] = {}
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whatsapp-bulk") as pool:
-        while pending or in_flight:
-            room = 2 * concurrency - len(in_flight)
-            if pending and room >= concurrency:
-                batch = [pending.popleft() for _ in range(min(room, len(pending)))]
-                claimed = sending.claim_messages(batch)
-                for message, prepared in sending.prepare_claimed(claimed, conf):
+        while pending or ready or in_flight:
+            if pending and len(ready) < concurrency:
+                batch = [pending.popleft() for _ in range(min(claim_size, len(pending)))]
+                for message, prepared in sending.prepare_claimed(
+                    sending.claim_messages(batch), conf
+                ):
                     if isinstance(prepared, Exception):
                         if not isinstance(prepared, WhatsAppError):  # a receiver's veto
                             result.errors[message.pk] = f"{type(prepared).__name__}: {prepared}"
-                        continue
-                    in_flight[pool.submit(client.send, prepared)] = message
-                if not in_flight:
-                    continue
+                    else:
+                        ready.append((message, prepared))
+            while ready and len(in_flight) < 2 * concurrency:
+                message, payload = ready.popleft()
+                in_flight[pool.submit(client.send, payload)] = message
+            if not in_flight:
+                continue
             # Record as soon as half the requests handed out are answered, together.
             answered: set[Future[SendResult]] = set()
             wanted = min(len(in_flight), concurrency)

@@ -8,17 +8,19 @@ so a message is submitted at most once however many callers ask for it concurren
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
 import requests
-from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -469,55 +471,74 @@ RETURNING id, attempts
 """
 
 
+#: The same in one statement on PostgreSQL, the events inserted by it too (arrays for the
+#: values: four parameters whatever the batch's size).
+_ACCEPT_PG_SQL = """
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(provider_ids)s::numeric[], %(attempts)s::integer[],
+                         %(payloads)s::text[]) AS i(id, provider_message_id, attempts, payload)
+), upd AS (
+    UPDATE {message} SET status = %(accepted)s, status_changed_at = %(now)s,
+        error_code = NULL, error_name = '', error_message = '',
+        provider_message_id = input.provider_message_id,
+        attempts = {message}.attempts + input.attempts
+    FROM input
+    WHERE {message}.id = input.id AND {message}.status = %(sending)s
+    RETURNING {message}.id, {message}.attempts
+), ev AS (
+    INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
+    SELECT upd.id, %(accepted)s, NULL, %(source)s, input.payload::jsonb, %(now)s
+    FROM upd JOIN input ON input.id = upd.id
+    RETURNING id, message_id
+)
+SELECT upd.id, upd.attempts, ev.id FROM upd JOIN ev ON ev.message_id = upd.id
+"""
+
+
 def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]:
     """Record a batch of sends the gateway took: every message still ``sending`` becomes
-    ``accepted`` with its provider id and attempts, with one ``send`` event each, in one
-    transaction (one UPDATE and one INSERT); ``status_changed`` and ``message_sent`` follow for
-    each. A provider id already used by another message makes the batch fall back to
-    :func:`record_send` one message at a time, where the clash is that message's error; so does
-    a message that is no longer ``sending`` (a worker that took its chunk over settled it as
-    ``unknown``): the status rule adopts the gateway's id."""
+    ``accepted`` with its provider id and attempts, with one ``send`` event each, all or nothing
+    (on PostgreSQL one statement; elsewhere one UPDATE and one INSERT in a transaction);
+    ``status_changed`` and ``message_sent`` follow for each. A provider id already used by
+    another message makes the batch fall back to :func:`record_send` one message at a time,
+    where the clash is that message's error; so does a message that is no longer ``sending`` (a
+    worker that took its chunk over settled it as ``unknown``): the status rule adopts the
+    gateway's id."""
     if not sent:
         return []
     now = timezone.now()
     alias = router.db_for_write(Message)
     connection = connections[alias]
-    sql = _ACCEPT_SQL.format(
-        message=connection.ops.quote_name(Message._meta.db_table),
-        ids=" ".join("WHEN %s THEN %s" for _ in sent),
-        attempts=" ".join("WHEN %s THEN %s" for _ in sent),
-        pks=", ".join("%s" for _ in sent),
-    )
-    params: list[Any] = [Status.ACCEPTED, connection.ops.adapt_datetimefield_value(now)]
-    params += [v for m, r in sent for v in (m.pk, r.message_id)]
-    params += [v for m, r in sent for v in (m.pk, r.attempts)]
-    params += [m.pk for m, _ in sent]
-    params.append(Status.SENDING)
     by_pk = {m.pk: (m, r) for m, r in sent}
-    recorded: list[tuple[Message, StatusEvent]] = []
+    payloads = {m.pk: storable_answer(r.body) for m, r in sent}
     try:
-        with transaction.atomic(using=alias):
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                updated = dict(cursor.fetchall())
-            events = []
-            for pk, attempts in updated.items():
-                message, result = by_pk[pk]
-                message.status, message.status_changed_at = Status.ACCEPTED, now
-                message.provider_message_id, message.attempts = result.message_id, attempts
-                message.error_code, message.error_name, message.error_message = None, "", ""
-                event = StatusEvent(
-                    message=message,
-                    status=Status.ACCEPTED,
-                    provider_status=PROVIDER_CODES.get(Status.ACCEPTED),
-                    source=Source.SEND,
-                    payload=result.body,
-                )
-                events.append(event)
-                recorded.append((message, event))
-            StatusEvent.objects.using(alias).bulk_create(events)
-    except IntegrityError:
+        if connection.vendor == "postgresql":
+            rows = _accept_in_one_statement(sent, payloads, now, alias)
+        else:
+            rows = _accept_in_a_transaction(sent, payloads, now, alias)
+    except (IntegrityError, DataError):
+        # A provider id another message has, or one the column cannot hold: each message is
+        # recorded alone, where that is its own error (the others are accepted).
         return [record_send(message, result) for message, result in sent]
+    recorded: list[tuple[Message, StatusEvent]] = []
+    updated: set[int] = set()
+    for pk, attempts, event_id in rows:
+        message, result = by_pk[pk]
+        updated.add(pk)
+        message.status, message.status_changed_at = Status.ACCEPTED, now
+        message.provider_message_id, message.attempts = result.message_id, attempts
+        message.error_code, message.error_name, message.error_message = None, "", ""
+        event = StatusEvent(
+            pk=event_id,
+            message=message,
+            status=Status.ACCEPTED,
+            provider_status=PROVIDER_CODES.get(Status.ACCEPTED),
+            source=Source.SEND,
+            payload=payloads[pk],
+            received_at=now,
+        )
+        event._state.adding, event._state.db = False, alias
+        recorded.append((message, event))
     late = [(m, r) for m, r in sent if m.pk not in updated]
     for message, result in late:
         record_send(message, result)
@@ -530,8 +551,76 @@ def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]
             event=event,
         )
         signals.message_sent.send(sender=Message, message=message)
-    logger.info("WhatsApp: %d campaign message(s) accepted", len(recorded))
+    logger.info("WhatsApp: %d message(s) accepted", len(recorded))
     return [message for message, _ in recorded] + [message for message, _ in late]
+
+
+def _accept_in_one_statement(
+    sent: Sequence[tuple[Message, SendResult]],
+    payloads: dict[int, Any],
+    now: datetime,
+    alias: str,
+) -> list[tuple[int, int, int]]:
+    connection = connections[alias]
+    sql = _ACCEPT_PG_SQL.format(
+        message=connection.ops.quote_name(Message._meta.db_table),
+        event=connection.ops.quote_name(StatusEvent._meta.db_table),
+    )
+    params: dict[str, Any] = {
+        "ids": [m.pk for m, _ in sent],
+        # numeric: any integer binds; one the column cannot hold fails the statement (DataError)
+        "provider_ids": [r.message_id for _, r in sent],
+        "attempts": [r.attempts for _, r in sent],
+        "payloads": [json.dumps(payloads[m.pk]) for m, _ in sent],
+        "accepted": Status.ACCEPTED,
+        "sending": Status.SENDING,
+        "source": Source.SEND,
+        "now": now,
+    }
+    # Inside a caller's transaction, a savepoint keeps a clash from breaking it.
+    guard = transaction.atomic(using=alias) if connection.in_atomic_block else nullcontext()
+    with guard, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(int(pk), int(attempts), int(event)) for pk, attempts, event in cursor.fetchall()]
+
+
+def _accept_in_a_transaction(
+    sent: Sequence[tuple[Message, SendResult]],
+    payloads: dict[int, Any],
+    now: datetime,
+    alias: str,
+) -> list[tuple[int, int, int]]:
+    connection = connections[alias]
+    sql = _ACCEPT_SQL.format(
+        message=connection.ops.quote_name(Message._meta.db_table),
+        ids=" ".join("WHEN %s THEN %s" for _ in sent),
+        attempts=" ".join("WHEN %s THEN %s" for _ in sent),
+        pks=", ".join("%s" for _ in sent),
+    )
+    params: list[Any] = [Status.ACCEPTED, connection.ops.adapt_datetimefield_value(now)]
+    params += [v for m, r in sent for v in (m.pk, r.message_id)]
+    params += [v for m, r in sent for v in (m.pk, r.attempts)]
+    params += [m.pk for m, _ in sent]
+    params.append(Status.SENDING)
+    with transaction.atomic(using=alias):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            updated = dict(cursor.fetchall())
+        events = StatusEvent.objects.using(alias).bulk_create(
+            StatusEvent(
+                message_id=pk,
+                status=Status.ACCEPTED,
+                provider_status=PROVIDER_CODES.get(Status.ACCEPTED),
+                source=Source.SEND,
+                payload=payloads[pk],
+                received_at=now,
+            )
+            for pk in updated
+        )
+    return [
+        (pk, attempts, event.pk)
+        for (pk, attempts), event in zip(updated.items(), events, strict=True)
+    ]
 
 
 #: Claims the stored messages given (``draft``/``queued`` -> ``sending``) in one statement.

@@ -692,9 +692,7 @@ class Gateway:
         thread.start()
 
 
-def _deliver_callbacks(
-    message: SandboxMessage, stop: threading.Event, go: threading.Event
-) -> None:
+def _deliver_callbacks(message: SandboxMessage, stop: threading.Event, go: threading.Event) -> None:
     """POST each step to the message's callback_url when its time comes and ``go`` is set (see
     :meth:`Gateway.hold_callbacks`); never raises."""
     assert message.callback_url is not None  # noqa: S101 - only started for messages with one
