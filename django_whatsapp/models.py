@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .campaigns.models import Campaign, CampaignChunk, CampaignRejection
 from .metadata import validate_metadata, validate_tags
@@ -100,7 +101,8 @@ class Template(models.Model):
         TEXT = "text", _("Text")
         IMAGE = "image", _("Image")
 
-    name = models.CharField(_("name"), max_length=512)
+    # "title": a thing's name (not a person's, which Django's own catalogue has for "name")
+    name = models.CharField(pgettext_lazy("title", "name"), max_length=512)
     namespace = models.CharField(_("namespace"), max_length=255)
     language_code = models.CharField(_("language code"), max_length=15, default="en_US")
     language_policy = models.CharField(_("language policy"), max_length=32, default="deterministic")

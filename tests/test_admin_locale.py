@@ -14,7 +14,8 @@ import django_whatsapp
 
 LOCALE = Path(django_whatsapp.__file__).parent / "locale"
 ENTRY = re.compile(
-    r'^msgid ((?:".*"\n)+)(?:msgid_plural ((?:".*"\n)+))?((?:msgstr(?:\[\d\])? (?:".*"\n)+)+)',
+    r'^(?:msgctxt ((?:".*"\n)+))?msgid ((?:".*"\n)+)(?:msgid_plural ((?:".*"\n)+))?'
+    r'((?:msgstr(?:\[\d\])? (?:".*"\n)+)+)',
     re.MULTILINE,
 )
 MSGSTR = re.compile(r'^msgstr(?:\[\d\])? ((?:".*"\n)+)', re.MULTILINE)
@@ -25,14 +26,18 @@ def join(quoted: str) -> str:
 
 
 def catalogue(language: str) -> list[tuple[str, str | None, list[str]]]:
+    """Every entry's msgid, plural and translations (with a context: ``context\x04msgid``, as
+    gettext keys it)."""
     text = (LOCALE / language / "LC_MESSAGES" / "django.po").read_text(encoding="utf-8")
     entries = []
     for match in ENTRY.finditer(text + "\n"):
-        msgid = join(match.group(1))
+        msgid = join(match.group(2))
         if not msgid:
             continue  # the header
-        plural = join(match.group(2)) if match.group(2) else None
-        entries.append((msgid, plural, [join(s) for s in MSGSTR.findall(match.group(3))]))
+        if match.group(1):
+            msgid = f"{join(match.group(1))}\x04{msgid}"
+        plural = join(match.group(3)) if match.group(3) else None
+        entries.append((msgid, plural, [join(s) for s in MSGSTR.findall(match.group(4))]))
     return entries
 
 
@@ -45,7 +50,9 @@ def test_every_message_is_translated_and_compiled(language: str) -> None:
     with (LOCALE / language / "LC_MESSAGES" / "django.mo").open("rb") as mo:
         compiled = gettext.GNUTranslations(mo)
     for msgid, plural, forms in entries:
-        if plural is None:
+        if "\x04" in msgid:
+            assert compiled.pgettext(*msgid.split("\x04")) == forms[0], msgid
+        elif plural is None:
             assert compiled.gettext(msgid) == forms[0], msgid
         else:
             assert compiled.ngettext(msgid, plural, 1) == forms[0], msgid
@@ -138,3 +145,21 @@ def test_counts_take_the_form_their_number_needs(language: str, expected: list[s
 def test_the_template_test_link_reads_naturally(language: str, expected: str) -> None:
     translated = {msgid: strs[0] for msgid, _plural, strs in catalogue(language)}
     assert translated["Send a test"] == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "person"), [("ru", "название", "имя"), ("uk", "назва", "ім'я")]
+)
+def test_a_things_name_is_not_a_persons(language: str, title: str, person: str) -> None:
+    """Regression: Django's own catalogue translates "name" as a person's name, and it wins
+    over the app's; a template's and a campaign's name take the "title" context."""
+    from django.utils import translation
+
+    from django_whatsapp.admin.campaigns import CampaignForm
+    from django_whatsapp.models import Campaign, Contact, Template
+
+    with translation.override(language):
+        assert str(Template._meta.get_field("name").verbose_name) == title
+        assert str(Campaign._meta.get_field("name").verbose_name) == title
+        assert str(CampaignForm.base_fields["name"].label) == title
+        assert str(Contact._meta.get_field("name").verbose_name) == person

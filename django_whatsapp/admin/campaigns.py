@@ -45,7 +45,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 
 from .. import services
 from ..campaigns.audience import AudiencePreview, csv_columns, preview_csv
@@ -149,7 +149,7 @@ class CampaignForm(forms.Form):
 
     required_css_class = "required"
 
-    name = forms.CharField(label=gettext_lazy("name"), max_length=255)
+    name = forms.CharField(label=pgettext_lazy("title", "name"), max_length=255)
     message_type = forms.TypedChoiceField(
         label=gettext_lazy("type"),
         choices=[(int(k), k.label) for k in (Kind.TEXT, Kind.MEDIA, Kind.TEMPLATE)],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Campaign(models.Model):
@@ -24,7 +25,7 @@ class Campaign(models.Model):
         DONE = "done", _("Done")
         CANCELLED = "cancelled", _("Cancelled")
 
-    name = models.CharField(_("name"), max_length=255)
+    name = models.CharField(pgettext_lazy("title", "name"), max_length=255)
     message_type = models.PositiveSmallIntegerField(_("type"), default=1)
     text = models.TextField(_("text"), blank=True, max_length=4096)
     file_url = models.URLField(_("image URL"), blank=True, max_length=2048)
