@@ -43,6 +43,7 @@ __all__ = [
     "lower_ranked",
     "normalize_status",
     "receive_report",
+    "receive_report_by_uuid",
     "resolve_status",
     "status_rank",
 ]
@@ -531,3 +532,102 @@ def _apply_batch(
             message.status = old
         results[index] = event
     return changed_from
+
+
+# -- a callback's report, found by the message's UUID ----------------------------------------
+
+#: :data:`_APPLY_SQL` for a message named by its UUID, which it reads back whole (``{columns}``,
+#: the ORM's own select list): the lookup and the report in one round trip. The report is kept
+#: only when it names no provider id or the message's own; otherwise nothing is written and the
+#: caller applies it the long way (adopting the id, or refusing it).
+_APPLY_BY_UUID_SQL = """
+WITH cur AS (
+    SELECT {columns} FROM {message} WHERE uuid = %(uuid)s FOR UPDATE
+), ev AS (
+    INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
+    SELECT cur.id, %(status)s, %(provider_status)s, %(source)s, %(payload)s, %(now)s FROM cur
+    WHERE %(provider_message_id)s::bigint IS NULL
+       OR cur.provider_message_id = %(provider_message_id)s::bigint
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), upd AS (
+    UPDATE {message} SET status = %(status)s, status_changed_at = %(now)s
+    FROM cur
+    WHERE {message}.id = cur.id AND EXISTS (SELECT 1 FROM ev) AND cur.status = ANY(%(lower)s)
+    RETURNING {message}.id
+)
+SELECT cur.*, (SELECT id FROM ev), EXISTS (SELECT 1 FROM upd) FROM cur
+"""
+
+
+def receive_report_by_uuid(
+    columns: str,
+    load: Any,
+    key: Any,
+    status: str | int,
+    *,
+    source: str,
+    payload: dict[str, Any],
+    provider_message_id: int | None,
+    alias: str,
+) -> tuple[Message, StatusEvent | None] | None:
+    """Find a message by its UUID and apply a report to it in ONE statement (PostgreSQL): the
+    callback's common case. ``columns`` is the select list of the message's lookup and
+    ``load(row)`` builds the :class:`Message` from its values. Returns ``None`` when no message
+    has the UUID, else the message and its new event (``None``: an exact duplicate). A report
+    naming another provider id than the message's goes through :func:`receive_report` (it
+    adopts the id, or raises :class:`ReportMismatch`)."""
+    new = normalize_status(status)
+    if source not in Source.values:
+        raise ValueError(f"unknown source {source!r}")
+    connection = connections[alias]
+    now = timezone.now()
+    lower = lower_ranked(new)
+    params = {
+        "uuid": key,
+        "status": new,
+        "provider_status": PROVIDER_CODES.get(new),
+        "source": source,
+        "payload": StatusEvent._meta.get_field("payload").get_db_prep_save(payload, connection),
+        "now": now,
+        "lower": lower,
+        "provider_message_id": provider_message_id,
+    }
+    sql = _APPLY_BY_UUID_SQL.format(
+        columns=columns,
+        message=connection.ops.quote_name(Message._meta.db_table),
+        event=connection.ops.quote_name(StatusEvent._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    *values, event_id, changed = row
+    message: Message = load(values)
+    if provider_message_id is not None and provider_message_id != message.provider_message_id:
+        event = receive_report(
+            message,
+            new,
+            source=source,
+            payload=payload,
+            provider_message_id=provider_message_id,
+        )
+        return message, event
+    if event_id is None:  # an exact duplicate: nothing was written
+        return message, None
+    event = StatusEvent(
+        message=message,
+        status=new,
+        provider_status=PROVIDER_CODES.get(new),
+        source=source,
+        payload=payload,
+        received_at=now,
+    )
+    event.pk = event_id
+    event._state.adding = False
+    event._state.db = alias
+    old = message.status
+    if changed:
+        message.status_changed_at = now
+    return message, _applied(message, event, old, new if changed else old)

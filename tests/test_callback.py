@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -141,6 +144,24 @@ def test_report_is_applied_and_kept_raw(client: Client) -> None:
     assert event.status == Status.DELIVERED
     assert event.provider_status == 1
     assert event.payload == body
+
+
+def test_a_callback_is_one_statement_on_postgresql(client: Client, changes: list) -> None:
+    """The message's lookup and the report's application are one statement on PostgreSQL: an
+    applied report, a duplicate and an unknown message each cost the request one query."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: elsewhere the lookup and the transaction are statements")
+    message = make_message()
+    for expected in ({"applied": 1, "duplicates": 0}, {"applied": 0, "duplicates": 1}):
+        with CaptureQueriesContext(connection) as queries:
+            response = post_callback(client, message, {"message_id": 554, "status": 1})
+        assert response.json() == {"ok": True, "status": "delivered", **expected}
+        assert len(queries) == 1, [q["sql"][:60] for q in queries.captured_queries]
+    assert [(c["old_status"], c["new_status"]) for c in changes] == [("accepted", "delivered")]
+    stranger = Message(uuid=uuid.uuid4())
+    with CaptureQueriesContext(connection) as queries:
+        assert post_callback(client, stranger, {"status": 1}).status_code == 404
+    assert len(queries) == 1
 
 
 def test_recorded_plain_body_with_string_id_and_status_name(client: Client) -> None:

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from .. import services, signing
 from ..conf import get_settings
 from ..models import Message, StatusEvent
+from ..status_rule import receive_report_by_uuid
 from .parsing import (
     CallbackJSONParser,
     parse_json_body,
@@ -38,8 +39,18 @@ class _Lookup:
     """The compiled lookup of a message by its UUID for one database connection."""
 
     sql: str
+    #: the select list alone (for the statement that also applies a report)
+    columns: str
     names: list[str]
     converters: dict[int, tuple[list[Any], Any]]
+
+    def load(self, alias: str, connection: Any, row: Iterable[Any]) -> Message:
+        """The message from a row of the select list, the ORM's converters applied."""
+        values = list(row)
+        for position, (converters, expression) in self.converters.items():
+            for converter in converters:
+                values[position] = converter(values[position], expression, connection)
+        return Message.from_db(alias, self.names, values)
 
 
 #: Per connection object (each thread has its own), so converters never cross threads.
@@ -54,7 +65,10 @@ def _lookup(alias: str, connection: Any) -> _Lookup:
         sql = compiler.as_sql()[0]
         columns = [column for column, _, _ in compiler.select]
         lookup = _Lookup(
-            sql, [column.target.attname for column in columns], compiler.get_converters(columns)
+            sql,
+            sql[len("SELECT ") : sql.index(" FROM ")],
+            [column.target.attname for column in columns],
+            compiler.get_converters(columns),
         )
         _LOOKUPS[connection] = lookup
     return lookup
@@ -73,11 +87,7 @@ def find_message(key: uuid.UUID) -> Message | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row)
-    for position, (converters, expression) in lookup.converters.items():
-        for converter in converters:
-            values[position] = converter(values[position], expression, connection)
-    return Message.from_db(alias, lookup.names, values)
+    return lookup.load(alias, connection, row)
 
 
 def _error(status: int, reason: str, **extra: Any) -> Response:
@@ -196,12 +206,35 @@ class CallbackView(APIView):
 
     @staticmethod
     def _apply(key: uuid.UUID, reports: list[dict[str, Any]], payload: dict[str, Any]) -> Response:
-        message = find_message(key)
-        if message is None:
-            return _error(404, _("No such message."))
+        alias = router.db_for_write(Message)
+        connection = connections[alias]
         applied = duplicates = 0
-        for report in reports:
-            try:
+        try:
+            if connection.vendor == "postgresql":
+                # The common case in one round trip: the lookup and the first report together.
+                lookup = _lookup(alias, connection)
+                first = reports[0]
+                found = receive_report_by_uuid(
+                    lookup.columns,
+                    lambda row: lookup.load(alias, connection, row),
+                    key,
+                    first["status"],
+                    source=StatusEvent.Source.CALLBACK,
+                    payload=payload,
+                    provider_message_id=first.get("message_id"),
+                    alias=alias,
+                )
+                if found is None:
+                    return _error(404, _("No such message."))
+                message, event = found
+                applied, duplicates = (1, 0) if event is not None else (0, 1)
+                rest = reports[1:]
+            else:
+                found_message = find_message(key)
+                if found_message is None:
+                    return _error(404, _("No such message."))
+                message, rest = found_message, reports
+            for report in rest:
                 event = services.receive_report(
                     message,
                     report["status"],
@@ -209,13 +242,13 @@ class CallbackView(APIView):
                     payload=payload,
                     provider_message_id=report.get("message_id"),
                 )
-            except services.ReportMismatch as error:
-                logger.warning("WhatsApp callback for message %s refused: %s", message.pk, error)
-                return _error(400, str(error))
-            if event is None:
-                duplicates += 1
-            else:
-                applied += 1
+                if event is None:
+                    duplicates += 1
+                else:
+                    applied += 1
+        except services.ReportMismatch as error:
+            logger.warning("WhatsApp callback for message %s refused: %s", key, error)
+            return _error(400, str(error))
         return Response(
             {"ok": True, "status": message.status, "applied": applied, "duplicates": duplicates}
         )
