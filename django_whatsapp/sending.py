@@ -34,7 +34,7 @@ from .models import Message, StatusEvent, Template
 from .payloads import message_payload
 from .ratelimit import gate_for
 from .signing import callback_url, sign
-from .status_rule import PROVIDER_CODES, _apply, apply_status
+from .status_rule import PROVIDER_CODES, _apply, apply_status, stored_event
 from .validation import validate_message
 
 logger = logging.getLogger("django_whatsapp")
@@ -528,16 +528,9 @@ def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]
         message.status, message.status_changed_at = Status.ACCEPTED, now
         message.provider_message_id, message.attempts = result.message_id, attempts
         message.error_code, message.error_name, message.error_message = None, "", ""
-        event = StatusEvent(
-            pk=event_id,
-            message=message,
-            status=Status.ACCEPTED,
-            provider_status=PROVIDER_CODES.get(Status.ACCEPTED),
-            source=Source.SEND,
-            payload=payloads[pk],
-            received_at=now,
+        event = stored_event(
+            message, Status.ACCEPTED, Source.SEND, payloads[pk], now, event_id, alias
         )
-        event._state.adding, event._state.db = False, alias
         recorded.append((message, event))
     late = [(m, r) for m, r in sent if m.pk not in updated]
     for message, result in late:

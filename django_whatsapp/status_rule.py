@@ -268,6 +268,31 @@ def _applied(message: Message, event: StatusEvent, old: str, final: str) -> Stat
     return event
 
 
+def stored_event(
+    message: Message,
+    status: str,
+    source: str,
+    payload: dict[str, Any],
+    received_at: Any,
+    pk: int,
+    alias: str,
+) -> StatusEvent:
+    """The :class:`StatusEvent` a raw statement stored (with primary key ``pk``), as the ORM
+    would have returned it."""
+    event = StatusEvent(
+        pk=pk,
+        message=message,
+        status=status,
+        provider_status=PROVIDER_CODES.get(status),
+        source=source,
+        payload=payload,
+        received_at=received_at,
+    )
+    event._state.adding = False
+    event._state.db = alias
+    return event
+
+
 #: One statement that records a report and applies it (PostgreSQL). ``cur`` locks the row and
 #: reads the status the report finds; ``ev`` keeps the report unless it is an exact duplicate
 #: (the partial unique index turns that away); ``upd`` raises the status, only from a lower rank
@@ -486,7 +511,7 @@ def _apply_batch(
     the old status of each message whose status the batch raised, by index."""
     connection = connections[alias]
     now = timezone.now()
-    payloads = [reports[i].payload if reports[i].payload is not None else {} for i in indexes]
+    payloads: list[dict[str, Any]] = [reports[i].payload or {} for i in indexes]
     params: dict[str, Any] = {
         "ids": [reports[i].message.pk for i in indexes],
         "statuses": [statuses[i] for i in indexes],
@@ -514,17 +539,7 @@ def _apply_batch(
             message.status = old
             results[index] = None
             continue
-        event = StatusEvent(
-            message=message,
-            status=statuses[index],
-            provider_status=PROVIDER_CODES.get(statuses[index]),
-            source=source,
-            payload=payload,
-            received_at=now,
-        )
-        event.pk = event_id
-        event._state.adding = False
-        event._state.db = alias
+        event = stored_event(message, statuses[index], source, payload, now, event_id, alias)
         if changed:
             message.status_changed_at = now
             changed_from[index] = old
@@ -616,17 +631,7 @@ def receive_report_by_uuid(
         return message, event
     if event_id is None:  # an exact duplicate: nothing was written
         return message, None
-    event = StatusEvent(
-        message=message,
-        status=new,
-        provider_status=PROVIDER_CODES.get(new),
-        source=source,
-        payload=payload,
-        received_at=now,
-    )
-    event.pk = event_id
-    event._state.adding = False
-    event._state.db = alias
+    event = stored_event(message, new, source, payload, now, event_id, alias)
     old = message.status
     if changed:
         message.status_changed_at = now
