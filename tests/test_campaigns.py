@@ -514,16 +514,40 @@ def test_a_worker_that_lost_its_lease_stops_claiming(gateway: FakeGateway, setti
 
 
 def test_a_finished_worker_waits_for_a_dead_lease_and_takes_the_chunk() -> None:
+    """A finished worker waits until the holder's next renewal is due: renewed meanwhile, the
+    holder is alive and nothing more is waited for; not renewed (even though it was renewed
+    just before its worker died), the lease is waited out and the chunk taken."""
     campaign = services.create_campaign("Orphan", numbers(2), text="Hi")
     services.start_campaign(campaign)
     chunk = CampaignChunk.objects.get(campaign=campaign)
     assert engine.lease_chunk(chunk.pk, "alive", 60)
     slept: list[float] = []
-    # Renewed lately: its worker is alive, nobody waits.
-    assert engine.wait_for_a_dead_lease(campaign.pk, sleep=slept.append) == []
-    assert slept == []
-    # Not renewed for more than half a lease: wait for it to run out, then take it.
-    CampaignChunk.objects.filter(pk=chunk.pk).update(
-        leased_until=timezone.now() - timedelta(milliseconds=1)
-    )
-    assert engine.wait_for_a_dead_lease(campaign.pk, sleep=slept.append) == [chunk.pk]
+
+    def alive(seconds: float) -> None:  # the holder renews while the other one waits
+        slept.append(seconds)
+        assert engine._renew(chunk.pk, "alive", 60)
+
+    # Fresh: the next renewal is due in about 20 s, and 10 s more are allowed for it.
+    assert engine.wait_for_a_dead_lease(campaign.pk, sleep=alive) == []
+    assert len(slept) == 1
+    assert 25 < slept[0] <= 30
+    slept.clear()
+
+    def dead(seconds: float) -> None:  # nobody renews; the second wait lets the lease run out
+        slept.append(seconds)
+        if len(slept) == 2:
+            CampaignChunk.objects.filter(pk=chunk.pk).update(
+                leased_until=timezone.now() - timedelta(milliseconds=1)
+            )
+
+    assert engine.lease_chunk(chunk.pk, "killed-just-after-renewing", 60) is False  # still held
+    assert engine.wait_for_a_dead_lease(campaign.pk, sleep=dead) == [chunk.pk]
+    assert len(slept) == 2
+    assert 25 < slept[0] <= 30
+    assert 25 < slept[1] <= 60.1
+    # Nothing leased, or a chunk still pending: nothing to wait for.
+    CampaignChunk.objects.filter(pk=chunk.pk).update(state=CampaignChunk.State.DONE)
+    assert engine.wait_for_a_dead_lease(campaign.pk, sleep=dead) == []
+    CampaignChunk.objects.filter(pk=chunk.pk).update(state=CampaignChunk.State.PENDING)
+    assert engine.wait_for_a_dead_lease(campaign.pk, sleep=dead) == []
+    assert len(slept) == 2

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.db.models import Q
 from django.utils import timezone
@@ -338,28 +339,45 @@ def wait_for_a_dead_lease(
     campaign_id: int, *, sleep: Callable[[float], None] = time.sleep
 ) -> list[int]:
     """Called by a worker that finished its chunk when nothing of the campaign is left to hand
-    out: if another chunk's lease has not been renewed for half a lease (its worker is most
-    likely dead; a live one renews every third), wait until it runs out and return the chunks
-    then due (marked handed out), for this worker to run at once. So a dead worker's chunk is
-    taken over by the remaining workers even when deferred ticks are late (RQ's scheduler may
-    have died with the worker). Returns ``[]`` without waiting otherwise."""
-    conf = get_settings()
+    out: find out whether the worker holding another chunk is alive, and if it is not, wait
+    until its lease runs out and return the chunks then due (marked handed out), for this
+    worker to run at once. So a dead worker's chunk is taken over by the remaining workers even
+    when deferred ticks are late (RQ's scheduler may have died with the worker).
+
+    A live worker renews its lease every third of ``CAMPAIGN_LEASE``: this waits until the
+    holder's next renewal is due, and a little longer (a sixth of the lease, at least
+    ``2 * CHECK_EVERY``); a lease renewed meanwhile is a live worker's, and nothing more is
+    waited for. The time a lease was last renewed says nothing by itself: a worker killed just
+    after renewing looks as fresh as a live one. Returns ``[]`` when no chunk is leased or one
+    is still pending."""
+    lease = get_settings().CAMPAIGN_LEASE
     chunks = CampaignChunk.objects.filter(campaign_id=campaign_id)
     if chunks.filter(state=State.PENDING).exists():
         return []
-    until = (
-        chunks.filter(state=State.LEASED)
+    held = (
+        chunks.filter(state=State.LEASED, leased_until__isnull=False)
         .order_by("leased_until")
-        .values_list("leased_until", flat=True)
+        .values_list("pk", "leased_until")
         .first()
     )
-    if until is None:
+    if held is None:
         return []
+    chunk_id, until = held[0], cast(datetime, held[1])  # not null: see the filter
     left = (until - timezone.now()).total_seconds()
-    if left > conf.CAMPAIGN_LEASE / 2:
-        return []  # renewed lately: its worker is alive
     if left > 0:
-        sleep(left + 0.05)
+        renewal_due = left - 2 * lease / 3 + max(lease / 6, 2 * CHECK_EVERY)
+        if renewal_due > 0:
+            sleep(renewal_due)
+        now_until = (
+            CampaignChunk.objects.filter(pk=chunk_id, state=State.LEASED)
+            .values_list("leased_until", flat=True)
+            .first()
+        )
+        if now_until != until:
+            return []  # renewed (its worker is alive) or released
+        left = (until - timezone.now()).total_seconds()
+        if left > 0:
+            sleep(left + 0.05)
     return tick(campaign_id).chunk_ids
 
 
