@@ -49,7 +49,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.dateparse import parse_datetime
 
 from . import optout, sending, signals, window
-from .conf import WhatsAppSettings, get_settings
+from .conf import WhatsAppSettings, account_for_sender, get_settings
 from .models import InboundReport, Message
 from .validation import clean_recipient
 
@@ -467,6 +467,8 @@ def _store(received: Received, now: datetime) -> tuple[Message, bool]:
                 status_changed_at=now,
                 destination_addr=received.sender,
                 source_addr=received.recipient,
+                # The account whose number the customer wrote to (list filters, retention).
+                account=account_for_sender(received.recipient),
                 message_type=Message.MessageType.MEDIA
                 if received.file_url
                 else Message.MessageType.TEXT,

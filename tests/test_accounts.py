@@ -439,3 +439,20 @@ def test_a_reply_in_a_conversation_goes_through_the_account_the_customer_wrote_t
     admin_client.post(reply, {"text": "Anything else?"})
     assert len(senders(brand2)) == 2
     assert gateway.requests == []
+
+
+def test_an_inbound_message_is_stored_with_the_account_it_was_written_to(
+    brand2: FakeGateway,
+) -> None:
+    """Regression: every received message was stored as the default account's."""
+    from django_whatsapp.testing import deliver_inbound
+
+    to_brand2 = deliver_inbound(TO, "Hello brand 2", to="Brand2")
+    to_default = deliver_inbound(TO, "Hello", to="TestCo")
+    to_nobody = deliver_inbound(TO, "Hello?", to="SomeoneElse")
+    assert (to_brand2.account, to_default.account, to_nobody.account) == (
+        "brand2",
+        "default",
+        "default",
+    )
+    assert Message.objects.get(pk=to_brand2.pk).account == "brand2"
