@@ -231,6 +231,8 @@ def test_create_after_the_preview_stores_the_campaign_and_forgets_the_file(
     )
     assert campaign.created_by is not None
     assert campaign.created_by.username == "operator"
+    # The author is on the campaign's page (the list leaves that column out to fit 1280 px).
+    assert "created by operator" in done.content.decode()
     assert list(campaign.rejections.values_list("line", "value")) == [(3, "not-a-number")]
     assert uploads(settings) == []
     assert "3 recipients" in " ".join(str(m) for m in done.context["messages"])

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from django_whatsapp.models import Message, Template
+from django_whatsapp import services
+from django_whatsapp.models import Campaign, Message, Template
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,6 +20,8 @@ PAGES = {
     "compose": "/admin/django_whatsapp/message/add/",
     "send to many": "/admin/django_whatsapp/message/send-to-many/",
     "conversations": "/admin/django_whatsapp/conversation/",
+    "campaigns": "/admin/django_whatsapp/campaign/",
+    "new campaign": "/admin/django_whatsapp/campaign/add/",
 }
 
 
@@ -57,6 +60,11 @@ def fill_the_list() -> tuple[Message, str]:
         text="Thanks! " * 30,
         status=Status.DELIVERED,
     )
+    services.create_campaign(
+        "Spring sale for the customers of the shop on the corner, second wave",
+        [f"+3806700000{n:02d}" for n in range(30)],
+        text=long_text,
+    )
     return template_message, "380671234599"
 
 
@@ -89,6 +97,7 @@ def test_no_page_scrolls_sideways_at_1280_px(
         *PAGES.values(),
         f"/admin/django_whatsapp/message/{message.pk}/change/",
         f"/admin/django_whatsapp/conversation/{number}/",
+        f"/admin/django_whatsapp/campaign/{Campaign.objects.get().pk}/change/",
     ]
 
     for url in urls:
