@@ -265,3 +265,35 @@ def test_contact_erases_rejected_campaign_rows_naming_the_number() -> None:
     output = purge("--contact", CUSTOMER, "--no-progress")
     assert list(CampaignRejection.objects.values_list("value", flat=True)) == ["not-a-number"]
     assert "Deleted: 1 messages, 1 rejected rows." in output
+
+
+# -- the module behind the command, for a project's own scheduled task ---------------------------
+
+
+def test_the_retention_module_purges_without_the_command(settings: Any) -> None:
+    """``django_whatsapp.retention`` does what the command does, with a progress callback."""
+    from django.core.exceptions import ImproperlyConfigured, ValidationError
+
+    from django_whatsapp import retention
+
+    old, kept = message(days=200, events=2), message(days=10)
+    unsettled = message(Status.ACCEPTED, days=200)
+    report(days=200)
+    with pytest.raises(ImproperlyConfigured, match="RETENTION"):
+        retention.purge_older_than()
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "RETENTION": "180d"}
+    dry = retention.purge_older_than(dry_run=True)
+    assert dry == {"messages": 1, "status events": 2, "inbound reports": 1}
+    assert Message.objects.count() == 3
+    seen: list[tuple[str, int, int]] = []
+    counts = retention.purge_older_than(batch_size=1, progress=lambda *a: seen.append(a))
+    assert counts == {"messages": 1, "status events": 2, "inbound reports": 1}
+    assert seen == [("messages", 1, 1), ("inbound reports", 1, 1)]
+    assert set(Message.objects.values_list("pk", flat=True)) == {kept.pk, unsettled.pk}
+    assert not Message.objects.filter(pk=old.pk).exists()
+    with pytest.raises(ValueError, match="batch_size"):
+        retention.purge(Message.objects.all(), "messages", batch_size=0)
+    with pytest.raises(ValidationError):
+        retention.erase_contact("not a number")
+    assert retention.erase_contact(f"+{CUSTOMER}") == {"messages": 2, "status events": 2}
+    assert not Message.objects.exists()
