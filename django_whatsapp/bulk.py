@@ -32,7 +32,6 @@ from django.utils import timezone
 from . import idempotency, optout, sending
 from .client import SendResult, WhatsAppClient
 from .conf import get_settings
-from .exceptions import WhatsAppError
 from .metadata import clean_links
 from .models import Message, Template
 from .signing import callback_url
@@ -327,14 +326,12 @@ def _send_batched(
         while pending or ready or in_flight:
             if pending and len(ready) < concurrency:
                 batch = [pending.popleft() for _ in range(min(claim_size, len(pending)))]
-                for message, prepared in sending.prepare_claimed(
-                    sending.claim_messages(batch), conf
-                ):
-                    if isinstance(prepared, Exception):
-                        if not isinstance(prepared, WhatsAppError):  # a receiver's veto
-                            result.errors[message.pk] = f"{type(prepared).__name__}: {prepared}"
-                    else:
-                        ready.append((message, prepared))
+                for prepared in sending.prepare_claimed(sending.claim_messages(batch), conf):
+                    if prepared.payload is not None:
+                        ready.append((prepared.message, prepared.payload))
+                    elif prepared.raised:  # a receiver's veto
+                        refusal = prepared.refusal
+                        result.errors[prepared.message.pk] = f"{type(refusal).__name__}: {refusal}"
             while ready and len(in_flight) < 2 * concurrency:
                 message, payload = ready.popleft()
                 in_flight[pool.submit(client.send, payload)] = message

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import requests
 from django.db import DatabaseError, DataError, IntegrityError, connections, router, transaction
@@ -216,47 +216,29 @@ def claim_for_sending(
     refreshed). Sends ``message_sending``; a receiver's exception marks the message ``not_sent``
     and is raised. Raises ``ValidationError`` (nothing stored or claimed) for an invalid message.
 
-    A message to an opted-out contact is refused here (``not_sent`` with
-    :class:`~django_whatsapp.exceptions.OptedOut`, ``None`` returned), unless ``confirmation``
-    says it is the opt-out's own confirmation (:func:`django_whatsapp.optout.confirm`).
+    A message to an opted-out contact, or refused by the window policy, is refused here
+    (``not_sent`` with :class:`~django_whatsapp.exceptions.OptedOut` or
+    :class:`~django_whatsapp.exceptions.ServiceWindowClosed`, ``None`` returned), the opt-out
+    unless ``confirmation`` says it is the opt-out's own confirmation
+    (:func:`django_whatsapp.optout.confirm`). The checks are :func:`prepare_claimed`'s.
     """
-    callback = callback_url(message.uuid, conf or get_settings(message.account))
+    conf = conf or get_settings(message.account)
+    callback_url(message.uuid, conf)  # a configuration error surfaces before any row is written
     if message.pk is None:
         validate_message(message)
         message.save()
     if message.status not in SENDABLE:
         return None
     validate_message(message)
-    payload = message_payload(message, callback_url=callback)
     now = timezone.now()
     if not move_status(message, SENDABLE, Status.SENDING, now, submitted_at=now):
         message.refresh_from_db()
         return None
     message.status, message.status_changed_at, message.submitted_at = Status.SENDING, now, now
-    opted_out = None if confirmation else optout.refusal(message)
-    if opted_out is not None:
-        # The customer opted out: refused here, before any request, kept as not_sent.
-        Message.objects.filter(pk=message.pk).update(submitted_at=None)
-        message.submitted_at = None
-        _record_failure(message, opted_out)
-        return None
-    try:
-        window.check(message, conf)  # SERVICE_WINDOW_POLICY: raises under "enforce"
-    except ServiceWindowClosed as error:
-        # Refused here, before any request: kept as not_sent with the error, never submitted.
-        Message.objects.filter(pk=message.pk).update(submitted_at=None)
-        message.submitted_at = None
-        _record_failure(message, error)
-        return None
-    try:
-        signals.message_sending.send(sender=Message, message=message, payload=payload)
-    except Exception as exc:
-        # Nothing went to the gateway: the message is not sent, with the reason kept.
-        _record_failure(
-            message, WhatsAppError(f"{type(exc).__name__}: {exc}", name="Not submitted")
-        )
-        raise
-    return payload
+    [ready] = prepare_claimed([message], conf, confirmation=confirmation)
+    if ready.raised and ready.refusal is not None:
+        raise ready.refusal
+    return ready.payload
 
 
 def _answer_not_stored(message: Message, result: SendResult, exc: BaseException) -> Message:
@@ -659,60 +641,85 @@ def claim_messages(messages: Sequence[Message], now: datetime | None = None) -> 
 
 
 _SAMPLE_UUID = uuid.UUID(int=0)
-_url_cache: dict[str, object] = {}
+#: (base URL and secrets, the sample URL, its signature): one tuple, replaced whole, so that a
+#: thread never reads the parts of two different settings.
+_url_template: tuple[tuple[str, tuple[str, ...]], str, str] | None = None
 
 
 def many_callback_url(message_uuid: uuid.UUID, conf: WhatsAppSettings) -> str | None:
     """:func:`~django_whatsapp.signing.callback_url`, without resolving the URL for each of many
     messages: the URL resolved once per base and secret, with the message's UUID and signature
     put in."""
+    global _url_template
     if not conf.CALLBACK_BASE_URL:
         return None
     key = (conf.CALLBACK_BASE_URL, conf.CALLBACK_SECRETS)
-    if _url_cache.get("key") != key:
+    template = _url_template
+    if template is None or template[0] != key:
         sample = callback_url(_SAMPLE_UUID, conf) or ""
-        signature = sign(_SAMPLE_UUID, conf.require_callback_secrets()[0])
-        _url_cache.update(key=key, sample=sample, signature=signature)
-    sample, signature = str(_url_cache["sample"]), str(_url_cache["signature"])
+        template = _url_template = (
+            key,
+            sample,
+            sign(_SAMPLE_UUID, conf.require_callback_secrets()[0]),
+        )
+    _key, sample, signature = template
     real = sign(message_uuid, conf.require_callback_secrets()[0])
     return sample.replace(str(_SAMPLE_UUID), str(message_uuid)).replace(signature, real)
 
 
+class Prepared(NamedTuple):
+    """A claimed message made ready (:func:`prepare_claimed`): its request ``payload``, or the
+    ``refusal`` already recorded on it (``not_sent``, never submitted). ``raised``: the refusal
+    is what a ``message_sending`` receiver (or building the payload) raised, not the opt-out
+    or the window policy."""
+
+    message: Message
+    payload: dict[str, Any] | None
+    refusal: Exception | None = None
+    raised: bool = False
+
+
 def prepare_claimed(
-    messages: Sequence[Message], conf: WhatsAppSettings
-) -> list[tuple[Message, dict[str, Any] | Exception]]:
-    """Each claimed message with its request body, after the opt-out (one query for them all),
-    the window policy and the ``message_sending`` receivers; or with the exception that refused
-    it, already recorded on the message (``not_sent``: nothing went to the gateway)."""
-    opted_out = optout.opted_out_numbers(m.destination_addr for m in messages)
-    prepared: list[tuple[Message, dict[str, Any] | Exception]] = []
+    messages: Sequence[Message], conf: WhatsAppSettings, *, confirmation: bool = False
+) -> list[Prepared]:
+    """Each claimed message with its request body, after the opt-out (one query for them all;
+    skipped for the opt-out's own ``confirmation``), the window policy and the
+    ``message_sending`` receivers; or with what refused it, recorded on the message."""
+    opted_out = (
+        set() if confirmation else optout.opted_out_numbers(m.destination_addr for m in messages)
+    )
+    prepared: list[Prepared] = []
     for message in messages:
         refused: Exception | None = (
             optout.refusal(message) if message.destination_addr in opted_out else None
         )
+        raised = False
+        if refused is None:
+            try:
+                window.check(message, conf)  # SERVICE_WINDOW_POLICY: raises under "enforce"
+            except ServiceWindowClosed as error:
+                refused = error
         if refused is None:
             try:
                 payload = message_payload(
                     message, callback_url=many_callback_url(message.uuid, conf)
                 )
-                if conf.SERVICE_WINDOW_POLICY != "off":
-                    window.check(message, conf)
                 signals.message_sending.send(sender=Message, message=message, payload=payload)
             except Exception as exc:
-                refused = exc
+                refused, raised = exc, True
             else:
-                prepared.append((message, payload))
+                prepared.append(Prepared(message, payload))
                 continue
         # Refused before any request: kept as not_sent with the reason, never submitted.
         Message.objects.filter(pk=message.pk).update(submitted_at=None)
         message.submitted_at = None
-        if isinstance(refused, WhatsAppError):  # the opt-out, the window policy
-            record_send(message, refused)
-        else:  # a message_sending receiver's veto
-            record_send(
-                message, WhatsAppError(f"{type(refused).__name__}: {refused}", name="Not submitted")
-            )
-        prepared.append((message, refused))
+        record_send(
+            message,
+            WhatsAppError(f"{type(refused).__name__}: {refused}", name="Not submitted")
+            if raised
+            else cast(WhatsAppError, refused),
+        )
+        prepared.append(Prepared(message, None, refused, raised))
     return prepared
 
 

@@ -57,6 +57,7 @@ from .status_rule import (
     apply_reports,
     apply_status,
     receive_report,
+    receive_report_by_uuid,
 )
 from .validation import clean_template, validate_message
 
@@ -87,6 +88,7 @@ __all__ = [
     "poll_statuses",
     "pooled_client",
     "receive_report",
+    "receive_report_by_uuid",
     "record_send",
     "refresh_status",
     "resume_campaign",

@@ -456,7 +456,7 @@ def apply_reports(
         raise ValueError(f"unknown source {source!r}")
     statuses = [normalize_status(report.status) for report in reports]
     results: list[StatusEvent | Exception | None] = [None] * len(reports)
-    batched: list[int] = []
+    by_alias: dict[str, list[int]] = {}  # the reports that go in one statement, per database
     alone: list[int] = []
     seen: set[int] = set()
     for index, report in enumerate(reports):
@@ -467,14 +467,10 @@ def apply_reports(
             and message.pk not in seen
             and report.provider_message_id in (None, message.provider_message_id)
         ):
-            batched.append(index)
+            by_alias.setdefault(alias, []).append(index)
             seen.add(message.pk)
         else:
             alone.append(index)
-    by_alias: dict[str, list[int]] = {}
-    for index in batched:
-        alias = router.db_for_write(Message, instance=reports[index].message)
-        by_alias.setdefault(alias, []).append(index)
     changed_from: dict[int, str] = {}
     for alias, indexes in by_alias.items():
         changed_from.update(

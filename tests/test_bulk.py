@@ -173,6 +173,33 @@ def test_a_vetoed_message_is_reported_and_the_others_go(gateway: FakeGateway) ->
     assert len(gateway.sent_bodies()) == 4
 
 
+def test_a_veto_raising_a_gateway_error_is_reported_as_a_veto(gateway: FakeGateway) -> None:
+    """Regression: a ``message_sending`` receiver that raised a ``WhatsAppError`` was taken for
+    the opt-out or the window policy, and left out of ``BulkResult.errors``."""
+    from django_whatsapp.exceptions import InvalidParameter
+
+    gateway.accept()
+
+    def veto(sender: Any, message: Message, **kwargs: Any) -> None:
+        if message.destination_addr == "380500000001":
+            raise InvalidParameter("Not this one.", name="Vetoed")
+
+    signals.message_sending.connect(veto, weak=False)
+    try:
+        result = bulk.send_bulk(numbers(3), text="Hi", concurrency=2)
+    finally:
+        signals.message_sending.disconnect(veto)
+    assert result.counts == {"accepted": 2, "not_sent": 1}
+    [(pk, error)] = result.errors.items()
+    assert error == "InvalidParameter: Vetoed: Not this one."
+    vetoed = Message.objects.get(pk=pk)
+    assert (vetoed.destination_addr, vetoed.error_name, vetoed.submitted_at) == (
+        "380500000001",
+        "Not submitted",
+        None,
+    )
+
+
 def test_a_rate_limit_is_one_shared_pause(
     threaded_gateway: FakeGateway, sleeps: SleepRecorder
 ) -> None:

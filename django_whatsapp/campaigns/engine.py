@@ -252,11 +252,11 @@ def _send_chunk(
                         stop.set()
                 # A recipient who opted out since the import is refused here, before any
                 # request; so is a message the window policy or a receiver refuses.
-                for message, payload in prepare_claimed(claimed, conf):
-                    if isinstance(payload, Exception):
+                for prepared in prepare_claimed(claimed, conf):
+                    if prepared.payload is None:
                         run.failed += 1
                     else:
-                        in_flight[pool.submit(client.send, payload)] = message
+                        in_flight[pool.submit(client.send, prepared.payload)] = prepared.message
             if not in_flight:
                 if exhausted or stop.is_set():
                     return

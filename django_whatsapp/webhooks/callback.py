@@ -23,7 +23,6 @@ from rest_framework.views import APIView
 from .. import services, signing
 from ..conf import get_settings
 from ..models import Message, StatusEvent
-from ..status_rule import receive_report_by_uuid
 from .parsing import (
     CallbackJSONParser,
     parse_json_body,
@@ -214,7 +213,7 @@ class CallbackView(APIView):
                 # The common case in one round trip: the lookup and the first report together.
                 lookup = _lookup(alias, connection)
                 first = reports[0]
-                found = receive_report_by_uuid(
+                found = services.receive_report_by_uuid(
                     lookup.columns,
                     lambda row: lookup.load(alias, connection, row),
                     key,
