@@ -10,10 +10,12 @@ connection settings) that does one INSERT.
 from __future__ import annotations
 
 import http.client
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.db import connection
@@ -132,16 +134,24 @@ def load(port: int, requests: list[tuple[str, bytes]]) -> float:
     return len(requests) / elapsed
 
 
-def throughput() -> list[Figure]:
-    from django.db import connection as db
+#: The two ways a project may connect to PostgreSQL, each measured: Django's defaults (the
+#: client binds parameters into the SQL text, PostgreSQL plans every statement), and prepared
+#: statements (``OPTIONS``: ``server_side_binding`` and ``prepare_threshold``; PostgreSQL plans a
+#: statement once per connection), which a project may turn on when no transaction-pooling
+#: bouncer stands between it and the database.
+CONFIGURATIONS = {"Django's defaults": "0", "prepared statements": "1"}
+PAIRS = 3  # rounds of (bare view, callback) per configuration; medians are reported
 
-    with db.cursor() as cursor:
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS bench_ping (id bigserial PRIMARY KEY, body text)"
-        )
-    report = b'{"status": "delivered"}'
-    rounds = 2
-    callbacks = [make_messages(REQUESTS) for _ in range(rounds + 1)]
+
+@dataclass
+class Round:
+    rate: float
+    server_ms: float  # gunicorn's processes, CPU per request
+    database_ms: float | None  # PostgreSQL's processes, when they run on this machine
+    load_ms: float  # the load generator's
+
+
+def serve(database: str, prepared: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [
@@ -157,77 +167,147 @@ def throughput() -> list[Figure]:
             "warning",
         ],
         cwd=ROOT,
-        env=child_env(BENCH_DB_NAME=db.settings_dict["NAME"]),
+        env=child_env(BENCH_DB_NAME=database, BENCH_PREPARED=prepared),
     )
-    meter = CPUMeter(server.pid)
-    bare_cpu: list[tuple[float, float]] = []
-    callback_cpu: list[tuple[float, float]] = []
+    return server, port
 
-    def measured(requests: list[tuple[str, bytes]], cpu: list[tuple[float, float]]) -> float:
+
+def measure(label: str, prepared: str) -> list[Figure]:
+    """Pairs of rounds against one gunicorn: the bare view, then the callback; each pair's
+    ratio compares two rounds a few seconds apart, and the median pair is reported."""
+    from django.db import connection as db
+
+    report = b'{"status": "delivered"}'
+    callbacks = [make_messages(REQUESTS) for _ in range(PAIRS + 1)]
+    server, port = serve(db.settings_dict["NAME"], prepared)
+    meter = CPUMeter(server.pid)
+
+    def measured(requests: list[tuple[str, bytes]]) -> Round:
         meter.start()
         rate = load(port, requests)
-        server_seconds, load_seconds = meter.stop()
-        cpu.append((server_seconds * 1000 / len(requests), load_seconds * 1000 / len(requests)))
-        return rate
+        server_seconds, database_seconds, load_seconds = meter.stop()
+        per = 1000 / len(requests)
+        database_ms = None if database_seconds is None else database_seconds * per
+        return Round(rate, server_seconds * per, database_ms, load_seconds * per)
 
+    pairs: list[tuple[Round, Round]] = []
     try:
         wait_for_port(port)
         bare_requests = [("/bare/", report)] * REQUESTS
-        # Warm up both: imports, connections, caches.
+        # Warm up both: imports, connections, caches, the prepared statements.
         load(port, bare_requests[:200])
         load(port, [(p, report) for p in callbacks[0][:200]])
-        bare_rates, callback_rates = [], []
-        for round_ in range(rounds):
-            bare_rates.append(measured(bare_requests, bare_cpu))
-            callback_rates.append(
-                measured([(p, report) for p in callbacks[round_ + 1]], callback_cpu)
-            )
+        for pair in range(PAIRS):
+            bare = measured(bare_requests)
+            callback = measured([(p, report) for p in callbacks[pair + 1]])
+            pairs.append((bare, callback))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    from django_whatsapp.models import Message
+    for bare, callback in pairs:
+        print(f"callback ({label}): bare {bare}")
+        print(f"callback ({label}): callback {callback}")
 
-    applied = Message.objects.filter(status="delivered").count()
-    assert applied >= rounds * REQUESTS, applied
-    bare, callback = max(bare_rates), max(callback_rates)
-    rates = f"bare view {bare_rates} req/s, callback {callback_rates} req/s"
-    print(f"callback: gunicorn, {WORKERS} workers: {rates}")
-    print(
-        f"callback: CPU ms per request (gunicorn, load): bare {bare_cpu}, callback {callback_cpu}"
-    )
-    bare_ms = min(server for server, _ in bare_cpu)
-    callback_ms = min(server for server, _ in callback_cpu)
-    load_ms = min(load_ for _, load_ in callback_cpu)
-    return [
+    def median_of(values: list[float]) -> float:
+        return statistics.median(values)
+
+    ratio = median_of([callback.rate / bare.rate for bare, callback in pairs])
+    bare_rate = median_of([bare.rate for bare, _ in pairs])
+    callback_rate = median_of([callback.rate for _, callback in pairs])
+    server_ratio = median_of([c.server_ms / b.server_ms for b, c in pairs])
+    figures = [
+        Figure("callback", f"{label}: bare view, one INSERT", bare_rate, "req/s", "", None),
+        Figure("callback", f"{label}: callbacks", callback_rate, "req/s", "", None),
+        Figure("callback", f"{label}: callback / bare view", ratio, "", ">= 0.6", ratio >= 0.6),
         Figure(
             "callback",
-            f"bare view, one INSERT (gunicorn, {WORKERS} workers)",
-            bare,
-            "req/s",
+            f"{label}: CPU per bare request, gunicorn",
+            median_of([b.server_ms for b, _ in pairs]),
+            "ms",
             "",
             None,
         ),
-        Figure("callback", "callback, applied reports", callback, "req/s", "", None),
         Figure(
             "callback",
-            "callback / bare view",
-            callback / bare,
+            f"{label}: CPU per callback, gunicorn",
+            median_of([c.server_ms for _, c in pairs]),
+            "ms",
             "",
-            ">= 0.6",
-            callback / bare >= 0.6,
+            None,
         ),
-        Figure("callback", "CPU per bare request (gunicorn's processes)", bare_ms, "ms", "", None),
-        Figure("callback", "CPU per callback (gunicorn's processes)", callback_ms, "ms", "", None),
-        Figure(
-            "callback",
-            "CPU per callback / per bare request",
-            callback_ms / bare_ms,
-            "",
-            "<= 2.5",
-            callback_ms / bare_ms <= 2.5,
-        ),
-        Figure("callback", "CPU per request of the load generator", load_ms, "ms", "", None),
     ]
+    if all(b.database_ms is not None and c.database_ms is not None for b, c in pairs):
+        whole_ratio = median_of(
+            [
+                (c.server_ms + (c.database_ms or 0.0)) / (b.server_ms + (b.database_ms or 0.0))
+                for b, c in pairs
+            ]
+        )
+        figures += [
+            Figure(
+                "callback",
+                f"{label}: CPU per bare request, PostgreSQL",
+                median_of([b.database_ms or 0.0 for b, _ in pairs]),
+                "ms",
+                "",
+                None,
+            ),
+            Figure(
+                "callback",
+                f"{label}: CPU per callback, PostgreSQL",
+                median_of([c.database_ms or 0.0 for _, c in pairs]),
+                "ms",
+                "",
+                None,
+            ),
+            Figure(
+                "callback",
+                f"{label}: CPU per callback / bare, gunicorn + PostgreSQL",
+                whole_ratio,
+                "",
+                "<= 2.5",
+                whole_ratio <= 2.5,
+            ),
+        ]
+    else:  # PostgreSQL runs elsewhere: the application's side alone
+        figures.append(
+            Figure(
+                "callback",
+                f"{label}: CPU per callback / bare, gunicorn",
+                server_ratio,
+                "",
+                "<= 2.5",
+                server_ratio <= 2.5,
+            )
+        )
+    figures.append(
+        Figure(
+            "callback",
+            f"{label}: CPU per callback, load generator",
+            median_of([c.load_ms for _, c in pairs]),
+            "ms",
+            "",
+            None,
+        )
+    )
+    return figures
+
+
+def throughput() -> list[Figure]:
+    from django.db import connection as db
+
+    with db.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS bench_ping (id bigserial PRIMARY KEY, body text)"
+        )
+    figures: list[Figure] = []
+    for label, prepared in CONFIGURATIONS.items():
+        figures += measure(label, prepared)
+    from django_whatsapp.models import Message
+
+    applied = Message.objects.filter(status="delivered").count()
+    assert applied >= len(CONFIGURATIONS) * PAIRS * REQUESTS, applied
+    return figures
 
 
 def in_process_cpu() -> list[Figure]:

@@ -156,22 +156,49 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def postgres_pids() -> list[int] | None:
+    """PostgreSQL's processes (every backend and background process ``pg_stat_activity``
+    lists), when they run on this machine and ``/proc`` shows them as ``postgres``; ``None``
+    when the server is elsewhere (its CPU cannot be counted here)."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES) as conn:
+        pids = [int(row[0]) for row in conn.execute("SELECT pid FROM pg_stat_activity")]
+    local = []
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/comm", encoding="ascii") as comm:
+            if comm.read().strip() == "postgres":
+                local.append(pid)
+    return local or None
+
+
 class CPUMeter:
     """CPU used by a set of processes between ``start()`` and ``stop()``: the server's (a
-    process and its children, found at start) and this process's own (the load generator)."""
+    process and its children, found at start), PostgreSQL's (its processes at start, when it
+    runs on this machine; a process that starts and ends between the two is missed) and this
+    process's own (the load generator)."""
 
     def __init__(self, server_pid: int) -> None:
         self.server_pid = server_pid
         self.pids: list[int] = []
+        self.database_pids: list[int] | None = None
         self.before: dict[int, float] = {}
         self.own_before = 0.0
 
     def start(self) -> None:
         self.pids = [self.server_pid, *child_pids(self.server_pid)]
-        self.before = {pid: process_cpu(pid) for pid in self.pids}
+        self.database_pids = postgres_pids()
+        watched = [*self.pids, *(self.database_pids or [])]
+        self.before = {pid: process_cpu(pid) for pid in watched}
         self.own_before = own_cpu()
 
-    def stop(self) -> tuple[float, float]:
-        """(the server's CPU seconds, the load generator's) since ``start()``."""
-        server = sum(process_cpu(pid) - self.before[pid] for pid in self.pids)
-        return server, own_cpu() - self.own_before
+    def stop(self) -> tuple[float, float | None, float]:
+        """(the server's CPU seconds, PostgreSQL's or ``None``, the load generator's) since
+        ``start()``."""
+        server = sum(max(0.0, process_cpu(pid) - self.before[pid]) for pid in self.pids)
+        database = None
+        if self.database_pids is not None:
+            database = sum(
+                max(0.0, process_cpu(pid) - self.before[pid]) for pid in self.database_pids
+            )
+        return server, database, own_cpu() - self.own_before

@@ -27,6 +27,12 @@ DATABASES = {
         "HOST": os.environ.get("BENCH_DB_HOST", "127.0.0.1"),
         "PORT": os.environ.get("BENCH_DB_PORT", "5432"),
         "CONN_MAX_AGE": 60,
+        # BENCH_PREPARED=1: prepared statements (the callback benchmark measures both ways).
+        "OPTIONS": (
+            {"server_side_binding": True, "prepare_threshold": 5}
+            if os.environ.get("BENCH_PREPARED") == "1"
+            else {}
+        ),
     }
 }
 

@@ -9,6 +9,7 @@ that locks the row.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,7 @@ logger = logging.getLogger("django_whatsapp")
 
 Status = Message.Status
 Source = StatusEvent.Source
+_SOURCES = frozenset(Source.values)
 
 __all__ = [
     "FINAL_STATUSES",
@@ -189,7 +191,7 @@ def _apply(
     the message; its id and attempts are stored with the report, all or nothing (an
     ``IntegrityError`` when the id belongs to another message)."""
     new = normalize_status(status)
-    if source not in Source.values:
+    if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
     alias = router.db_for_write(Message, instance=message)
     if (
@@ -452,7 +454,7 @@ def apply_reports(
     report that must adopt a provider id, and a message named twice, go one by one); elsewhere
     each report is applied in turn.
     """
-    if source not in Source.values:
+    if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
     statuses = [normalize_status(report.status) for report in reports]
     results: list[StatusEvent | Exception | None] = [None] * len(reports)
@@ -549,26 +551,58 @@ def _apply_batch(
 
 #: :data:`_APPLY_SQL` for a message named by its UUID, which it reads back whole (``{columns}``,
 #: the ORM's own select list): the lookup and the report in one round trip. The report is kept
-#: only when it names no provider id or the message's own; otherwise nothing is written and the
-#: caller applies it the long way (adopting the id, or refusing it).
+#: only when it names no provider id or the message's own (``{same_id}``); otherwise nothing is
+#: written and the caller applies it the long way (adopting the id, or refusing it). The report's
+#: status, its provider code, its source and the statuses it may raise the message from are
+#: written into the statement (:func:`_by_uuid_sql`: one text per kind of report, from this
+#: module's own constants): the parameters are only the UUID, the payload and the time, so the
+#: database plans one statement per kind, and a connection with prepared statements
+#: (``prepare_threshold``) plans it once.
 _APPLY_BY_UUID_SQL = """
 WITH cur AS (
     SELECT {columns} FROM {message} WHERE uuid = %(uuid)s FOR UPDATE
 ), ev AS (
     INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
-    SELECT cur.id, %(status)s, %(provider_status)s, %(source)s, %(payload)s, %(now)s FROM cur
-    WHERE %(provider_message_id)s::bigint IS NULL
-       OR cur.provider_message_id = %(provider_message_id)s::bigint
+    SELECT cur.id, {status}, {code}, {source}, %(payload)s, %(now)s FROM cur{same_id}
     ON CONFLICT DO NOTHING
     RETURNING id
 ), upd AS (
-    UPDATE {message} SET status = %(status)s, status_changed_at = %(now)s
+    UPDATE {message} SET status = {status}, status_changed_at = %(now)s
     FROM cur
-    WHERE {message}.id = cur.id AND EXISTS (SELECT 1 FROM ev) AND cur.status = ANY(%(lower)s)
+    WHERE {message}.id = cur.id AND EXISTS (SELECT 1 FROM ev) AND {lower}
     RETURNING {message}.id
 )
 SELECT cur.*, (SELECT id FROM ev), EXISTS (SELECT 1 FROM upd) FROM cur
 """
+
+
+def _constant(value: str) -> str:
+    """One of this module's status or source names as an SQL string literal."""
+    if not (value.isascii() and value.replace("_", "").isalnum()):
+        raise ValueError(f"not a status or source name: {value!r}")
+    return f"'{value}'"
+
+
+@functools.lru_cache(maxsize=256)
+def _by_uuid_sql(
+    columns: str, message: str, event: str, status: str, source: str, names_id: bool
+) -> str:
+    """:data:`_APPLY_BY_UUID_SQL` for a report of ``status`` from ``source`` (``names_id``:
+    the report names a provider id)."""
+    lower = lower_ranked(status)
+    code = PROVIDER_CODES.get(status)
+    return _APPLY_BY_UUID_SQL.format(
+        columns=columns,
+        message=message,
+        event=event,
+        status=_constant(status),
+        code="NULL" if code is None else str(int(code)),
+        source=_constant(source),
+        same_id="\n    WHERE cur.provider_message_id = %(provider_message_id)s::bigint"
+        if names_id
+        else "",
+        lower=f"cur.status IN ({', '.join(map(_constant, lower))})" if lower else "FALSE",
+    )
 
 
 def receive_report_by_uuid(
@@ -589,25 +623,24 @@ def receive_report_by_uuid(
     naming another provider id than the message's goes through :func:`receive_report` (it
     adopts the id, or raises :class:`ReportMismatch`)."""
     new = normalize_status(status)
-    if source not in Source.values:
+    if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
     connection = connections[alias]
     now = timezone.now()
-    lower = lower_ranked(new)
     params = {
         "uuid": key,
-        "status": new,
-        "provider_status": PROVIDER_CODES.get(new),
-        "source": source,
         "payload": StatusEvent._meta.get_field("payload").get_db_prep_save(payload, connection),
         "now": now,
-        "lower": lower,
-        "provider_message_id": provider_message_id,
     }
-    sql = _APPLY_BY_UUID_SQL.format(
-        columns=columns,
-        message=connection.ops.quote_name(Message._meta.db_table),
-        event=connection.ops.quote_name(StatusEvent._meta.db_table),
+    if provider_message_id is not None:
+        params["provider_message_id"] = provider_message_id
+    sql = _by_uuid_sql(
+        columns,
+        connection.ops.quote_name(Message._meta.db_table),
+        connection.ops.quote_name(StatusEvent._meta.db_table),
+        new,
+        source,
+        provider_message_id is not None,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

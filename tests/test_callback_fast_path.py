@@ -4,10 +4,13 @@ refuses exactly what DRF's ``request.data`` and ``ReportSerializer`` did."""
 
 from __future__ import annotations
 
+import datetime
+import re
 import uuid
 from typing import Any
 
 import pytest
+from django.db import connection, connections
 from django.test import RequestFactory
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -15,8 +18,9 @@ from hypothesis import strategies as st
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 
+from django_whatsapp import services, status_rule
 from django_whatsapp.models import Message
-from django_whatsapp.webhooks.callback import CallbackView, find_message
+from django_whatsapp.webhooks.callback import CallbackView, _lookup, find_message
 from django_whatsapp.webhooks.parsing import (
     ReportSerializer,
     _valid_report,
@@ -233,3 +237,97 @@ def test_no_message_is_none() -> None:
     make_message()
 
     assert find_message(uuid.uuid4()) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("use_tz", "zone", "database_zone"),
+    [
+        (True, "UTC", None),
+        (True, "UTC", "Asia/Kolkata"),  # DATABASES' TIME_ZONE: aware, in that zone
+        (False, "Asia/Kolkata", None),
+    ],
+)
+def test_the_one_statement_loads_the_message_as_the_orm_does(
+    settings: Any, use_tz: bool, zone: str, database_zone: str | None
+) -> None:
+    """On PostgreSQL the callback's one statement reports the message's timestamps as
+    microseconds since the epoch; the message built from them equals the ORM's, to the
+    microsecond and in the same time zone (aware with ``USE_TZ``, naive local time without)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one statement is PostgreSQL's; elsewhere find_message is tested above")
+    settings.USE_TZ, settings.TIME_ZONE = use_tz, zone
+    message = make_message()
+    moment = datetime.datetime(2026, 3, 29, 1, 30, 15, 123457, tzinfo=datetime.UTC)
+    Message.objects.filter(pk=message.pk).update(
+        created_at=moment if use_tz else moment.replace(tzinfo=None),
+        submitted_at=None,
+    )
+    alias = "default"
+    database = connections[alias]
+    kept = database.settings_dict.get("TIME_ZONE")
+
+    def zone_of_the_connection(name: str | None) -> None:
+        database.settings_dict["TIME_ZONE"] = name
+        for cached in ("timezone", "timezone_name"):
+            database.__dict__.pop(cached, None)
+        database.ensure_timezone()
+
+    zone_of_the_connection(database_zone)
+    try:
+        lookup = _lookup(alias, database)
+
+        def receive() -> tuple[Message, Any]:
+            found = services.receive_report_by_uuid(
+                lookup.columns,
+                lambda row: lookup.load_counted(alias, database, row),
+                message.uuid,
+                "delivered",
+                source="callback",
+                payload={"status": "delivered"},
+                provider_message_id=None,
+                alias=alias,
+            )
+            assert found is not None
+            return found
+
+        assert receive()[1] is not None  # applied: status_changed_at is set by the database
+        expected = Message.objects.get(pk=message.pk)
+        found, event = receive()  # a duplicate: the message exactly as the statement read it
+    finally:
+        zone_of_the_connection(kept)
+
+    assert event is None
+    for field in Message._meta.concrete_fields:
+        value, wanted = getattr(found, field.attname), getattr(expected, field.attname)
+        assert value == wanted, field.name
+        if isinstance(wanted, datetime.datetime):
+            assert value.tzinfo == wanted.tzinfo, field.name
+            assert str(value) == str(wanted), field.name
+    assert expected.submitted_at is None
+    assert expected.status_changed_at is not None
+    if database_zone:
+        assert str(expected.created_at) == "2026-03-29 07:00:15.123457+05:30"
+
+
+def test_each_kind_of_report_is_one_statement_text_with_three_parameters() -> None:
+    """What lets PostgreSQL plan the callback's statement once per connection: the report's
+    status, source and the statuses it may raise the message from are in the text, from the
+    module's own constants; only the UUID, the payload and the time (and a named provider id)
+    are parameters."""
+    delivered = status_rule._by_uuid_sql("c", '"m"', '"e"', "delivered", "callback", False)
+    assert set(re.findall(r"%\((\w+)\)s", delivered)) == {"uuid", "payload", "now"}
+    assert "SELECT cur.id, 'delivered', 1, 'callback'," in delivered
+    lower = ", ".join(f"'{s}'" for s in status_rule.lower_ranked("delivered"))
+    assert f"cur.status IN ({lower})" in delivered
+    named = status_rule._by_uuid_sql("c", '"m"', '"e"', "delivered", "callback", True)
+    assert set(re.findall(r"%\((\w+)\)s", named)) == {
+        "uuid",
+        "payload",
+        "now",
+        "provider_message_id",
+    }
+    # A status nothing ranks below raises nothing.
+    assert "AND FALSE" in status_rule._by_uuid_sql("c", '"m"', '"e"', "draft", "poll", False)
+    with pytest.raises(ValueError, match="not a status or source name"):
+        status_rule._constant("sent'; DROP TABLE x; --")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import uuid
 import weakref
+import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +35,19 @@ from .parsing import (
 logger = logging.getLogger("django_whatsapp.callback")
 
 
+#: The start of PostgreSQL's epoch, as the one statement reports its instants from.
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 @dataclass(frozen=True)
 class _Lookup:
     """The compiled lookup of a message by its UUID for one database connection."""
 
     sql: str
-    #: the select list alone (for the statement that also applies a report)
+    #: the select list for the statement that also applies a report (PostgreSQL), the
+    #: timestamps in it as microseconds since the epoch (``instants``: their positions)
     columns: str
+    instants: tuple[int, ...]
     names: list[str]
     converters: dict[int, tuple[list[Any], Any]]
 
@@ -50,6 +58,24 @@ class _Lookup:
             for converter in converters:
                 values[position] = converter(values[position], expression, connection)
         return Message.from_db(alias, self.names, values)
+
+    def load_counted(self, alias: str, connection: Any, row: Iterable[Any]) -> Message:
+        """The message from a row of :attr:`columns`: each timestamp becomes the datetime
+        the driver would have made of it (aware, in the connection's time zone; naive in
+        ``TIME_ZONE`` without ``USE_TZ``). Parsing a timestamp's text in Python was a
+        twentieth of a callback's CPU; a count of microseconds is one addition."""
+        values = list(row)
+        zone = connection.timezone
+        local = None if zone is not None else zoneinfo.ZoneInfo(connection.timezone_name)
+        for position in self.instants:
+            micros = values[position]
+            if micros is not None:
+                instant = _EPOCH + datetime.timedelta(microseconds=micros)
+                if zone is not None:
+                    values[position] = instant.astimezone(zone)
+                else:
+                    values[position] = instant.astimezone(local).replace(tzinfo=None)
+        return self.load(alias, connection, values)
 
 
 #: Per connection object (each thread has its own), so converters never cross threads.
@@ -63,9 +89,20 @@ def _lookup(alias: str, connection: Any) -> _Lookup:
         compiler = query.get_compiler(alias)
         sql = compiler.as_sql()[0]
         columns = [column for column, _, _ in compiler.select]
+        listed = []
+        instants = []
+        for position, column in enumerate(columns):
+            text = compiler.compile(column)[0]
+            if column.target.get_internal_type() == "DateTimeField":
+                # PostgreSQL 14 and later: EXTRACT gives an exact numeric, so the count is
+                # exact to the microsecond. Django writes no infinite timestamp.
+                text = f"(EXTRACT(EPOCH FROM {text}) * 1000000)::bigint"
+                instants.append(position)
+            listed.append(text)
         lookup = _Lookup(
             sql,
-            sql[len("SELECT ") : sql.index(" FROM ")],
+            ", ".join(listed),
+            tuple(instants),
             [column.target.attname for column in columns],
             compiler.get_converters(columns),
         )
@@ -215,7 +252,7 @@ class CallbackView(APIView):
                 first = reports[0]
                 found = services.receive_report_by_uuid(
                     lookup.columns,
-                    lambda row: lookup.load(alias, connection, row),
+                    lambda row: lookup.load_counted(alias, connection, row),
                     key,
                     first["status"],
                     source=StatusEvent.Source.CALLBACK,
