@@ -201,7 +201,8 @@ class Message(models.Model):
 
     uuid = models.UUIDField(_("UUID"), default=uuid.uuid4, unique=True, editable=False)
     source_addr = models.CharField(_("sender"), max_length=20)
-    destination_addr = models.CharField(_("recipient"), max_length=20, db_index=True)
+    # Indexed by django_whatsapp_thread (destination_addr, created_at), which leads with it.
+    destination_addr = models.CharField(_("recipient"), max_length=20)
     message_type = models.PositiveSmallIntegerField(
         _("type"), choices=MessageType.choices, default=MessageType.TEXT
     )
@@ -210,7 +211,6 @@ class Message(models.Model):
         max_length=8,
         choices=Direction.choices,
         default=Direction.OUTBOUND,
-        db_index=True,
     )
     inbound_key = models.CharField(
         _("inbound key"),
@@ -236,7 +236,7 @@ class Message(models.Model):
         _("provider message id"), null=True, blank=True, unique=True
     )
     status = models.CharField(
-        _("status"), max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True
+        _("status"), max_length=16, choices=Status.choices, default=Status.DRAFT
     )
     error_code = models.IntegerField(_("error code"), null=True, blank=True)
     error_name = models.CharField(_("error name"), max_length=255, blank=True)
@@ -258,7 +258,6 @@ class Message(models.Model):
         _("account"),
         max_length=64,
         default="default",
-        db_index=True,
         help_text=_(
             "The WhatsApp account (DJANGO_WHATSAPP['ACCOUNTS']) this message goes through."
         ),
@@ -285,6 +284,7 @@ class Message(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # django_whatsapp_target leads with it
     )
     target_object_id = models.CharField(_("target id"), max_length=255, blank=True, default="")
     #: The object the message is about (an order, a booking...): any model instance.
@@ -313,6 +313,12 @@ class Message(models.Model):
         ordering = ["-created_at", "-pk"]
         permissions = [("send_message", _("Can send, retry and refresh WhatsApp messages"))]
         indexes = [
+            # Plain B-trees: on PostgreSQL, db_index=True on a CharField adds a second index for
+            # LIKE (varchar_pattern_ops), which nothing here asks, and every status change
+            # would write to it too (see migration 0007).
+            models.Index(fields=["status"], name="django_whatsapp_status"),
+            models.Index(fields=["direction"], name="django_whatsapp_direction"),
+            models.Index(fields=["account"], name="django_whatsapp_account"),
             # A conversation: every message with one contact, in time order.
             models.Index(fields=["destination_addr", "created_at"], name="django_whatsapp_thread"),
             # Every message about one object.

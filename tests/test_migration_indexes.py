@@ -1,0 +1,102 @@
+"""Migration 0007: the message table's redundant indexes go, the rest are renamed, not rebuilt,
+and the migration runs backwards to Django's automatic indexes again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from django_whatsapp.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE = ("django_whatsapp", "0006_campaign_account")
+AFTER = ("django_whatsapp", "0007_message_lean_indexes")
+
+
+def indexes() -> dict[str, dict[str, Any]]:
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, Message._meta.db_table)
+    return {name: info for name, info in found.items() if info["index"]}
+
+
+def single_column(column: str) -> list[str]:
+    return sorted(
+        name
+        for name, info in indexes().items()
+        if info["columns"] == [column] and not info["unique"] and not info["primary_key"]
+    )
+
+
+def migrate(target: tuple[str, str]) -> None:
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+
+
+def test_the_redundant_indexes_go_and_the_others_are_renamed() -> None:
+    postgres = connection.vendor == "postgresql"
+    try:
+        migrate(BEFORE)
+        before = {
+            column: single_column(column)
+            for column in ("status", "direction", "account", "destination_addr")
+        }
+        # Django's db_index=True: one index, and a LIKE one beside it on PostgreSQL.
+        for column, names in before.items():
+            assert len(names) == (2 if postgres else 1), (column, names)
+        assert len(single_column("target_content_type_id")) == 1
+        count_before = len(indexes())
+        # The plain index's own object: renamed keeps it (PostgreSQL's OID stays).
+        oid = None
+        if postgres:
+            plain = next(name for name in before["status"] if not name.endswith("_like"))
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT %s::regclass::oid", [plain])
+                oid = cursor.fetchone()[0]
+
+        migrate(AFTER)
+
+        assert single_column("status") == ["django_whatsapp_status"]
+        assert single_column("direction") == ["django_whatsapp_direction"]
+        assert single_column("account") == ["django_whatsapp_account"]
+        assert single_column("destination_addr") == []
+        assert single_column("target_content_type_id") == []
+        after = indexes()
+        assert after["django_whatsapp_thread"]["columns"] == ["destination_addr", "created_at"]
+        assert after["django_whatsapp_target"]["columns"][0] == "target_content_type_id"
+        # Two dropped everywhere; on PostgreSQL also destination_addr's and three LIKE ones.
+        assert len(after) == count_before - (6 if postgres else 2)
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 'django_whatsapp_status'::regclass::oid")
+                assert cursor.fetchone()[0] == oid
+
+        migrate(BEFORE)
+
+        for column, names in before.items():
+            assert len(single_column(column)) == len(names), column
+        assert len(single_column("target_content_type_id")) == 1
+        assert len(indexes()) == count_before
+    finally:
+        migrate(AFTER)
+    assert single_column("status") == ["django_whatsapp_status"]
+
+
+def test_an_index_dropped_by_hand_is_built_again() -> None:
+    """A project that dropped the status index itself still ends with the named one."""
+    try:
+        migrate(BEFORE)
+        with connection.schema_editor() as editor:
+            for name in single_column("status"):
+                editor.execute(editor.sql_delete_index % {"name": editor.quote_name(name)})
+        assert single_column("status") == []
+
+        migrate(AFTER)
+
+        assert single_column("status") == ["django_whatsapp_status"]
+    finally:
+        migrate(AFTER)
