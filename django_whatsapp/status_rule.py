@@ -549,30 +549,20 @@ def _apply_batch(
 
 # -- a callback's report, found by the message's UUID ----------------------------------------
 
-#: :data:`_APPLY_SQL` for a message named by its UUID, which it reads back whole (``{columns}``,
-#: the ORM's own select list): the lookup and the report in one round trip. The report is kept
-#: only when it names no provider id or the message's own (``{same_id}``); otherwise nothing is
-#: written and the caller applies it the long way (adopting the id, or refusing it). The report's
-#: status, its provider code, its source and the statuses it may raise the message from are
-#: written into the statement (:func:`_by_uuid_sql`: one text per kind of report, from this
-#: module's own constants): the parameters are only the UUID, the payload and the time, so the
-#: database plans one statement per kind, and a connection with prepared statements
-#: (``prepare_threshold``) plans it once.
+#: A report for a message named by its UUID, through the function of migration 0008
+#: (``django_whatsapp_receive_report``, PostgreSQL): it locks the message, keeps the report
+#: unless it is an exact duplicate or names another provider id than the message's, and raises
+#: the status only from a lower rank, returning the message as it was under the lock. Its
+#: statements are planned once per connection, whatever the project's database settings. The
+#: message comes back whole (``{columns}``: the ORM's select list over ``{row}``, the composite
+#: row). The report's status, code, source and the statuses it may raise the message from are
+#: written into the text (:func:`_by_uuid_sql`, from this module's own constants), so each kind
+#: of report is one statement text whose parameters are the UUID, the payload and the time.
 _APPLY_BY_UUID_SQL = """
-WITH cur AS (
-    SELECT {columns} FROM {message} WHERE uuid = %(uuid)s FOR UPDATE
-), ev AS (
-    INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
-    SELECT cur.id, {status}, {code}, {source}, %(payload)s, %(now)s FROM cur{same_id}
-    ON CONFLICT DO NOTHING
-    RETURNING id
-), upd AS (
-    UPDATE {message} SET status = {status}, status_changed_at = %(now)s
-    FROM cur
-    WHERE {message}.id = cur.id AND EXISTS (SELECT 1 FROM ev) AND {lower}
-    RETURNING {message}.id
-)
-SELECT cur.*, (SELECT id FROM ev), EXISTS (SELECT 1 FROM upd) FROM cur
+SELECT {columns}, r.event_id, r.changed
+FROM django_whatsapp_receive_report(
+    %(uuid)s, {status}, {code}, {source}, %(payload)s, %(now)s, {lower}, {provider_id}
+) AS r
 """
 
 
@@ -584,24 +574,18 @@ def _constant(value: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _by_uuid_sql(
-    columns: str, message: str, event: str, status: str, source: str, names_id: bool
-) -> str:
+def _by_uuid_sql(columns: str, status: str, source: str, names_id: bool) -> str:
     """:data:`_APPLY_BY_UUID_SQL` for a report of ``status`` from ``source`` (``names_id``:
     the report names a provider id)."""
     lower = lower_ranked(status)
     code = PROVIDER_CODES.get(status)
     return _APPLY_BY_UUID_SQL.format(
-        columns=columns,
-        message=message,
-        event=event,
+        columns=columns.replace("{row}", "(r.message)"),
         status=_constant(status),
         code="NULL" if code is None else str(int(code)),
         source=_constant(source),
-        same_id="\n    WHERE cur.provider_message_id = %(provider_message_id)s::bigint"
-        if names_id
-        else "",
-        lower=f"cur.status IN ({', '.join(map(_constant, lower))})" if lower else "FALSE",
+        lower=f"ARRAY[{', '.join(map(_constant, lower))}]::text[]",
+        provider_id="%(provider_message_id)s::bigint" if names_id else "NULL",
     )
 
 
@@ -617,11 +601,11 @@ def receive_report_by_uuid(
     alias: str,
 ) -> tuple[Message, StatusEvent | None] | None:
     """Find a message by its UUID and apply a report to it in ONE statement (PostgreSQL): the
-    callback's common case. ``columns`` is the select list of the message's lookup and
-    ``load(row)`` builds the :class:`Message` from its values. Returns ``None`` when no message
-    has the UUID, else the message and its new event (``None``: an exact duplicate). A report
-    naming another provider id than the message's goes through :func:`receive_report` (it
-    adopts the id, or raises :class:`ReportMismatch`)."""
+    callback's common case. ``columns`` is the select list of the message's lookup over the
+    row ``{row}`` and ``load(row)`` builds the :class:`Message` from its values. Returns
+    ``None`` when no message has the UUID, else the message and its new event (``None``: an
+    exact duplicate). A report naming another provider id than the message's goes through
+    :func:`receive_report` (it adopts the id, or raises :class:`ReportMismatch`)."""
     new = normalize_status(status)
     if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
@@ -634,14 +618,7 @@ def receive_report_by_uuid(
     }
     if provider_message_id is not None:
         params["provider_message_id"] = provider_message_id
-    sql = _by_uuid_sql(
-        columns,
-        connection.ops.quote_name(Message._meta.db_table),
-        connection.ops.quote_name(StatusEvent._meta.db_table),
-        new,
-        source,
-        provider_message_id is not None,
-    )
+    sql = _by_uuid_sql(columns, new, source, provider_message_id is not None)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

@@ -311,16 +311,17 @@ def test_the_one_statement_loads_the_message_as_the_orm_does(
 
 
 def test_each_kind_of_report_is_one_statement_text_with_three_parameters() -> None:
-    """What lets PostgreSQL plan the callback's statement once per connection: the report's
-    status, source and the statuses it may raise the message from are in the text, from the
-    module's own constants; only the UUID, the payload and the time (and a named provider id)
-    are parameters."""
-    delivered = status_rule._by_uuid_sql("c", '"m"', '"e"', "delivered", "callback", False)
+    """What lets PostgreSQL run the callback's statement without planning it again: the
+    report's status, source and the statuses it may raise the message from are in the text,
+    from the module's own constants; only the UUID, the payload and the time (and a named
+    provider id) are parameters."""
+    delivered = status_rule._by_uuid_sql("{row}.id", "delivered", "callback", False)
     assert set(re.findall(r"%\((\w+)\)s", delivered)) == {"uuid", "payload", "now"}
-    assert "SELECT cur.id, 'delivered', 1, 'callback'," in delivered
+    assert "SELECT (r.message).id, r.event_id" in delivered
+    assert "'delivered', 1, 'callback', %(payload)s, %(now)s," in delivered
     lower = ", ".join(f"'{s}'" for s in status_rule.lower_ranked("delivered"))
-    assert f"cur.status IN ({lower})" in delivered
-    named = status_rule._by_uuid_sql("c", '"m"', '"e"', "delivered", "callback", True)
+    assert f"ARRAY[{lower}]::text[], NULL" in delivered
+    named = status_rule._by_uuid_sql("{row}.id", "delivered", "callback", True)
     assert set(re.findall(r"%\((\w+)\)s", named)) == {
         "uuid",
         "payload",
@@ -328,6 +329,6 @@ def test_each_kind_of_report_is_one_statement_text_with_three_parameters() -> No
         "provider_message_id",
     }
     # A status nothing ranks below raises nothing.
-    assert "AND FALSE" in status_rule._by_uuid_sql("c", '"m"', '"e"', "draft", "poll", False)
+    assert "ARRAY[]::text[]" in status_rule._by_uuid_sql("{row}.id", "draft", "poll", False)
     with pytest.raises(ValueError, match="not a status or source name"):
         status_rule._constant("sent'; DROP TABLE x; --")

@@ -37,6 +37,13 @@ def migrate(target: tuple[str, str]) -> None:
     executor.migrate([target])
 
 
+def migrate_to_the_latest() -> None:
+    """Back to where the rest of the suite runs: every migration of the app applied."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes("django_whatsapp"))
+
+
 def test_the_redundant_indexes_go_and_the_others_are_renamed() -> None:
     postgres = connection.vendor == "postgresql"
     try:
@@ -82,7 +89,7 @@ def test_the_redundant_indexes_go_and_the_others_are_renamed() -> None:
         assert len(single_column("target_content_type_id")) == 1
         assert len(indexes()) == count_before
     finally:
-        migrate(AFTER)
+        migrate_to_the_latest()
     assert single_column("status") == ["django_whatsapp_status"]
 
 
@@ -99,4 +106,27 @@ def test_an_index_dropped_by_hand_is_built_again() -> None:
 
         assert single_column("status") == ["django_whatsapp_status"]
     finally:
+        migrate_to_the_latest()
+
+
+def function_exists() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = %s)",
+            ["django_whatsapp_receive_report"],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def test_the_callback_function_comes_and_goes_with_its_migration() -> None:
+    """Migration 0008 creates the callback's function on PostgreSQL (and nothing elsewhere);
+    unapplied, it drops it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the function is PostgreSQL's; elsewhere 0008 does nothing")
+    assert function_exists()
+    try:
         migrate(AFTER)
+        assert not function_exists()
+    finally:
+        migrate_to_the_latest()
+    assert function_exists()

@@ -44,8 +44,9 @@ class _Lookup:
     """The compiled lookup of a message by its UUID for one database connection."""
 
     sql: str
-    #: the select list for the statement that also applies a report (PostgreSQL), the
-    #: timestamps in it as microseconds since the epoch (``instants``: their positions)
+    #: the select list for the statement that also applies a report (PostgreSQL), over the
+    #: row ``{row}``, the timestamps in it as microseconds since the epoch (``instants``: their
+    #: positions)
     columns: str
     instants: tuple[int, ...]
     names: list[str]
@@ -92,7 +93,7 @@ def _lookup(alias: str, connection: Any) -> _Lookup:
         listed = []
         instants = []
         for position, column in enumerate(columns):
-            text = compiler.compile(column)[0]
+            text = "{row}." + connection.ops.quote_name(column.target.column)
             if column.target.get_internal_type() == "DateTimeField":
                 # PostgreSQL 14 and later: EXTRACT gives an exact numeric, so the count is
                 # exact to the microsecond. Django writes no infinite timestamp.
