@@ -1,15 +1,20 @@
-"""Migration 0007: the message table's redundant indexes go, the rest are renamed, not rebuilt,
-and the migration runs backwards to Django's automatic indexes again."""
+"""Migrations 0007 and 0008, the callback's hot path in the schema: the message table's
+redundant indexes go (the rest are renamed, not rebuilt, and the migration runs backwards), and
+PostgreSQL gets the callback's function (and a callback before it exists still applies)."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
 
 from django_whatsapp.models import Message
+from django_whatsapp.signing import callback_url
+from tests.factories import make_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,3 +135,33 @@ def test_the_callback_function_comes_and_goes_with_its_migration() -> None:
     finally:
         migrate_to_the_latest()
     assert function_exists()
+
+
+def test_a_callback_before_the_function_exists_is_applied_the_long_way(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """New code deployed before ``migrate``: the function is missing, and a callback is still
+    applied (found, recorded, raised), not answered 503 until the migration runs."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the function is PostgreSQL's; elsewhere the long way is the only way")
+    message = make_message()
+    url = callback_url(message.uuid)
+    assert url is not None
+    path = urlsplit(url).path
+    try:
+        migrate(AFTER)
+        assert not function_exists()
+        answers = [
+            client.post(path, '{"status": "delivered"}', content_type="application/json")
+            for _ in range(2)
+        ]
+    finally:
+        migrate_to_the_latest()
+
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert answers[0].json() == {"ok": True, "status": "delivered", "applied": 1, "duplicates": 0}
+    assert answers[1].json() == {"ok": True, "status": "delivered", "applied": 0, "duplicates": 1}
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    assert message.events.count() == 1
+    assert "no django_whatsapp_receive_report function" in caplog.text
