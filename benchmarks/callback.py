@@ -214,7 +214,6 @@ def measure(label: str, prepared: str) -> list[Figure]:
     ratio = median_of([callback.rate / bare.rate for bare, callback in pairs])
     bare_rate = median_of([bare.rate for bare, _ in pairs])
     callback_rate = median_of([callback.rate for _, callback in pairs])
-    server_ratio = median_of([c.server_ms / b.server_ms for b, c in pairs])
     figures = [
         Figure("callback", f"{label}: bare view, one INSERT", bare_rate, "req/s", "", None),
         Figure("callback", f"{label}: callbacks", callback_rate, "req/s", "", None),
@@ -270,6 +269,7 @@ def measure(label: str, prepared: str) -> list[Figure]:
             ),
         ]
     else:  # PostgreSQL runs elsewhere: the application's side alone
+        server_ratio = median_of([c.server_ms / b.server_ms for b, c in pairs])
         figures.append(
             Figure(
                 "callback",

@@ -51,6 +51,7 @@ from .sending import (
 )
 from .signing import callback_url
 from .status_rule import (
+    ReceiveFunctionMissing,
     Report,
     ReportMismatch,
     _apply,
@@ -72,6 +73,7 @@ __all__ = [
     "CampaignProgress",
     "CampaignStateError",
     "NotRetryable",
+    "ReceiveFunctionMissing",
     "ReportMismatch",
     "apply_poll",
     "apply_polls",

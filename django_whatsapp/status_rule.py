@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, ProgrammingError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -39,6 +39,7 @@ __all__ = [
     "PROVIDER_STATUSES",
     "STATUS_ORDER",
     "STATUS_RANK",
+    "ReceiveFunctionMissing",
     "ReportMismatch",
     "apply_reports",
     "apply_status",
@@ -566,6 +567,15 @@ FROM django_whatsapp_receive_report(
 """
 
 
+#: PostgreSQL's SQLSTATE for a function that does not exist.
+_UNDEFINED_FUNCTION = "42883"
+
+
+class ReceiveFunctionMissing(Exception):
+    """The database has no ``django_whatsapp_receive_report`` yet (migration 0008 not applied:
+    new code deployed before ``migrate``). The caller applies the report the long way."""
+
+
 def _constant(value: str) -> str:
     """One of this module's status or source names as an SQL string literal."""
     if not (value.isascii() and value.replace("_", "").isalnum()):
@@ -605,7 +615,8 @@ def receive_report_by_uuid(
     row ``{row}`` and ``load(row)`` builds the :class:`Message` from its values. Returns
     ``None`` when no message has the UUID, else the message and its new event (``None``: an
     exact duplicate). A report naming another provider id than the message's goes through
-    :func:`receive_report` (it adopts the id, or raises :class:`ReportMismatch`)."""
+    :func:`receive_report` (it adopts the id, or raises :class:`ReportMismatch`). Raises
+    :class:`ReceiveFunctionMissing` (nothing written) before migration 0008 has run."""
     new = normalize_status(status)
     if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
@@ -619,9 +630,17 @@ def receive_report_by_uuid(
     if provider_message_id is not None:
         params["provider_message_id"] = provider_message_id
     sql = _by_uuid_sql(columns, new, source, provider_message_id is not None)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    except ProgrammingError as error:
+        cause = error.__cause__
+        if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) != (
+            _UNDEFINED_FUNCTION
+        ):
+            raise
+        raise ReceiveFunctionMissing from error
     if row is None:
         return None
     *values, event_id, changed = row

@@ -7,6 +7,7 @@ A bulk send commits each message before its request goes out, so these tests com
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -153,19 +154,27 @@ def test_refusals_are_kept_per_message(gateway: FakeGateway) -> None:
     }
 
 
+@contextlib.contextmanager
+def vetoing(number: str, error: Exception) -> Iterator[None]:
+    """A ``message_sending`` receiver raises ``error`` for the message to ``number``."""
+
+    def veto(sender: Any, message: Message, **kwargs: Any) -> None:
+        if message.destination_addr == number:
+            raise error
+
+    signals.message_sending.connect(veto, weak=False)
+    try:
+        yield
+    finally:
+        signals.message_sending.disconnect(veto)
+
+
 def test_a_vetoed_message_is_reported_and_the_others_go(gateway: FakeGateway) -> None:
     gateway.accept()
     vetoed = "380500000002"
 
-    def veto(sender: Any, message: Message, **kwargs: Any) -> None:
-        if message.destination_addr == vetoed:
-            raise ValidationError("Opted out.")
-
-    signals.message_sending.connect(veto, weak=False)
-    try:
+    with vetoing(vetoed, ValidationError("Opted out.")):
         result = bulk.send_bulk(numbers(5), text="Hi", concurrency=2)
-    finally:
-        signals.message_sending.disconnect(veto)
     assert result.counts == {"accepted": 4, "not_sent": 1}
     [(pk, error)] = result.errors.items()
     assert Message.objects.get(pk=pk).destination_addr == vetoed
@@ -180,15 +189,8 @@ def test_a_veto_raising_a_gateway_error_is_reported_as_a_veto(gateway: FakeGatew
 
     gateway.accept()
 
-    def veto(sender: Any, message: Message, **kwargs: Any) -> None:
-        if message.destination_addr == "380500000001":
-            raise InvalidParameter("Not this one.", name="Vetoed")
-
-    signals.message_sending.connect(veto, weak=False)
-    try:
+    with vetoing("380500000001", InvalidParameter("Not this one.", name="Vetoed")):
         result = bulk.send_bulk(numbers(3), text="Hi", concurrency=2)
-    finally:
-        signals.message_sending.disconnect(veto)
     assert result.counts == {"accepted": 2, "not_sent": 1}
     [(pk, error)] = result.errors.items()
     assert error == "InvalidParameter: Vetoed: Not this one."

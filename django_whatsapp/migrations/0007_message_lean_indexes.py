@@ -48,14 +48,13 @@ def _own_indexes(schema_editor: Any, model: Any, column: str) -> list[str]:
 def forwards(apps: Any, schema_editor: Any) -> None:
     message = apps.get_model("django_whatsapp", "Message")
     for field, new_name in RENAMED.items():
-        column = message._meta.get_field(field).column
-        found = [name for name in _own_indexes(schema_editor, message, column) if name != new_name]
-        plain = [name for name in found if not name.endswith("_like")]
-        for name in found:
+        names = _own_indexes(schema_editor, message, message._meta.get_field(field).column)
+        for name in names:
             if name.endswith("_like"):
                 schema_editor.remove_index(message, models.Index(fields=[field], name=name))
-        if new_name in _own_indexes(schema_editor, message, column):
+        if new_name in names:
             continue
+        plain = [name for name in names if not name.endswith("_like")]
         if plain:
             schema_editor.rename_index(
                 message,

@@ -12,14 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import (
-    DatabaseError,
-    InterfaceError,
-    ProgrammingError,
-    connections,
-    router,
-    transaction,
-)
+from django.db import DatabaseError, InterfaceError, connections, router, transaction
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, serializers
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
@@ -134,46 +127,23 @@ def find_message(key: uuid.UUID) -> Message | None:
     return lookup.load(alias, connection, row)
 
 
-#: PostgreSQL's SQLSTATE for a function that does not exist (migration 0008 not applied yet).
-_UNDEFINED_FUNCTION = "42883"
-
-
-class _FunctionMissing(Exception):
-    """The database has no ``django_whatsapp_receive_report`` (migration 0008 not applied)."""
-
-
 def _receive_in_one_statement(
     alias: str, connection: Any, key: uuid.UUID, report: dict[str, Any], payload: dict[str, Any]
 ) -> tuple[Message, StatusEvent | None] | None:
     """The first report through ``services.receive_report_by_uuid`` (PostgreSQL): the message
-    and its new event, or ``None`` for no such message. Raises :class:`_FunctionMissing` when
-    the function it calls is not in the database yet (new code deployed before ``migrate``):
-    the caller then takes the long way instead of answering 503 to every callback until the
-    migration runs."""
+    and its new event, or ``None`` for no such message. Raises
+    :class:`~django_whatsapp.services.ReceiveFunctionMissing` before migration 0008 has run."""
     lookup = _lookup(alias, connection)
-    # The view runs in autocommit (never in ATOMIC_REQUESTS' transaction), so a missing
-    # function fails this one statement and nothing else.
-    try:
-        return services.receive_report_by_uuid(
-            lookup.columns,
-            lambda row: lookup.load_counted(alias, connection, row),
-            key,
-            report["status"],
-            source=StatusEvent.Source.CALLBACK,
-            payload=payload,
-            provider_message_id=report.get("message_id"),
-            alias=alias,
-        )
-    except ProgrammingError as error:
-        cause = error.__cause__
-        code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-        if code != _UNDEFINED_FUNCTION:
-            raise
-        logger.warning(
-            "WhatsApp callback: the database has no django_whatsapp_receive_report function "
-            "(run migrate); the report is applied the long way"
-        )
-        raise _FunctionMissing from error
+    return services.receive_report_by_uuid(
+        lookup.columns,
+        lambda row: lookup.load_counted(alias, connection, row),
+        key,
+        report["status"],
+        source=StatusEvent.Source.CALLBACK,
+        payload=payload,
+        provider_message_id=report.get("message_id"),
+        alias=alias,
+    )
 
 
 def _error(status: int, reason: str, **extra: Any) -> Response:
@@ -302,7 +272,14 @@ class CallbackView(APIView):
                 # The common case in one round trip: the lookup and the first report together.
                 try:
                     found = _receive_in_one_statement(alias, connection, key, reports[0], payload)
-                except _FunctionMissing:
+                except services.ReceiveFunctionMissing:
+                    # New code deployed before `migrate`: the long way rather than a 503 for
+                    # every callback until the migration runs. The view runs in autocommit, so
+                    # the failed statement took nothing else with it.
+                    logger.warning(
+                        "WhatsApp callback: the database has no django_whatsapp_receive_report "
+                        "function (run migrate); the report is applied the long way"
+                    )
                     long_way = True
             if long_way:
                 found_message = find_message(key)
