@@ -483,6 +483,40 @@ class Contact(models.Model):
         return f"+{self.number}"
 
 
+class AccountState(models.Model):
+    """What the app knows of one account's (``ACCOUNTS``) health, shared by every process through
+    the database (:mod:`django_whatsapp.faults`).
+
+    *Held*: the gateway refused the account's balance (402, code 3) or key (401/403). Queued and
+    campaign sends of the account wait, their campaigns are paused with the reason, until an
+    operator resumes (``resume_campaign`` or ``faults.release_account``) after the top-up.
+
+    *Waiting*: the gateway could not be reached, answered server errors after the retries, or the
+    rate-limit cache could not be reached. Queued and campaign sends wait with growing pauses
+    (``next_try_at``) and go on by themselves when a try succeeds.
+    """
+
+    account = models.CharField(_("account"), max_length=64, unique=True)
+    held_since = models.DateTimeField(_("held since"), null=True, blank=True)
+    held_reason = models.TextField(_("why held"), blank=True)
+    waiting_since = models.DateTimeField(_("waiting since"), null=True, blank=True)
+    wait_reason = models.TextField(_("why waiting"), blank=True)
+    next_try_at = models.DateTimeField(_("next try"), null=True, blank=True)
+    #: Tries that failed in a row since ``waiting_since``: the next pause grows with them.
+    failures = models.PositiveIntegerField(_("failed tries"), default=0)
+    #: Until when one process's try is out (the others wait for its answer).
+    probe_until = models.DateTimeField(_("try out until"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("account state")
+        verbose_name_plural = _("account states")
+        ordering = ["account"]
+
+    def __str__(self) -> str:
+        return self.account
+
+
 class Conversation(Message):
     """The messages with one contact, both directions: the admin's conversations (no table)."""
 

@@ -68,6 +68,9 @@ class Campaign(models.Model):
     recipients_count = models.PositiveIntegerField(_("recipients"), default=0)
     rejected_count = models.PositiveIntegerField(_("rejected rows"), default=0)
     duplicates_count = models.PositiveIntegerField(_("duplicate recipients"), default=0)
+    #: Why the campaign is paused when the app paused it (the account's balance or key); blank
+    #: when it is not paused or an operator paused it.
+    pause_reason = models.TextField(_("pause reason"), blank=True)
     #: When the campaign tick task is next due (one chain of ticks per campaign).
     next_tick_at = models.DateTimeField(_("next tick"), null=True, blank=True, editable=False)
 
