@@ -196,6 +196,40 @@ class TransportError(WhatsAppError):
         self.retryable = not maybe_delivered
 
 
+class RateLimitUnavailable(WhatsAppError):
+    """The cache that holds the shared rate limit (``RATE_LIMIT_CACHE``) could not be reached:
+    no request was made (the limit fails closed). A fault of the system, not of the message:
+    queued and campaign sends wait and go on when the cache answers again; a single inline send
+    ends ``not_sent`` with this error."""
+
+    retryable = True
+    default_name = "Rate limit unavailable"
+    default_message = (
+        "The cache that holds the shared rate limit could not be reached: nothing was sent."
+    )
+
+
+class CampaignNotRunning(ValueError):
+    """A campaign's message was asked to be sent outside its campaign's engine while the
+    campaign is not ``running`` (``send_message``, the admin's actions, a retry): nothing is
+    sent and the message is left as it is. ``campaign`` is the campaign."""
+
+    def __init__(self, campaign: Any) -> None:
+        from django.utils.translation import gettext as _
+
+        self.campaign = campaign
+        super().__init__(
+            _(
+                "This message belongs to the campaign \u201c%(name)s\u201d, which is "
+                "%(status)s: only the running campaign sends its messages."
+            )
+            % {"name": campaign.name, "status": campaign.get_status_display().lower()}
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.campaign,))
+
+
 def _restore(cls: type[WhatsAppError], state: dict[str, Any]) -> WhatsAppError:
     error = cls.__new__(cls)
     error.__dict__.update(state)
