@@ -36,6 +36,7 @@ from . import __version__
 from .conf import WhatsAppSettings, get_settings
 from .exceptions import (
     RateLimited,
+    RateLimitUnavailable,
     TransportError,
     UnexpectedResponse,
     WhatsAppError,
@@ -306,6 +307,17 @@ def _shown(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
+def _gate_failed(exc: Exception, attempts: int) -> RateLimitUnavailable:
+    """The error for a gate (the shared rate limit's cache) that failed: no request was made
+    for it. Only the failure's type is kept: its text may name the cache's address."""
+    error = RateLimitUnavailable(
+        "The cache that holds the shared rate limit could not be reached "
+        f"({type(exc).__name__}): nothing was sent."
+    )
+    error.attempts = attempts
+    return error
+
+
 class WhatsAppClient:
     """A client for the gateway's send and status endpoints."""
 
@@ -348,12 +360,12 @@ class WhatsAppClient:
     @classmethod
     def from_settings(cls, conf: WhatsAppSettings | None = None, **kwargs: Any) -> WhatsAppClient:
         conf = conf or get_settings()
+        kwargs.setdefault("max_retries", conf.MAX_RETRIES)
         return cls(
             api_key=conf.require_api_key(),
             send_url=conf.send_url,
             status_url=conf.status_url,
             timeout=conf.TIMEOUT,
-            max_retries=conf.MAX_RETRIES,
             **kwargs,
         )
 
@@ -421,7 +433,10 @@ class WhatsAppClient:
         gate = self.gate
         while True:
             attempt += 1
-            ticket = gate.wait(self.sleep) if gate is not None else 0
+            try:
+                ticket = gate.wait(self.sleep) if gate is not None else 0
+            except Exception as exc:  # the shared budget could not be read: nothing goes out
+                raise _gate_failed(exc, attempt - 1) from exc
             try:
                 try:
                     return self._post_once(url, payload), attempt
@@ -438,7 +453,10 @@ class WhatsAppClient:
                     if shared and gate is not None:
                         # Every sender waits at the gate before its next request; one sleeps
                         # for all. Declared before this request's slot is given back.
-                        declared = gate.pause(delay, ticket)
+                        try:
+                            declared = gate.pause(delay, ticket)
+                        except Exception as exc:  # the shared pause could not be stored
+                            raise _gate_failed(exc, attempt) from exc
                         logger.warning(
                             "WhatsApp gateway rate limit (attempt %d); %s",
                             attempt,
