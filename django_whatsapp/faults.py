@@ -52,6 +52,7 @@ from .exceptions import (
     AuthenticationFailed,
     GatewayServerError,
     InsufficientBalance,
+    NotRequested,
     RateLimited,
     RateLimitUnavailable,
     TransportError,
@@ -100,7 +101,8 @@ def classify(outcome: SendResult | BaseException) -> Fault:
     if isinstance(outcome, InsufficientBalance | AuthenticationFailed):
         return Fault.ACCOUNT
     if isinstance(
-        outcome, RateLimitUnavailable | GatewayServerError | RateLimited | TransportError
+        outcome,
+        RateLimitUnavailable | GatewayServerError | RateLimited | TransportError | NotRequested,
     ):
         return Fault.SYSTEM
     if type(outcome) is WhatsAppError and outcome.http_status in NOT_THERE:

@@ -29,7 +29,13 @@ from requests.adapters import HTTPAdapter
 from . import faults, optout, signals, window
 from .client import SendResult, WhatsAppClient
 from .conf import WhatsAppSettings, account_for_sender, get_settings
-from .exceptions import CampaignNotRunning, ServiceWindowClosed, TransportError, WhatsAppError
+from .exceptions import (
+    CampaignNotRunning,
+    NotRequested,
+    ServiceWindowClosed,
+    TransportError,
+    WhatsAppError,
+)
 from .faults import Fault
 from .models import Message, StatusEvent, Template
 from .payloads import message_payload
@@ -466,10 +472,13 @@ def react(
     system fault, if any (the account's first)."""
     worst: tuple[Fault, BaseException] | None = None
     for fault, outcome in outcomes:
-        if fault is Fault.ACCOUNT and isinstance(outcome, BaseException):
+        if not isinstance(outcome, BaseException):
+            continue
+        if fault is Fault.ACCOUNT:
             worst = (fault, outcome)
             break
-        if fault is Fault.SYSTEM and worst is None and isinstance(outcome, BaseException):
+        # The request that met the outage says more than those held back after it.
+        if fault is Fault.SYSTEM and (worst is None or isinstance(worst[1], NotRequested)):
             worst = (fault, outcome)
     if worst is None:
         timed_out = [

@@ -331,3 +331,39 @@ def test_recovery_closes_the_breaker_and_is_logged_once(caplog: pytest.LogCaptur
     assert (row.waiting_since, row.next_try_at, row.failures) == (None, None, 0)
     assert faults.seconds_to_wait(row) is None
     assert sum("answers again" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_gate_that_stops_on_an_outage_holds_back_the_requests_waiting_behind_it(
+    raw_server: Any,
+) -> None:
+    from django_whatsapp.client import SharedBackoff
+    from django_whatsapp.exceptions import NotRequested
+
+    answered: list[bytes] = []
+
+    def server_error(server: RawServer, connection: socket.socket) -> None:
+        answered.append(server.read_request(connection))
+        body = b'{"name": "Internal server error", "code": 2, "status": 500}'
+        connection.sendall(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+
+    gateway = raw_server(server_error)
+    gate = SharedBackoff(max_in_flight=4, stop_on_outage=True)
+    client = _client(gateway.base_url, gate=gate)
+    first = _outcome(client)
+    assert faults.classify(first) is Fault.SYSTEM
+    held_back = _outcome(client)
+    assert isinstance(held_back, NotRequested)
+    assert held_back.attempts == 0
+    assert faults.classify(held_back) is Fault.SYSTEM
+    assert len(answered) == 1  # the second never went out
+    gate.allow_requests()  # the breaker's next try
+    assert faults.classify(_outcome(client)) is Fault.SYSTEM
+    assert len(answered) == 2
+    # Without stop_on_outage (single sends), every request goes out.
+    plain = _client(gateway.base_url, gate=SharedBackoff(max_in_flight=4))
+    _outcome(plain)
+    _outcome(plain)
+    assert len(answered) == 4

@@ -197,9 +197,15 @@ def run_chunk(
     stop = threading.Event()
     own_client = client is None
     if client is None:
-        gate = gate_for(conf, max_in_flight=concurrency, keep_trying=lambda: not stop.is_set())
-        # No immediate retries of a request that failed for the system's fault: the account's
-        # breaker waits and tries again (see faults.py); 429s wait at the gate as before.
+        # No immediate retries of a request that failed for the system's fault, and the first
+        # such failure holds back the requests still waiting at the gate: the account's breaker
+        # waits and tries again (see faults.py); 429s wait at the gate as before.
+        gate = gate_for(
+            conf,
+            max_in_flight=concurrency,
+            keep_trying=lambda: not stop.is_set(),
+            stop_on_outage=True,
+        )
         client = pooled_client(concurrency, conf, gate=gate, max_retries=0)
     try:
         _send_chunk(chunk, campaign, client, concurrency, token, stop, run, breaker)
@@ -331,6 +337,8 @@ def _send_chunk(
             else:
                 room = 0
             if room:
+                if client.gate is not None:
+                    client.gate.allow_requests()  # the breaker lets this worker send again
                 claimed = claim_batch(campaign, chunk.first_id, chunk.last_id, room)
                 if not claimed:
                     breaker.nothing_to_try()
