@@ -31,6 +31,7 @@ from .client import SendResult, WhatsAppClient
 from .conf import WhatsAppSettings, account_for_sender, get_settings
 from .exceptions import ServiceWindowClosed, WhatsAppError
 from .models import Message, StatusEvent, Template
+from .numbers import mask_number
 from .payloads import message_payload
 from .ratelimit import gate_for
 from .signing import callback_url, sign
@@ -284,7 +285,7 @@ def record_send(message: Message, outcome: SendResult | BaseException) -> Messag
     except IntegrityError as exc:
         taken = (
             Message.objects.using(alias)
-            .filter(provider_message_id=result.message_id)
+            .filter(provider_message_id=result.message_id, account=message.account)
             .exclude(pk=message.pk)
             .exists()
         )
@@ -340,7 +341,9 @@ def send_opt_out_confirmation(inbound: Message, confirmation: dict[str, Any]) ->
     except Exception:
         # A configuration error, an invalid message or a message_sending receiver's veto: the
         # customer's message is stored and the opt-out holds whatever becomes of the reply.
-        logger.exception("WhatsApp opt-out confirmation to %s failed", inbound.destination_addr)
+        logger.exception(
+            "WhatsApp opt-out confirmation to %s failed", mask_number(inbound.destination_addr)
+        )
         return None
 
 
