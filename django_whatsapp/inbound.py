@@ -51,6 +51,7 @@ from django.utils.dateparse import parse_datetime
 from . import optout, sending, signals, window
 from .conf import WhatsAppSettings, account_for_sender, get_settings
 from .models import InboundReport, Message
+from .numbers import mask_number
 from .validation import clean_recipient
 
 logger = logging.getLogger("django_whatsapp.inbound")
@@ -522,10 +523,11 @@ def receive(report: InboundReport, data: Any) -> Receipt:
         logger.info(
             "WhatsApp message %s received from %s (report %s)",
             message.pk,
-            message.destination_addr,
+            mask_number(message.destination_addr),
             report.pk,
         )
-        # An opt-out / opt-in keyword (OPT_OUT_KEYWORDS): acted on before message_received.
-        optout.handle_inbound(message, confirm=sending.send_opt_out_confirmation)
+        # An opt-out / opt-in keyword (OPT_OUT_KEYWORDS): acted on before message_received, and
+        # kept in the contact's history with this report.
+        optout.handle_inbound(message, confirm=sending.send_opt_out_confirmation, report=report)
         signals.message_received.send(sender=Message, message=message, report=report)
     return receipt

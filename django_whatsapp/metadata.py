@@ -1,9 +1,10 @@
 """The caller's own data on a message: ``metadata``, ``tags`` and ``target``.
 
 None of it goes to the gateway. ``metadata`` is a JSON object (at most :data:`MAX_METADATA_BYTES`
-once encoded), ``tags`` a list of at most :data:`MAX_TAGS` short labels, and ``target`` any saved
-model instance, stored as a generic foreign key (content type and primary key as text, so any
-primary key type works).
+once encoded, nested at most :data:`~django_whatsapp.inputs.MAX_DEPTH` levels, no NUL and no
+lone surrogate: :func:`~django_whatsapp.inputs.check_input`), ``tags`` a list of at most
+:data:`MAX_TAGS` short labels, and ``target`` any saved model instance, stored as a generic
+foreign key (content type and primary key as text, so any primary key type works).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from django.db import models
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from .inputs import MAX_BYTES, check_input
+
 #: The most tags one message may carry.
 MAX_TAGS = 20
 #: The longest tag, in characters.
 MAX_TAG_LENGTH = 64
-#: The largest ``metadata``, in bytes of JSON.
-MAX_METADATA_BYTES = 16 * 1024
+#: The largest ``metadata``, in bytes of JSON (the limit of everything a caller passes).
+MAX_METADATA_BYTES = MAX_BYTES
 #: Characters a tag may not hold: quotes and backslashes (so that a tag is found by its JSON
 #: text on every database), and control characters.
 _FORBIDDEN = frozenset('"\\') | frozenset(chr(c) for c in range(32)) | {"\x7f"}
@@ -45,6 +48,7 @@ def validate_tags(value: Any) -> None:
     for tag in value:
         if not isinstance(tag, str) or not tag.strip():
             raise ValidationError(_("Each tag must be a non-empty string."), code="invalid")
+        check_input(tag)
         if len(tag) > MAX_TAG_LENGTH:
             raise ValidationError(
                 _("The tag %(tag)s is longer than %(max)d characters.")
@@ -62,24 +66,12 @@ def validate_tags(value: Any) -> None:
 
 
 def validate_metadata(value: Any) -> None:
-    """A JSON object with string keys, at most :data:`MAX_METADATA_BYTES` once encoded."""
+    """A JSON object with string keys, at most :data:`MAX_METADATA_BYTES` once encoded and
+    :data:`~django_whatsapp.inputs.MAX_DEPTH` levels deep, without NUL characters or lone
+    surrogates (:func:`~django_whatsapp.inputs.check_input`)."""
     if not isinstance(value, dict):
         raise ValidationError(_("Metadata must be a JSON object (a dict)."), code="invalid")
-    try:
-        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ValidationError(
-            _("Metadata must hold only JSON values (strings, numbers, lists, dicts): %(why)s")
-            % {"why": error},
-            code="invalid",
-        ) from error
-    if any(not isinstance(key, str) for key in value):
-        raise ValidationError(_("Metadata keys must be strings."), code="invalid")
-    if len(encoded.encode("utf-8")) > MAX_METADATA_BYTES:
-        raise ValidationError(
-            _("Metadata is larger than %(max)d bytes of JSON.") % {"max": MAX_METADATA_BYTES},
-            code="max_length",
-        )
+    check_input(value, max_bytes=MAX_METADATA_BYTES)
 
 
 def clean_links(

@@ -139,15 +139,18 @@ def mask_number(number: Any) -> str:
 
 def search_digits(term: str) -> str | None:
     """The digits to search for when an operator's search term is a phone number written any
-    way (``+380 (50) 333-01-00``, ``00380...``, a national number with ``DEFAULT_REGION``);
-    ``None`` when it is not a whole number (a part of one is searched as it is typed)."""
+    way (``+380 (50) 333-01-00``, ``00380...``, a national number with ``DEFAULT_REGION``): its
+    normalised digits, or for a part of a number (``+380 50``) its digits as typed; ``None``
+    when the term is no number at all (a name, a text)."""
     text = term.strip()
-    if not text or any(not (c.isdigit() or c in SEPARATORS or c == "+") for c in text):
+    if not text or any(
+        not ((c.isascii() and c.isdigit()) or c in SEPARATORS or c == "+") for c in text
+    ):
         return None
     try:
         return normalize_number(text)
     except ValidationError:
-        return None
+        return _SEPARATOR_RE.sub("", text).replace("+", "") or None
 
 
 _SEP = r"[\s().\-/\u2010-\u2015\u2212]{0,3}"
