@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, QueryDict
 from django.http.multipartparser import MultiPartParserError
@@ -84,21 +84,27 @@ def sign(secret: str) -> str:
 
 
 def verify(signature: str, conf: WhatsAppSettings | None = None) -> bool:
-    """True when ``signature`` was made by any configured ``CALLBACK_SECRET`` (constant time,
-    every secret compared)."""
+    """True when ``signature`` was made by any key of ``INBOUND_SECRET`` (by default
+    ``CALLBACK_SECRET``'s): constant time, every key compared. A list rotates the inbound URL:
+    the first key signs it, every one verifies."""
     conf = conf or get_settings()
     matched = False
-    for secret in conf.CALLBACK_SECRETS:
+    for secret in conf.INBOUND_SECRETS:
         matched |= constant_time_compare(sign(secret), signature)
     return matched
 
 
 def inbound_path(conf: WhatsAppSettings | None = None) -> str:
-    """The signed inbound path (``/whatsapp/inbound/<signature>/``); ``ImproperlyConfigured``
-    when no ``CALLBACK_SECRET`` is set."""
+    """The signed inbound path (``/whatsapp/inbound/<signature>/``), signed with the first key
+    of ``INBOUND_SECRET`` (by default ``CALLBACK_SECRET``'s); ``ImproperlyConfigured`` when
+    neither is set."""
     conf = conf or get_settings()
-    secret = conf.require_callback_secrets()[0]
-    return reverse("django_whatsapp:inbound", kwargs={"signature": sign(secret)})
+    if not conf.INBOUND_SECRETS:
+        raise ImproperlyConfigured(
+            "Neither DJANGO_WHATSAPP['INBOUND_SECRET'] nor ['CALLBACK_SECRET'] is set: the "
+            "inbound URL is signed with one of them. Set a long random string."
+        )
+    return reverse("django_whatsapp:inbound", kwargs={"signature": sign(conf.INBOUND_SECRETS[0])})
 
 
 def inbound_url(conf: WhatsAppSettings | None = None) -> str | None:
