@@ -129,30 +129,45 @@ def has_tag(tag: str, *, supports_contains: bool) -> models.Q:
     return models.Q(tags__regex=re.escape(json.dumps(tag)))
 
 
-def forget_number(value: Any, number: str) -> tuple[Any, int]:
-    """``value`` (a message's ``metadata``) without every entry naming ``number`` (a string
-    holding its digits), for a data-subject erasure: a key whose value names it is dropped, and
-    so is a list item; nested objects and lists are searched. Returns the new value and how
-    many entries were dropped."""
-    if isinstance(value, dict):
-        kept: dict[str, Any] = {}
-        dropped = 0
-        for key, item in value.items():
-            if number in str(key) or (isinstance(item, str | int) and number in str(item)):
-                dropped += 1
-                continue
-            kept[key], inner = forget_number(item, number)
-            dropped += inner
-        return kept, dropped
-    if isinstance(value, list):
-        items: list[Any] = []
-        dropped = 0
-        for item in value:
-            if isinstance(item, str | int) and number in str(item):
-                dropped += 1
-                continue
-            new, inner = forget_number(item, number)
-            items.append(new)
-            dropped += inner
-        return items, dropped
-    return value, 0
+def forget(value: Any, mentions: re.Pattern[str]) -> tuple[Any, int]:
+    """``value`` (a message's ``metadata``, tags, or an event's payload) without every entry
+    that names a number, for a data-subject erasure: ``mentions`` finds the number written any
+    way (:func:`django_whatsapp.numbers.mentions`, never a part of another number). An entry
+    whose key or value names it is dropped, and so is a list item; nested objects and lists are
+    searched (without recursion: metadata stored before it was checked may be 900 levels deep).
+    Returns the new value and how many entries were dropped."""
+
+    def names(item: Any) -> bool:
+        return (
+            isinstance(item, str | int)
+            and not isinstance(item, bool)
+            and bool(mentions.search(str(item)))
+        )
+
+    dropped = 0
+    result: list[Any] = [None]
+    # What to copy next: the source, the container the copy goes in, and where in it.
+    stack: list[tuple[Any, Any, Any]] = [(value, result, 0)]
+    while stack:
+        source, into, place = stack.pop()
+        if isinstance(source, dict):
+            kept: dict[str, Any] = {}
+            into[place] = kept
+            for key, item in source.items():
+                if names(key) or names(item):
+                    dropped += 1
+                    continue
+                kept[key] = None
+                stack.append((item, kept, key))
+        elif isinstance(source, list):
+            items: list[Any] = []
+            into[place] = items
+            for item in source:
+                if names(item):
+                    dropped += 1
+                    continue
+                items.append(None)
+                stack.append((item, items, len(items) - 1))
+        else:
+            into[place] = source
+    return result[0], dropped

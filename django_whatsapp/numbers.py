@@ -42,7 +42,15 @@ from django.utils.translation import gettext_lazy as _
 from .conf import get_settings
 from .inputs import check_input
 
-__all__ = ["MAX_DIGITS", "mask_number", "mentions", "normalize_number", "search_digits"]
+__all__ = [
+    "MAX_DIGITS",
+    "is_whole_number",
+    "mask_number",
+    "mentions",
+    "near_pattern",
+    "normalize_number",
+    "search_digits",
+]
 
 #: The most digits a number may have (the gateway's limit on ``destination_addr``).
 MAX_DIGITS = 20
@@ -127,6 +135,19 @@ def _read(body: str, plus: bool, region: str | None) -> str | None:
     return phonenumbers.format_number(chosen, _E164).lstrip("+")
 
 
+def is_whole_number(number: str) -> bool:
+    """Whether ``number`` (normalised digits) is a whole number, not one that could only be
+    dialled locally (``+380 50 444``: libphonenumber's ``IS_POSSIBLE_LOCAL_ONLY``, which
+    :func:`normalize_number` accepts, as it is not a stricter check). An erasure takes whole
+    numbers only: a part of a number names no one."""
+    try:
+        parsed = phonenumbers.parse("+" + number, None)
+    except phonenumbers.NumberParseException:
+        return False
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    return bool(reason == phonenumbers.ValidationResult.IS_POSSIBLE)
+
+
 def mask_number(number: Any) -> str:
     """``number`` for a log line: its middle digits hidden (``380*******00``), so that a log
     keeps no whole number of a customer (an erased one included)."""
@@ -182,4 +203,20 @@ def mentions(number: str) -> re.Pattern[str]:
         if len(nsn) >= 7:
             national.append(_spaced(nsn))
     forms = [r"(?:\+|00)?" + _SEP + _spaced(number), *national]
-    return re.compile(r"(?<![\d+])(?:" + "|".join(forms) + r")(?!\d)")
+    # An opening bracket before a national number is part of it: "(050) 444 00 01".
+    return re.compile(r"(?<![\d+])\(?(?:" + "|".join(forms) + r")(?!\d)")
+
+
+def _national_digits(number: str) -> str:
+    try:
+        return phonenumbers.national_significant_number(phonenumbers.parse("+" + number, None))
+    except phonenumbers.NumberParseException:
+        return number
+
+
+def near_pattern(number: str) -> str:
+    """A regular expression, the same on every database (``__regex``), that matches wherever
+    :func:`mentions` could: the national number's digits with up to three other characters
+    between them. Wider than :func:`mentions` (it finds a part of a longer number too): it only
+    narrows down the rows that :func:`mentions` then reads."""
+    return "[^0-9]{0,3}".join(_national_digits(number))
