@@ -50,6 +50,7 @@ from django.utils.dateparse import parse_datetime
 
 from . import optout, sending, signals, window
 from .conf import WhatsAppSettings, account_for_sender, get_settings
+from .inputs import storable
 from .models import InboundReport, Message
 from .numbers import mask_number
 from .validation import clean_recipient
@@ -117,19 +118,6 @@ def inbound_url(conf: WhatsAppSettings | None = None) -> str | None:
 
 
 # -- storing the raw report --------------------------------------------------------------------
-
-
-def storable(text: str) -> str:
-    """Text every database column keeps as it is. Two kinds of character cannot be stored (not
-    in UTF-8, refused by PostgreSQL and by SQLite's driver) and are written as escapes instead:
-    a NUL becomes the four characters ``\\x00``; a lone surrogate (``\\ud800`` in a JSON body,
-    half of a UTF-16 pair) becomes its six-character escape ``\\ud800``. Every other character
-    is kept."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
-    return text.replace("\x00", "\\x00")
 
 
 def store_report(

@@ -27,7 +27,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "check_input", "render_json"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "check_input", "render_json", "storable"]
 
 #: The deepest JSON a caller may pass.
 MAX_DEPTH = 32
@@ -115,6 +115,17 @@ def check_input(value: Any, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_
     encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
     if len(encoded.encode("utf-8")) > max_bytes:
         raise _too_large(max_bytes)
+
+
+def storable(text: str) -> str:
+    """``text`` as every database keeps it, for what is kept as it came rather than refused (a
+    rejected campaign row): a NUL becomes the four characters ``\\x00``, a lone surrogate its
+    six-character escape (``\\ud800``); every other character is kept."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")
 
 
 def render_json(value: Any, *, max_depth: int = MAX_DEPTH, indent: int = 2) -> str:
