@@ -127,7 +127,10 @@ def _read(body: str, plus: bool, region: str | None) -> str | None:
             parsed.append(phonenumbers.parse(text, country))
         except phonenumbers.NumberParseException:
             continue
-    chosen = next((n for n in parsed if phonenumbers.is_valid_number(n)), None)
+    # Validity only chooses between two readings (it is the costly check).
+    chosen = None
+    if len(parsed) > 1:
+        chosen = next((n for n in parsed if phonenumbers.is_valid_number(n)), None)
     if chosen is None:
         chosen = next((n for n in parsed if phonenumbers.is_possible_number(n)), None)
     if chosen is None:
