@@ -360,7 +360,8 @@ def _read_item(
     try:
         sender = clean_recipient(raw_sender)
     except ValidationError:
-        return f"the sender {raw_sender[:40]!r} is not a phone number"
+        # Not echoed: a log line keeps no number, nor what is nearly one.
+        return f"the sender ({len(raw_sender)} characters) is not a phone number"
     ours = _scalar(_first(item, RECIPIENT_KEYS)) or recipient or get_settings().DEFAULT_SOURCE_ADDR
     received = Received(
         sender=sender,
