@@ -71,6 +71,8 @@ def validate_metadata(value: Any) -> None:
     surrogates (:func:`~django_whatsapp.inputs.check_input`)."""
     if not isinstance(value, dict):
         raise ValidationError(_("Metadata must be a JSON object (a dict)."), code="invalid")
+    if any(not isinstance(key, str) for key in value):
+        raise ValidationError(_("Metadata keys must be strings."), code="invalid_key")
     check_input(value, max_bytes=MAX_METADATA_BYTES)
 
 
