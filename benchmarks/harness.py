@@ -1,10 +1,12 @@
 """What every benchmark needs: a PostgreSQL database of its own, the fake gateway in another
-process, the machine's description, and a way to report a figure against its goal."""
+process, the machine's description, honest CPU and peak-memory readings of a process, and a way
+to report a figure against its goal."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import platform
 import socket
@@ -146,6 +148,61 @@ def child_pids(pid: int) -> list[int]:
             with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
                 found.extend(int(child) for child in children.read().split())
     return found
+
+
+def peak_rss_kib(pid: int | str = "self") -> int | None:
+    """The peak resident memory of a process in KiB: the kernel's ``VmHWM`` in
+    ``/proc/PID/status``, the high-water mark of the process's own address space (since its
+    ``exec``). ``None`` when the process is gone (or is a zombie: its memory is released).
+
+    Never ``ru_maxrss``: on Linux a process's ``ru_maxrss`` starts from the peak of the process
+    that forked it (``exec`` carries it over, and Python's ``subprocess`` forks with ``vfork``,
+    so the child inherits its parent's whole peak), and ``os.wait4`` reports that same value.
+    A benchmark runner that had built a large table once made every child report its peak."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def own_usage() -> dict[str, float]:
+    """This process's CPU seconds (``getrusage``: user + system, every thread) and its own peak
+    resident memory in MB (:func:`peak_rss_kib`), for a child to print at its end."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = peak_rss_kib()
+    return {
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": (peak or 0) / 1024,
+    }
+
+
+def run_child(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 3600
+) -> dict[str, float]:
+    """Run ``python ARGS`` in a process of its own and return the JSON object it printed on its
+    last line of output (a child ends with ``print(json.dumps({..., **own_usage()}))``, so its
+    CPU and peak memory are its own readings). Raises ``CalledProcessError`` (with its
+    output) when it fails."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+    )
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        raise ValueError(f"the child printed nothing; its errors: {done.stderr[-2000:]}")
+    report: dict[str, float] = json.loads(lines[-1])
+    return report
 
 
 def own_cpu() -> float:
