@@ -1,6 +1,7 @@
 """Run every benchmark: ``python -m benchmarks [NAME ...]`` (names: bulk, callback, resync,
-admin, campaign). Needs PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres;
-BENCH_POSTGRES overrides), gunicorn, and Redis at 127.0.0.1:6379 for the campaign benchmark.
+admin, campaign, lifecycle). Needs PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres;
+BENCH_POSTGRES overrides), gunicorn, Redis at 127.0.0.1:6379 for the campaign benchmark, and
+PostgreSQL's own programs (initdb, postgres) for the lifecycle benchmark's private server.
 Prints each figure, its goal and whether it was met."""
 
 from __future__ import annotations
@@ -11,13 +12,30 @@ import sys
 
 from .harness import Figure, database, machine, postgres_answers
 
-NAMES = ("bulk", "callback", "resync", "admin", "campaign")
+NAMES = ("bulk", "callback", "resync", "admin", "campaign", "lifecycle")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"Some of: {', '.join(NAMES)}.")
+    parser.add_argument(
+        "--recipients",
+        type=int,
+        help="The lifecycle campaign's size (default 20,000; e.g. 2000 for a quick run).",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="Record the lifecycle's gunicorn and workers with py-spy into DIR (its figures "
+        "are then not the benchmark's: py-spy takes CPU too).",
+    )
     options = parser.parse_args()
+    if options.profile:
+        os.environ["BENCH_PROFILE_DIR"] = os.path.abspath(options.profile)
+    if options.recipients is not None:
+        if options.recipients < 2 * 20:
+            parser.error("--recipients: at least 40")
+        os.environ["BENCH_LIFECYCLE_RECIPIENTS"] = str(options.recipients)
     unknown = set(options.names) - set(NAMES)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
@@ -25,7 +43,7 @@ def main() -> int:
     if not postgres_answers():
         print("The benchmarks need PostgreSQL at 127.0.0.1:5432; it does not answer.")
         return 1
-    db_name = f"dw_bench_{os.getpid()}"
+    db_name = f"bench_{os.getpid()}"
     os.environ["BENCH_DB_NAME"] = db_name
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
     os.environ.pop("DATABASE_URL", None)
@@ -61,6 +79,7 @@ MODULES = {
     "resync": "resync",
     "admin": "admin_changelist",
     "campaign": "campaign",
+    "lifecycle": "lifecycle",
 }
 
 if __name__ == "__main__":

@@ -140,6 +140,22 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime and stime, fields 14 and 15
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants so far: the living
+    ones read one by one, the ended ones as the kernel adds them to the process that waited for
+    them (``cutime`` and ``cstime``). So a server's short-lived children (PostgreSQL's
+    backends, gunicorn's replaced workers) are counted too. 0.0 when it is gone."""
+    children = child_pids(pid)
+    below = sum(tree_cpu(child) for child in children)
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return below
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return below + (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
 def child_pids(pid: int) -> list[int]:
     """The process's children (gunicorn's workers), from ``/proc/PID/task/*/children``."""
     found: list[int] = []
@@ -203,6 +219,28 @@ def run_child(
         raise ValueError(f"the child printed nothing; its errors: {done.stderr[-2000:]}")
     report: dict[str, float] = json.loads(lines[-1])
     return report
+
+
+@dataclass
+class MachineCPU:
+    """The machine's CPU time by kind, in seconds summed over every CPU (``/proc/stat``)."""
+
+    busy: float  # user, nice, system, irq, softirq: every process's work, ours and others'
+    idle: float  # idle and iowait
+    steal: float  # taken by the hypervisor for other machines
+
+    def __sub__(self, other: MachineCPU) -> MachineCPU:
+        return MachineCPU(self.busy - other.busy, self.idle - other.idle, self.steal - other.steal)
+
+
+def machine_cpu() -> MachineCPU:
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return MachineCPU(
+        (user + nice + system + irq + softirq) / ticks, (idle + iowait) / ticks, steal / ticks
+    )
 
 
 def own_cpu() -> float:
