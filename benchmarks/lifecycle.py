@@ -560,6 +560,8 @@ def figures(app: Round, bare: Round) -> list[Figure]:
     counted = [app.statements.get(role, {"queries": 0, "control": 0}) for role in app_roles]
     total = sum(c["queries"] + c["control"] for c in counted) / app.count
     queries = sum(c["queries"] for c in counted) / app.count
+    web, workers = ((c["queries"] + c["control"]) / app.count for c in counted)
+    sending = stats["sends"] / max(1e-9, stats["last_send"] - stats["first_send"])
     refused = sum(stats["refused"].values())
     label = f"{app.count:,} messages"
     return [
@@ -571,6 +573,7 @@ def figures(app: Round, bare: Round) -> list[Figure]:
             f">= {GOAL_RATE:.0f}",
             rate >= GOAL_RATE,
         ),
+        Figure("lifecycle", "msg/s sent (first send to last)", sending, "msg/s", "", None),
         Figure(
             "lifecycle",
             "bare baseline (no database): msg/s",
@@ -654,6 +657,8 @@ def figures(app: Round, bare: Round) -> list[Figure]:
             "",
             None,
         ),
+        Figure("lifecycle", "  of which gunicorn's (callbacks, replies)", web, "stmts", "", None),
+        Figure("lifecycle", "  of which the workers'", workers, "stmts", "", None),
         Figure(
             "lifecycle", "cores for 80 msg/s at this cost", 80 * cpu_ms / 1000, "cores", "", None
         ),
