@@ -2,8 +2,11 @@
 count``) and print where the time went: each function's share of the samples with its callees
 (inclusive) and without (self), and the share of chosen parts of a stack.
 
-``python -m benchmarks.profile FILE [--top N] [--under FUNCTION]``; ``--under`` keeps only the
-stacks that pass through a function (``receive``, ``run_chunk``...) and gives shares of those.
+``python -m benchmarks.profile FILE [--top N] [--under FUNCTION] [--part LABEL=F1,F2 ...]``;
+``--under`` keeps only the stacks that pass through a function (``receive``, ``run_chunk``...)
+and gives shares of those; each ``--part`` names a part of the work by the functions it runs
+under, and every sample goes to the first part (in the order given) whose function is in its
+stack, or to "other": the parts add up to the whole.
 py-spy samples a thread only while it runs (not waiting in a system call), so the shares are of
 CPU time, in the Python code and the C code it calls.
 """
@@ -76,6 +79,16 @@ class Samples:
         )
         return hit / self.total
 
+    def parts(self, parts: list[tuple[str, set[str]]]) -> dict[str, float]:
+        """Each part's share of the samples (see the module's docstring)."""
+        counts: Counter[str] = Counter()
+        for stack, count in self.stacks:
+            names = {frame.split(" (", 1)[0] for frame in stack}
+            label = next((label for label, functions in parts if names & functions), "other")
+            counts[label] += count
+        total = self.total or 1
+        return {label: counts[label] / total for label in [*(p[0] for p in parts), "other"]}
+
 
 def read(paths: Iterable[str]) -> Samples:
     stacks: list[tuple[list[str], int]] = []
@@ -106,12 +119,23 @@ def main() -> None:
     parser.add_argument("files", nargs="+")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--under", help="Only the stacks through this function.")
+    parser.add_argument(
+        "--part", action="append", default=[], help="LABEL=FUNCTION,FUNCTION (repeatable)."
+    )
     options = parser.parse_args()
     samples = read(options.files)
     if options.under:
         whole = samples.total
         samples = samples.under(options.under)
         print(f"{options.under}: {100 * samples.total / (whole or 1):.1f}% of all samples")
+    if options.part:
+        parts = []
+        for spec in options.part:
+            label, _, functions = spec.partition("=")
+            parts.append((label, set(functions.split(","))))
+        for label, share in samples.parts(parts).items():
+            print(f"  {100 * share:5.1f}%  {label}")
+        return
     print(report(samples, options.top))
 
 

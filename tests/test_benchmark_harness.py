@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,29 @@ def test_a_process_that_is_gone_has_no_peak() -> None:
 def test_a_child_that_prints_nothing_is_an_error_saying_so() -> None:
     with pytest.raises(ValueError, match="printed nothing"):
         harness.run_child(["-c", "pass"])
+
+
+def test_profile_parts_take_each_sample_once_by_the_first_part_in_its_stack(tmp_path: Any) -> None:
+    from benchmarks import profile
+
+    raw = tmp_path / "web.txt"
+    raw.write_text(
+        "handle (gunicorn/sync.py:1);dispatch (rest_framework/views.py:2);"
+        "receive (django_whatsapp/webhooks/callback.py:3);execute (psycopg/cursor.py:4) 6\n"
+        "handle (gunicorn/sync.py:1);dispatch (rest_framework/views.py:2);"
+        "receive (django_whatsapp/webhooks/callback.py:3) 3\n"
+        "handle (gunicorn/sync.py:1) 1\n"
+        "not a sample line\n"
+    )
+    samples = profile.read([str(raw)])
+
+    shares = samples.parts(
+        [("statement", {"execute"}), ("view", {"receive"}), ("drf", {"dispatch"})]
+    )
+
+    assert samples.total == 10
+    assert shares == {"statement": 0.6, "view": 0.3, "drf": 0.0, "other": 0.1}
+    assert samples.under("receive").total == 9
+    assert profile.short("execute (/x/site-packages/psycopg/cursor.py:4)") == (
+        "execute (psycopg/cursor.py)"
+    )
