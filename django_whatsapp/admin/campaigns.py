@@ -55,6 +55,7 @@ from ..models import Campaign, CampaignChunk, Message, Template
 from . import accounts as admin_accounts
 from . import display
 from .display import CSS
+from .guard import GuardedAdmin, guard_urls
 
 Kind = Message.MessageType
 CStatus = Campaign.Status
@@ -340,7 +341,7 @@ class CampaignForm(forms.Form):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(GuardedAdmin, admin.ModelAdmin):
     # No list actions, so no bulk delete: a campaign being sent is cancelled first, then
     # deleted from its page (without overriding get_actions, whose signature Django 6.1 changes).
     actions = None
@@ -430,7 +431,7 @@ class CampaignAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         wrap = self.admin_site.admin_view
-        return [
+        own = [
             path(
                 "<path:object_id>/progress/",
                 wrap(self.progress_view),
@@ -449,8 +450,8 @@ class CampaignAdmin(admin.ModelAdmin):
                 )
                 for action in ACTIONS
             ),
-            *super().get_urls(),
         ]
+        return [*guard_urls(own), *super().get_urls()]
 
     def _campaign(self, request: HttpRequest, object_id: str) -> Campaign:
         obj = self.get_object(request, unquote(object_id))
