@@ -68,6 +68,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a campaign worker holds a chunk without renewing it; a chunk whose lease runs out
     # (its worker died) is taken over by another worker (see campaigns/engine.py).
     "CAMPAIGN_LEASE": 60,
+    # The largest CSV file the admin's "Add campaign" takes, in bytes; a larger upload is refused
+    # while it is received, and nothing of it is kept.
+    "CAMPAIGN_UPLOAD_MAX_BYTES": 32 * 1024 * 1024,
 }
 
 #: ``BASE_URL`` for tests: the in-process gateway of :mod:`django_whatsapp.testing`.
@@ -130,6 +133,7 @@ class WhatsAppSettings:
     RATE_LIMIT: float | None = None
     RATE_LIMIT_CACHE: str = "default"
     CAMPAIGN_LEASE: float = 60.0
+    CAMPAIGN_UPLOAD_MAX_BYTES: int = DEFAULTS["CAMPAIGN_UPLOAD_MAX_BYTES"]
 
     def __repr__(self) -> str:
         return (
@@ -480,4 +484,5 @@ def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> 
         RATE_LIMIT=float(rate) if rate is not None else None,
         RATE_LIMIT_CACHE=raw["RATE_LIMIT_CACHE"],
         CAMPAIGN_LEASE=_lease(raw["CAMPAIGN_LEASE"]),
+        CAMPAIGN_UPLOAD_MAX_BYTES=_int(raw, "CAMPAIGN_UPLOAD_MAX_BYTES", 1),
     )

@@ -43,6 +43,7 @@ from ..models import Contact, Conversation, InboundReport, Message
 from ..sandbox.gateway import gateway
 from . import display
 from .actions import report_send
+from .dates import when_column
 from .display import CSS
 from .guard import GuardedAdmin, guard_urls
 
@@ -561,12 +562,20 @@ class InboundReportAdmin(GuardedAdmin, InboundReportAdminBase):
     class Media:
         css = CSS
 
-    list_display = ("received_at", "method", "outcome_badge", "sender", "content_type", "body_size")
+    list_display = (
+        "received_at_when",
+        "method",
+        "outcome_badge",
+        "sender",
+        "content_type",
+        "body_size",
+    )
     list_filter = ("outcome", "method")
     date_hierarchy = "received_at"
     search_fields = ("sender", "body", "query_string")
+    received_at_when = when_column(InboundReport, "received_at")
     fields = (
-        "received_at",
+        "received_at_when",
         "outcome_badge",
         "detail",
         "message_links",

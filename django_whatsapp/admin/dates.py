@@ -1,6 +1,6 @@
-"""Dates and times, one way on every screen of the console: the language's own date format
-(Django's ``DATE_FORMAT``) and its time of day always with minutes (English's ``P`` drops them on
-the hour: "3 a.m."), with seconds where the order of events matters (timelines), in the current
+"""Dates and times, one way on every screen of the console: the language's own date and time
+format (Django's ``DATETIME_FORMAT``) always to the minute (English's ``P`` drops the minutes on
+the hour: "3 a.m."), to the second where the order of events matters (timelines), in the current
 time zone, which each page names once (:func:`time_zone_note`)."""
 
 from __future__ import annotations
@@ -17,24 +17,41 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 
-def _time_format(seconds: bool) -> str:
-    """The language's ``TIME_FORMAT``, always with minutes, and with seconds when asked."""
-    shape = str(formats.get_format("TIME_FORMAT"))
-    if "P" in shape:  # "3 a.m.", "3:30 p.m.", "noon": minutes always, noon as 12:00 p.m.
+def with_minutes(shape: str, seconds: bool = False) -> str:
+    """A Django date format with the time of day always to the minute (English's ``P`` reads
+    "3 a.m." on the hour, "noon" at noon), and to the second when asked."""
+    if "P" in shape:
         return shape.replace("P", "g:i:s a" if seconds else "g:i a")
     if seconds and "s" not in shape:
         return shape.replace("i", "i:s", 1)
     return shape
 
 
+def time_of_day_format(seconds: bool = False) -> str:
+    """The language's ``TIME_FORMAT`` with minutes (and seconds when asked)."""
+    return with_minutes(str(formats.get_format("TIME_FORMAT")), seconds)
+
+
 def when(value: datetime | None, *, seconds: bool = False) -> str:
-    """``value`` in the current time zone: the language's date and time of day ("Dec. 7, 2026,
-    3:00 a.m." in English, with the hour as "03:00" in Russian and Ukrainian); "-" for none."""
+    """``value`` in the current time zone, as the language writes a date and time (Django's
+    ``DATETIME_FORMAT``) with minutes: "Jan. 5, 2026, 3:00 p.m." in English, where Django
+    writes "3 p.m."; "-" for none."""
     if value is None:
         return "-"
     local = timezone.localtime(value) if timezone.is_aware(value) else value
-    date = formats.date_format(local, "DATE_FORMAT")
-    return f"{date}, {formats.time_format(local, _time_format(seconds))}"
+    shape = with_minutes(str(formats.get_format("DATETIME_FORMAT")), seconds)
+    return formats.date_format(local, shape)
+
+
+def short_when(value: datetime | None) -> str:
+    """:func:`when`, or only the time of day when ``value`` is today (in the current time zone):
+    "since 10:42"."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    if local.date() == timezone.localdate():
+        return formats.time_format(local, time_of_day_format(False))
+    return when(value)
 
 
 def time_tag(value: datetime | None, *, seconds: bool = False) -> SafeString | str:

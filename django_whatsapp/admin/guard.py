@@ -164,7 +164,11 @@ class GuardedAdmin(GuardedAdminBase):
     """A ``ModelAdmin`` mixin: every page of the admin refuses a query string
     :func:`query_problem` finds wrong, a list whose filters Django cannot apply answers 400, and
     the list is titled by its plural name ("Campaigns", in every language, rather than Django's
-    "Select campaign to change", which Russian and Ukrainian cannot decline)."""
+    "Select campaign to change", which Russian and Ukrainian cannot decline) and names the time
+    zone of its times."""
+
+    #: The app's lists name the time zone of their times (admin/dates.py).
+    change_list_template = "django_whatsapp/admin/change_list.html"
 
     def get_urls(self) -> list[Any]:
         return guard_urls(super().get_urls())

@@ -6,13 +6,16 @@ Every send, retry and status refresh goes through :mod:`django_whatsapp.services
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, router, transaction
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -21,9 +24,13 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBadRequest,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -35,14 +42,16 @@ from django.utils.translation import gettext_lazy
 from .. import optout, window
 from ..forms import SEND_BUTTON, ComposeForm, copy_compose_url, template_compose_url
 from ..metadata import has_tag
-from ..models import Message, StatusEvent
+from ..models import Campaign, Contact, Message, StatusEvent
+from ..validation import clean_recipient
 from . import accounts as admin_accounts
 from . import actions as admin_actions
 from . import bulk as admin_bulk
+from . import charts, display
 from . import conversations as admin_conversations
-from . import display
+from .dates import when, when_column
 from .display import CSS
-from .guard import GuardedAdmin, guard_urls
+from .guard import GuardedAdmin, filter_problem, guard_urls
 
 Status = Message.Status
 COMPOSE_FIELDS = (
@@ -85,6 +94,53 @@ class TagFilter(admin.SimpleListFilter):
 
 
 OUTBOUND = Message.Direction.OUTBOUND
+
+
+class CampaignFilter(admin.SimpleListFilter):
+    """The messages of one campaign; offers the latest campaigns (and the one chosen)."""
+
+    title = gettext_lazy("campaign")
+    parameter_name = "campaign__id__exact"
+    #: How many of the latest campaigns are offered.
+    OFFERED = 20
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        newest = Campaign.objects.order_by("-created_at", "-pk").values_list("pk", "name")
+        latest = list(newest[: self.OFFERED])
+        chosen = self.value()
+        if chosen and chosen.isdigit() and all(str(pk) != chosen for pk, _name in latest):
+            latest += list(Campaign.objects.filter(pk=int(chosen)).values_list("pk", "name"))
+        return [(str(pk), name) for pk, name in latest]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        value = self.value()
+        return queryset.filter(campaign_id=int(value)) if value else queryset
+
+
+class ErrorFilter(admin.SimpleListFilter):
+    """The messages that failed with one error (as the gateway or this app named it), or with
+    any; offers the errors of the latest failed messages."""
+
+    title = gettext_lazy("error")
+    parameter_name = "error"
+    ANY = "*"
+    #: How many of the latest failed messages the offered errors come from (one query).
+    SAMPLE = 1000
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        recent = (
+            Message.objects.exclude(error_name="")
+            .order_by("-pk")
+            .values_list("error_name", flat=True)[: self.SAMPLE]
+        )
+        names = sorted(set(recent))[:30]
+        return [(self.ANY, gettext_lazy("Any error")), *((name, name) for name in names)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        value = self.value()
+        if value == self.ANY:
+            return queryset.exclude(error_name="")
+        return queryset.filter(error_name=value) if value else queryset
 
 
 class DirectionFilter(admin.SimpleListFilter):
@@ -132,17 +188,22 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
         "recipient",
         "preview",
         "status_badge",
-        "created_at",
+        "created_at_when",
     )
     list_filter = (
         "status",
         DirectionFilter,
+        CampaignFilter,
+        ErrorFilter,
         "message_type",
         "template",
         TagFilter,
         ("target_content_type", admin.RelatedOnlyFieldListFilter),
     )
-    list_select_related = ("template",)
+    list_select_related = ("template", "campaign")
+    created_at_when = when_column(Message, "created_at")
+    submitted_at_when = when_column(Message, "submitted_at")
+    status_changed_at_when = when_column(Message, "status_changed_at")
     date_hierarchy = "created_at"
     search_fields = ("destination_addr", "=provider_message_id", "text", "metadata")
     search_help_text = gettext_lazy(
@@ -156,7 +217,16 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     view_fieldsets: Any = (
         (
             None,
-            {"fields": ("status_badge", "error_details", "recipient", "source_addr", "account")},
+            {
+                "fields": (
+                    "status_badge",
+                    "error_details",
+                    "recipient",
+                    "source_addr",
+                    "account_name",
+                    "campaign_link",
+                )
+            },
         ),
         (gettext_lazy("Content"), {"fields": ("message_type", "content")}),
         (
@@ -165,7 +235,7 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
                 "fields": (
                     "provider_message_id",
                     "attempts",
-                    ("created_at", "submitted_at", "status_changed_at"),
+                    ("created_at_when", "submitted_at_when", "status_changed_at_when"),
                     "created_by",
                     "uuid",
                 )
@@ -179,7 +249,7 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     )
     #: A message a customer sent us: no delivery, no status timeline.
     inbound_fieldsets: Any = (
-        (None, {"fields": ("direction_label", "customer", "source_addr", "created_at")}),
+        (None, {"fields": ("direction_label", "customer", "source_addr", "created_at_when")}),
         (gettext_lazy("Content"), {"fields": ("message_type", "content")}),
         (gettext_lazy("Received"), {"fields": ("inbound_report_links",)}),
     )
@@ -221,12 +291,41 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
         return display.recipient(obj)
 
     @admin.display(description=gettext_lazy("preview"))
-    def preview(self, obj: Message) -> str:
-        return display.short_preview(obj)
+    def preview(self, obj: Message) -> SafeString | str:
+        """What the message says, and the campaign it belongs to."""
+        text = display.short_preview(obj)
+        if obj.campaign_id is None:
+            return text
+        return format_html(
+            '{}<div class="wa-list-campaign">{} <a href="?{}">{}</a></div>',
+            text,
+            _("Campaign:"),
+            urlencode({CampaignFilter.parameter_name: obj.campaign_id}),
+            obj.campaign.name if obj.campaign is not None else obj.campaign_id,
+        )
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_badge(self, obj: Message) -> SafeString:
-        return display.status_badge(obj.status)
+        """The status, and for a failed message what went wrong, in a few words."""
+        badge = display.status_badge(obj.status)
+        if not obj.error_name and not obj.error_message:
+            return badge
+        why = display.explain_error(obj, look_up=False)
+        if why is None:
+            return badge
+        return format_html('{}<div class="wa-list-error">{}</div>', badge, why.title)
+
+    @admin.display(description=gettext_lazy("account"))
+    def account_name(self, obj: Message) -> str:
+        return obj.account
+
+    @admin.display(description=gettext_lazy("campaign"))
+    def campaign_link(self, obj: Message) -> SafeString | str:
+        if obj.campaign_id is None:
+            return "-"
+        url = reverse("admin:django_whatsapp_campaign_change", args=[obj.campaign_id])
+        name = obj.campaign.name if obj.campaign is not None else obj.campaign_id
+        return format_html('<a href="{}">{}</a>', url, name)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
@@ -262,7 +361,41 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
                     {"status__exact": status, DirectionFilter.parameter_name: OUTBOUND}
                 ),
             )
+            context["wa_chart"] = charts.render(
+                charts.activity(cl.queryset), title=_("Sends, deliveries and failures")
+            )
+            query = request.GET.urlencode()
+            export = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_export")
+            context["wa_export_url"] = f"{export}?{query}" if query else export
         return response
+
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The list's messages, every filter and the search applied, as CSV, streamed."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        problem = filter_problem(request, self.model)
+        if problem is not None:
+            return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest(
+                _("The filters of this list are not valid."),
+                content_type="text/plain; charset=utf-8",
+            )
+        writer = csv.writer(display.Echo())
+        cell = display.csv_cell
+        rows = (writer.writerow([cell(v) for v in row]) for row in export_rows(changelist.queryset))
+        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="whatsapp-messages.csv"'
+        return response
+
+    def recipient_check_view(self, request: HttpRequest) -> JsonResponse:
+        """What compose says while the number is typed: whether it opted out (a message to it
+        would be refused), and whether its 24-hour window is closed (only a template goes)."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        return JsonResponse({"warnings": recipient_warnings(request.GET.get("number", ""))})
 
     # -- compose and follow --------------------------------------------------------------------
 
@@ -274,19 +407,25 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
             )
         if obj.is_inbound:
             return self.inbound_fieldsets
+        # Rows with nothing to say are left out: what went wrong when nothing did, the account
+        # with one account, the campaign of a message sent on its own.
+        left_out = set()
         if display.explain_error(obj) is None:
-            # Nothing went wrong: no "what went wrong" row.
-            (name, options), *rest = self.view_fieldsets
-            fields = tuple(f for f in options["fields"] if f != "error_details")
-            return ((name, {**options, "fields": fields}), *rest)
-        return self.view_fieldsets
+            left_out.add("error_details")
+        if not admin_accounts.several():
+            left_out.add("account_name")
+        if obj.campaign_id is None:
+            left_out.add("campaign_link")
+        (name, options), *rest = self.view_fieldsets
+        fields = tuple(f for f in options["fields"] if f not in left_out)
+        return ((name, {**options, "fields": fields}), *rest)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Message | None = None) -> Any:
         if obj is None or obj.status == Status.DRAFT:
             return ()
         if obj.is_inbound:
             return admin.utils.flatten_fieldsets(self.inbound_fieldsets)
-        return admin.utils.flatten_fieldsets(self.view_fieldsets)
+        return admin.utils.flatten_fieldsets(self.get_fieldsets(request, obj))
 
     def get_form(
         self, request: HttpRequest, obj: Message | None = None, change: bool = False, **kwargs: Any
@@ -312,7 +451,10 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
             ", ",
             '<a href="{}">{}</a>',
             (
-                (reverse("admin:django_whatsapp_inboundreport_change", args=[r.pk]), r)
+                (
+                    reverse("admin:django_whatsapp_inboundreport_change", args=[r.pk]),
+                    f"{r.method} {when(r.received_at)}: {r.get_outcome_display()}",
+                )
                 for r in reports
             ),
         )
@@ -374,6 +516,12 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
             context["template_url"] = template_compose_url(obj.destination_addr)
         elif why.remedy == display.Remedy.COPY and obj.status == Status.NOT_SENT:
             context["copy_url"] = copy_compose_url(obj)
+        elif why.remedy == display.Remedy.OPT_IN:
+            contact = Contact.objects.filter(number=obj.destination_addr).only("pk").first()
+            if contact is not None:
+                context["contact_url"] = reverse(
+                    "admin:django_whatsapp_contact_change", args=[contact.pk]
+                )
         return render_to_string("django_whatsapp/admin/message/error.html", context)
 
     @admin.display(description=gettext_lazy("events"))
@@ -412,7 +560,7 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
             compose=compose,
             can_send=can_send,
             template_data=form.template_data if compose else None,
-            compose_i18n=admin_bulk.compose_i18n(),
+            compose_i18n=display.compose_i18n(),
             show_refresh=bool(obj and can_send and obj.provider_message_id and not obj.is_final),
             show_retry=bool(obj and can_send and display.retry_helps(obj)),
         )
@@ -485,6 +633,16 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
                 name="{}_{}_bulk".format(*info),
             ),
             path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="{}_{}_export".format(*info),
+            ),
+            path(
+                "recipient-check/",
+                self.admin_site.admin_view(self.recipient_check_view),
+                name="{}_{}_recipient_check".format(*info),
+            ),
+            path(
                 "<path:object_id>/refresh/",
                 self.admin_site.admin_view(self.refresh_view),
                 name="{}_{}_refresh".format(*info),
@@ -528,16 +686,126 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
         return self._back(obj)
 
 
+#: The columns of the message list's export.
+EXPORT_COLUMNS = (
+    "id",
+    "created_at",
+    "direction",
+    "account",
+    "recipient",
+    "sender",
+    "type",
+    "status",
+    "text",
+    "template",
+    "template_parameters",
+    "campaign",
+    "provider_message_id",
+    "error_code",
+    "error_name",
+    "error_message",
+    "submitted_at",
+    "status_changed_at",
+)
+
+
+def export_rows(queryset: QuerySet[Message]) -> Iterator[list[str]]:
+    """A header, then one row per message of ``queryset`` (newest first), read as a stream."""
+    yield list(EXPORT_COLUMNS)
+    rows = (
+        queryset.order_by("-created_at", "-pk")
+        .values_list(
+            "pk",
+            "created_at",
+            "direction",
+            "account",
+            "destination_addr",
+            "source_addr",
+            "message_type",
+            "status",
+            "text",
+            "template__name",
+            "template_params",
+            "campaign__name",
+            "provider_message_id",
+            "error_code",
+            "error_name",
+            "error_message",
+            "submitted_at",
+            "status_changed_at",
+        )
+        .iterator(chunk_size=2000)
+    )
+    kinds = dict(Message.MessageType.choices)
+    for row in rows:
+        pk, created, direction, account, number, sender, kind, status, text, *rest = row
+        template, params, campaign, provider_id, code, name, detail, submitted, changed = rest
+        body = (params or {}).get("body") if isinstance(params, dict) else None
+        yield [
+            str(pk),
+            created.isoformat() if created else "",
+            direction,
+            account,
+            f"+{number}" if str(number).isdigit() else str(number),
+            sender,
+            str(kinds.get(kind, kind)),
+            status,
+            text,
+            template or "",
+            " | ".join(str(p) for p in body) if isinstance(body, list) else "",
+            campaign or "",
+            "" if provider_id is None else str(provider_id),
+            "" if code is None else str(code),
+            name,
+            detail,
+            submitted.isoformat() if submitted else "",
+            changed.isoformat() if changed else "",
+        ]
+
+
+def recipient_warnings(raw: str) -> list[str]:
+    """What compose warns about a recipient being typed: opted out (with when and why), or a
+    closed 24-hour window under the ``warn`` and ``enforce`` policies."""
+    try:
+        number = clean_recipient(raw)
+    except ValidationError:
+        return []
+    warnings = []
+    contact = (
+        Contact.objects.filter(number=number, opted_out_at__isnull=False)
+        .only("opted_out_at", "opt_out_reason")
+        .first()
+    )
+    if contact is not None and contact.opted_out_at is not None:
+        warnings.append(
+            _("+%(number)s opted out on %(time)s (%(reason)s): a message to them will not be sent.")
+            % {
+                "number": number,
+                "time": when(contact.opted_out_at),
+                "reason": contact.opt_out_reason or _("no reason kept"),
+            }
+        )
+    elif window.policy() != window.OFF and not window.state(number).is_open:
+        warnings.append(
+            _(
+                "The customer's 24-hour window is closed: only a template message can be sure "
+                "to go out."
+            )
+        )
+    return warnings
+
+
 @admin.register(StatusEvent)
 class StatusEventAdmin(GuardedAdmin, admin.ModelAdmin):
     class Media:
         css = CSS
 
-    list_display = ("received_at", "message", "status_badge", "source", "provider_status")
+    list_display = ("received_at_when", "message", "status_badge", "source", "provider_status")
     list_filter = ("status", "source")
     list_select_related = ("message",)
     date_hierarchy = "received_at"
     search_fields = ("message__destination_addr", "=message__provider_message_id")
+    received_at_when = when_column(StatusEvent, "received_at")
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_badge(self, obj: StatusEvent) -> SafeString:
