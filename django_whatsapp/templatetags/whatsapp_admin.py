@@ -42,5 +42,5 @@ def wa_when(value: datetime | None, seconds: str = "") -> SafeString | str:
 
 @register.simple_tag
 def wa_time_zone() -> SafeString:
-    """"Times are in UTC.", once per page."""
+    """ "Times are in UTC.", once per page."""
     return time_zone_note()
