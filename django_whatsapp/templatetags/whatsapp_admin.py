@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import django
 from django import template
 from django.utils.safestring import SafeString
 
@@ -44,3 +45,10 @@ def wa_when(value: datetime | None, seconds: str = "") -> SafeString | str:
 def wa_time_zone() -> SafeString:
     """ "Times are in UTC.", once per page."""
     return time_zone_note()
+
+
+@register.simple_tag
+def wa_list_breadcrumbs() -> bool:
+    """Whether this Django's admin writes its breadcrumbs as an ``ol.breadcrumbs`` list (6.1 and
+    later) rather than a ``div.breadcrumbs`` line: the app's own pages follow its markup."""
+    return django.VERSION >= (6, 1)
