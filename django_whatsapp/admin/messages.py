@@ -108,13 +108,18 @@ class CampaignFilter(admin.SimpleListFilter):
         newest = Campaign.objects.order_by("-created_at", "-pk").values_list("pk", "name")
         latest = list(newest[: self.OFFERED])
         chosen = self.value()
-        if chosen and chosen.isdigit() and all(str(pk) != chosen for pk, _name in latest):
+        known = chosen is not None and chosen.isascii() and chosen.isdigit() and len(chosen) <= 18
+        if chosen is not None and known and all(str(pk) != chosen for pk, _name in latest):
             latest += list(Campaign.objects.filter(pk=int(chosen)).values_list("pk", "name"))
         return [(str(pk), name) for pk, name in latest]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
         value = self.value()
-        return queryset.filter(campaign_id=int(value)) if value else queryset
+        if not value:
+            return queryset
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):
+            return queryset.none()  # no campaign has such an id
+        return queryset.filter(campaign_id=int(value))
 
 
 class ErrorFilter(admin.SimpleListFilter):
