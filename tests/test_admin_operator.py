@@ -481,3 +481,22 @@ def test_sending_the_selected_drafts_asks_first_with_the_numbers(
     sent = operator.post(MESSAGES, {**chosen, "post": "yes"}, follow=True)
     assert "2 drafts sent." in flashed(sent)
     assert len(gateway.sent_bodies()) == 2
+
+
+def test_refusals_and_rejected_rows_read_in_the_operators_language(
+    operator: Client, settings: Any
+) -> None:
+    optout.opt_out("380671234567", reason="asked by phone")
+    message = make_draft(Status.NOT_SENT, error_name="Opted out", error_message="Not sent: ...")
+    campaign = services.create_campaign("Mixed", ["+380500000001", "+380500000001", "x"], text="Hi")
+    settings.LANGUAGE_CODE = "ru"  # the operator's language (no LocaleMiddleware here)
+
+    refusal = message_page(operator, message)
+    rows = operator.get(page(campaign)).content.decode()
+
+    assert "Клиент отписался" in refusal
+    assert "The customer opted out" not in refusal
+    assert "Not sent: ..." not in refusal.split('class="wa-error-box"')[1].split("<details")[0]
+    assert "Этот номер указан несколько раз: он получит одно сообщение." in rows
+    assert "This number is listed more than once" not in rows
+    assert "digits only" not in rows  # the bad number's reason, translated too
