@@ -138,8 +138,9 @@ def test_the_audience_scene_tells_the_same_numbers_everywhere(operator: Client) 
 
     # Its page.
     html = done.content.decode()
-    assert "10 rows read: 6 recipients, 2 rejected rows, 2 repeated numbers sent once." in (
-        " ".join(html.split())
+    assert (
+        "Rows read: 10 · recipients: 6 · rejected rows: 2 · repeated numbers (sent once): 2."
+        in " ".join(html.split())
     )
     assert lines(html, "wa-rejections") == REJECTED_LINES
     assert lines(html, "wa-repeated") == REPEATED_LINES

@@ -251,7 +251,7 @@ class CampaignForm(forms.Form):
         ],
         initial=LAUNCH_DRAFT,
         required=False,
-        widget=forms.RadioSelect,
+        widget=forms.RadioSelect(attrs={"class": "radiolist"}),
     )
     send_at = forms.DateTimeField(
         label=gettext_lazy("send at"),

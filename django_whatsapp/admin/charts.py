@@ -126,11 +126,11 @@ def render(chart: Chart, *, title: str) -> SafeString:
         return SafeString("")
     highest = max(chart.highest, 1)
     slot = WIDTH / len(chart.bars)
-    width = max(1.0, slot / 4)
+    width = max(1.0, min(slot / 4, 16.0))
     columns = []
     every = max(1, len(chart.bars) // 8)  # at most 8 labels under the bars
     for index, bar in enumerate(chart.bars):
-        left = index * slot + slot / 8
+        left = index * slot + (slot - 3 * width) / 2  # the three bars, centred in the slot
         columns.append(
             {
                 "bar": bar,
