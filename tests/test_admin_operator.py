@@ -500,3 +500,27 @@ def test_refusals_and_rejected_rows_read_in_the_operators_language(
     assert "Этот номер указан несколько раз: он получит одно сообщение." in rows
     assert "This number is listed more than once" not in rows
     assert "digits only" not in rows  # the bad number's reason, translated too
+
+
+def test_conversations_leave_out_campaign_only_numbers_and_say_who_opted_out(
+    operator: Client,
+) -> None:
+    campaign = services.create_campaign("Spring", ["+380500000001", "+380500000002"], text="Hi")
+    assert campaign.recipients_count == 2
+    # One recipient wrote back, and then opted out.
+    Message.objects.create(
+        destination_addr="380500000002",
+        direction=Message.Direction.INBOUND,
+        text="Thanks",
+        status=Status.DELIVERED,
+    )
+    Contact.objects.create(number="380500000002", last_inbound_at=timezone.now())
+    optout.opt_out("380500000002", reason="keyword: STOP")
+
+    html = operator.get("/admin/django_whatsapp/conversation/").content.decode()
+
+    assert 'data-number="380500000002"' in html
+    assert 'data-number="380500000001"' not in html  # only ever got a campaign message
+    row = html.split('data-number="380500000002"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-window="opted-out"' in row
+    assert "Window open" not in row

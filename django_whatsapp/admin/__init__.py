@@ -1,6 +1,8 @@
 """The operator's console, one module per screen.
 
-- :mod:`.messages`: compose, the message list with its summary and funnel, a message's page;
+- :mod:`.messages`: compose, the message list with its summary, funnel, chart and export, a
+  message's page (:mod:`.message_page`, :mod:`.message_filters`, :mod:`.message_tools`);
+- :mod:`.events`: status events, read-only;
 - :mod:`.templates`: templates;
 - :mod:`.conversations`: conversations and inbound reports;
 - :mod:`.contacts`: contacts, whether they may be sent to, and their messages;
@@ -15,6 +17,6 @@ Every send, retry and status refresh goes through :mod:`django_whatsapp.services
 ``django_whatsapp.send_message`` permission. Importing this package registers the model admins.
 """
 
-from . import campaigns, contacts, conversations, messages, templates
+from . import campaigns, contacts, conversations, events, messages, templates
 
-__all__ = ["campaigns", "contacts", "conversations", "messages", "templates"]
+__all__ = ["campaigns", "contacts", "conversations", "events", "messages", "templates"]
