@@ -22,8 +22,8 @@ from ..campaigns.control import CampaignProgress, campaigns_progress
 from ..campaigns.rows import reason_in_words
 from ..models import AccountState, Campaign, Message
 from . import accounts as admin_accounts
-from . import display
 from .dates import short_when
+from .summary import Summary, status_summary
 
 CStatus = Campaign.Status
 Status = Message.Status
@@ -120,7 +120,7 @@ def available_actions(campaign: Campaign) -> list[tuple[str, str]]:
     return [(action, labels[action]) for action in by_status.get(campaign.status, [])]
 
 
-def campaign_summary(campaign: Campaign) -> display.Summary:
+def campaign_summary(campaign: Campaign) -> Summary:
     """The campaign's counts per status and funnel (one query), each status linking to its
     messages in the message list."""
     messages_url = reverse("admin:django_whatsapp_message_changelist")
@@ -129,7 +129,7 @@ def campaign_summary(campaign: Campaign) -> display.Summary:
         query = urlencode({"campaign__id__exact": str(campaign.pk), "status__exact": status})
         return f"{messages_url}?{query}"
 
-    return display.status_summary(Message.objects.filter(campaign=campaign), link)
+    return status_summary(Message.objects.filter(campaign=campaign), link)
 
 
 def is_live(campaign: Campaign, progress: CampaignProgress) -> bool:
@@ -144,7 +144,7 @@ def is_live(campaign: Campaign, progress: CampaignProgress) -> bool:
 
 
 def progress_state(
-    campaign: Campaign, progress: CampaignProgress, summary: display.Summary, notice: str | None
+    campaign: Campaign, progress: CampaignProgress, summary: Summary, notice: str | None
 ) -> dict[str, Any]:
     """What the page shows live: the status, the progress (settled: past ``sending``; of them
     sent and cancelled), the counts per status and the delivery funnel."""

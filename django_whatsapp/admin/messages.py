@@ -56,6 +56,7 @@ from .message_filters import (
 )
 from .message_page import MessagePageMixin
 from .message_tools import export_rows, recipient_warnings
+from .summary import status_summary
 
 Status = Message.Status
 COMPOSE_FIELDS = (
@@ -250,7 +251,7 @@ class MessageAdmin(MessagePageMixin, ComposeMixin, GuardedAdmin, admin.ModelAdmi
             )
             # The rows the list counts, every filter and the search applied; the statuses link
             # to the outgoing messages of each (a received message has no delivery).
-            context["wa_summary"] = display.status_summary(
+            context["wa_summary"] = status_summary(
                 cl.queryset,
                 lambda status: cl.get_query_string(
                     {"status__exact": status, DirectionFilter.parameter_name: OUTBOUND}
