@@ -596,6 +596,7 @@ def test_with_several_accounts_the_campaign_goes_through_the_chosen_one(
     }
     first = preview(operator, account="outlet")
     assert "account" in first.context["form"].fields
+    assert 'name="account"' in first.content.decode()  # offered on the page
     create(operator, first, launch="draft")
     campaign = Campaign.objects.get()
     assert campaign.account == "outlet"

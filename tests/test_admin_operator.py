@@ -524,3 +524,25 @@ def test_conversations_leave_out_campaign_only_numbers_and_say_who_opted_out(
     row = html.split('data-number="380500000002"', 1)[1].split("</tr>", 1)[0]
     assert 'data-window="opted-out"' in row
     assert "Window open" not in row
+
+
+def test_the_capped_upload_still_needs_the_csrf_token(operator: Client) -> None:
+    """The upload's cap is installed before the body is read, outside Django's CSRF middleware:
+    the admin view inside still checks the token."""
+    guarded = Client(enforce_csrf_checks=True)
+    guarded.force_login(User.objects.get(username="operator"))
+    upload = SimpleUploadedFile("audience.csv", AUDIENCE.encode(), content_type="text/csv")
+    fields = {"name": "X", "message_type": 1, "text": "Hi", "number_column": "phone"}
+
+    refused = guarded.post(ADD, {**fields, "csv_file": upload, "_preview": "1"})
+
+    assert refused.status_code == 403
+    assert Campaign.objects.count() == 0
+    page_html = guarded.get(ADD)
+    token = page_html.cookies["csrftoken"].value
+    upload = SimpleUploadedFile("audience.csv", AUDIENCE.encode(), content_type="text/csv")
+    fine = guarded.post(
+        ADD, {**fields, "csv_file": upload, "_preview": "1", "csrfmiddlewaretoken": token}
+    )
+    assert fine.status_code == 200
+    assert fine.context["preview"] is not None
