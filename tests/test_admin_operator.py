@@ -546,3 +546,14 @@ def test_the_capped_upload_still_needs_the_csrf_token(operator: Client) -> None:
     )
     assert fine.status_code == 200
     assert fine.context["preview"] is not None
+
+
+def test_the_error_filter_offers_the_errors_in_words(operator: Client) -> None:
+    make_draft(Status.NOT_SENT, error_name="Opted out")
+    make_draft(Status.NOT_SENT, error_name="Something odd", attempts=1)
+
+    html = operator.get(MESSAGES).content.decode()
+
+    assert ">The customer opted out</a>" in html  # what the app knows, in words
+    assert ">Something odd</a>" in html  # what it does not, as it was named
+    assert "?error=Opted+out" in html

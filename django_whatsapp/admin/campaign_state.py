@@ -133,8 +133,10 @@ def campaign_summary(campaign: Campaign) -> Summary:
 
 
 def is_live(campaign: Campaign, progress: CampaignProgress) -> bool:
-    """Whether the page should keep polling: the campaign is not finished, or a status of its
-    messages changed lately and may change again (delivered, then seen)."""
+    """Whether the page should keep polling: the campaign was started and is not finished, or a
+    status of its messages changed lately and may change again (delivered, then seen)."""
+    if campaign.status == CStatus.DRAFT:
+        return False  # nothing moves before it is started (its page reloads then)
     if not campaign.is_finished:
         return True
     recent = timezone.now() - LIVE_AFTER_CHANGE

@@ -91,7 +91,20 @@ class ErrorFilter(admin.SimpleListFilter):
             .values_list("error_name", flat=True)[: self.SAMPLE]
         )
         names = sorted(set(recent))[:30]
-        return [(self.ANY, gettext_lazy("Any error")), *((name, name) for name in names)]
+        return [
+            (self.ANY, gettext_lazy("Any error")),
+            *((name, self.label(name)) for name in names),
+        ]
+
+    @staticmethod
+    def label(name: str) -> str:
+        """An error's name as the console says it (in the reader's language) where it knows it,
+        else as the gateway or the app named it."""
+        refused = Message(status=Message.Status.NOT_SENT, error_name=name, attempts=1)
+        why = display.explain_error(refused, look_up=False)
+        if why is None or why.advice == name:  # not recognised: the name itself
+            return name
+        return str(why.title)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
         value = self.value()

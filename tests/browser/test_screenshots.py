@@ -203,6 +203,7 @@ def test_screenshots(
     from .test_campaigns import DUMMY
 
     settings.TASKS = {"default": {"BACKEND": DUMMY}}
+    settings.MEDIA_ROOT = str(tmp_path / "media")  # where the upload waits for the campaign
     audience = [f"+3806712{n:05d}" for n in range(40)] + ["+380671200003", "not-a-number"]
     campaign = services.create_campaign("Spring sale", audience, text="Spring sale: -20% today!")
     Campaign.objects.filter(pk=campaign.pk).update(status="running", started_at=now_minus(3))
