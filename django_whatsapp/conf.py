@@ -159,6 +159,9 @@ DEFAULTS: dict[str, Any] = {
     # cannot be reached: queued and campaign sends wait half a second, then twice as long after
     # each failed try, up to this, with jitter (see faults.py).
     "OUTAGE_MAX_PAUSE": 5,
+    # The largest CSV file the admin's "Add campaign" takes, in bytes; a larger upload is refused
+    # while it is received, and nothing of it is kept.
+    "CAMPAIGN_UPLOAD_MAX_BYTES": 32 * 1024 * 1024,
 }
 
 #: ``BASE_URL`` for tests: the in-process gateway of :mod:`django_whatsapp.testing`.
@@ -227,6 +230,7 @@ class WhatsAppSettings:
     #: The keys of the inbound URL's signature: the first signs, every one verifies
     #: (``INBOUND_SECRET``, else ``CALLBACK_SECRET``'s).
     INBOUND_SECRETS: tuple[str, ...] = field(default=(), repr=False)
+    CAMPAIGN_UPLOAD_MAX_BYTES: int = DEFAULTS["CAMPAIGN_UPLOAD_MAX_BYTES"]
 
     def __repr__(self) -> str:
         return (
@@ -604,4 +608,5 @@ def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> 
         DEFAULT_REGION=_region(raw["DEFAULT_REGION"]),
         INBOUND_SECRETS=_secrets(raw["INBOUND_SECRET"], "INBOUND_SECRET")
         or _secrets(raw["CALLBACK_SECRET"]),
+        CAMPAIGN_UPLOAD_MAX_BYTES=_int(raw, "CAMPAIGN_UPLOAD_MAX_BYTES", 1),
     )

@@ -37,6 +37,7 @@ from .exceptions import (
     WhatsAppError,
 )
 from .faults import Fault
+from .inputs import storable
 from .models import Message, StatusEvent, Template
 from .numbers import mask_number
 from .payloads import message_payload
@@ -124,11 +125,7 @@ def storable_answer(value: Any, depth: int = 0) -> Any:
     surrogates in strings and keys become escapes (``\\x00``, ``\\ud800``), numbers that are
     not finite become strings, and parts nested deeper than ``MAX_KEPT_DEPTH`` become text."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", errors="backslashreplace").decode("utf-8")
-        return value.replace("\x00", "\\x00")
+        return storable(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict | list) and depth >= MAX_KEPT_DEPTH:

@@ -38,6 +38,7 @@ from .campaigns.control import (
     resume_campaign,
     start_campaign,
 )
+from .campaigns.duplicate import copy_campaign
 from .client import StatusResult, WhatsAppClient
 from .conf import DEFAULT_ACCOUNT, get_settings
 from .metadata import clean_links
@@ -85,6 +86,7 @@ __all__ = [
     "campaign_results",
     "cancel_campaign",
     "claim_for_sending",
+    "copy_campaign",
     "create_campaign",
     "enqueue_message",
     "get_client",

@@ -18,9 +18,9 @@ except ImportError:  # Django 5.2: the backport
         from django_tasks import task  # type: ignore[no-redef,import-not-found,unused-ignore]
     except ImportError as error:
         raise ImproperlyConfigured(
-            "DJANGO_WHATSAPP['SEND_ASYNC'] needs Django's task framework: Django 6.0+, or on "
-            "Django 5.2 the backport (pip install django-tasks) with a TASKS backend such as "
-            "django-tasks-db."
+            "Campaigns and queued sending (DJANGO_WHATSAPP['SEND_ASYNC']) need Django's task "
+            "framework: Django 6.0+, or on Django 5.2 the backport (pip install django-tasks) "
+            "with a TASKS backend such as django-tasks-db."
         ) from error
 
 import logging

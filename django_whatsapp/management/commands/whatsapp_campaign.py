@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ... import services
+from ...campaigns.csvfile import Utf8Lines
+from ...campaigns.rows import REPEATED_REASON, reason_in_words
 from ...models import Campaign
 from .whatsapp_resync import Progress
 
@@ -144,7 +146,7 @@ class Command(BaseCommand):
         else:
             content.update(text=options["text"])
         try:
-            with path.open(newline="", encoding="utf-8-sig") as file:
+            with Utf8Lines(path.open("rb")) as file:
                 campaign = services.campaign_from_csv(
                     options["name"],
                     file,
@@ -154,21 +156,31 @@ class Command(BaseCommand):
                 )
         except OSError as error:
             raise CommandError(f"--csv {path}: {error.strerror or error}.") from error
-        except UnicodeDecodeError as error:
-            raise CommandError(f"--csv {path} is not UTF-8 text: {error.reason}.") from error
         except ValidationError as error:
-            raise CommandError(_describe(error)) from error
+            # All or nothing: no campaign was stored.
+            raise CommandError(f"{_describe(error)} Nothing was stored.") from error
         except ImproperlyConfigured as error:  # an unknown --account
             raise CommandError(f"Nothing was stored. {error}") from error
+        repeated = campaign.duplicates_count
         self.stdout.write(
             f"Campaign {campaign.pk} ({campaign.name}) created: {campaign.recipients_count} "
-            f"recipients, {campaign.rejected_count} rejected rows, "
-            f"{campaign.duplicates_count} duplicates."
+            f"recipients, {campaign.rejected_count} rejected rows, {repeated} duplicates "
+            f"({campaign.rows_read} rows read)."
         )
-        for rejection in campaign.rejections.order_by("line")[:SHOW_REJECTIONS]:
-            self.stdout.write(f"  line {rejection.line}: {rejection.value!r}: {rejection.reason}")
-        if campaign.rejected_count > SHOW_REJECTIONS:
-            self.stdout.write(f"  ... and {campaign.rejected_count - SHOW_REJECTIONS} more.")
+        rows = campaign.rejections.order_by("line")
+        piles = (
+            ("Rejected rows", rows.exclude(reason=REPEATED_REASON), campaign.rejected_count),
+            ("Repeated numbers (sent once)", rows.filter(reason=REPEATED_REASON), repeated),
+        )
+        for title, listed, count in piles:
+            if not count:
+                continue
+            self.stdout.write(f"{title}:")
+            for rejection in listed[:SHOW_REJECTIONS]:
+                reason = reason_in_words(rejection.reason)
+                self.stdout.write(f"  line {rejection.line}: {rejection.value!r}: {reason}")
+            if count > SHOW_REJECTIONS:
+                self.stdout.write(f"  ... and {count - SHOW_REJECTIONS} more.")
         if options["start"]:
             try:
                 services.start_campaign(campaign)
