@@ -234,7 +234,7 @@ class CampaignNotRunning(ValueError):
         self.campaign = campaign
         super().__init__(
             _(
-                "This message belongs to the campaign \u201c%(name)s\u201d, which is "
+                "This message belongs to the campaign “%(name)s”, which is "
                 "%(status)s: only the running campaign sends its messages."
             )
             % {"name": campaign.name, "status": campaign.get_status_display().lower()}

@@ -119,7 +119,7 @@ def describe(error: BaseException) -> str:
     elif isinstance(error, RateLimitUnavailable):
         what = _("The cache that holds the shared rate limit cannot be reached.")
     elif isinstance(error, RateLimited):
-        what = _("The gateway keeps answering \u201ctoo many requests\u201d.")
+        what = _("The gateway keeps answering “too many requests”.")
     elif isinstance(error, GatewayServerError):
         what = _("The gateway answers with server errors.")
     else:
