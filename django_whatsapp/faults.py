@@ -312,15 +312,3 @@ def seconds_to_wait(row: AccountState | None, *, now: datetime | None = None) ->
         return None
     left = (row.next_try_at - (now or timezone.now())).total_seconds()
     return left if left > 0 else None
-
-
-def outage_summary(row: AccountState | None) -> dict[str, Any] | None:
-    """For pages and commands: what the account waits for, since when, and its next try."""
-    if row is None or row.waiting_since is None:
-        return None
-    return {
-        "reason": row.wait_reason,
-        "since": row.waiting_since,
-        "next_try_at": row.next_try_at,
-        "failures": row.failures,
-    }
