@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from django.core.exceptions import ValidationError
@@ -30,13 +30,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import optout
+from .. import expiry, optout
 from ..bulk import _prototype
 from ..conf import DEFAULT_ACCOUNT, get_settings
 from ..inputs import check_input, storable
 from ..metadata import clean_links
 from ..models import Campaign, CampaignChunk, CampaignRejection, Message, Template
 from ..validation import clean_recipient, clean_template, clean_template_params
+from .hours import clean as clean_hours
 
 logger = logging.getLogger("django_whatsapp")
 
@@ -133,6 +134,10 @@ def create_campaign(
     metadata: dict[str, Any] | None = None,
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
+    # WhatsApp's limits (see create_from_rows):
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
+    sending_hours: Any = None,
 ) -> Campaign:
     """Create a ``draft`` campaign of one text, image (``file_url``, ``text`` its caption) or
     template (with ``params`` for everyone, or each recipient's own, and ``header``), and store
@@ -142,7 +147,10 @@ def create_campaign(
     out among them (skipped, never stored to be sent). ``account`` (a name in ``ACCOUNTS``; the
     default account when not given) sends every message through that account's gateway, key,
     sender and rate budget. ``metadata``, ``tags`` and ``target`` are stored on every message, as
-    for :func:`~django_whatsapp.services.send_message`. Start it with ``start_campaign``."""
+    for :func:`~django_whatsapp.services.send_message`. ``expires_at`` or ``expires_in``: its
+    recipients not sent by then are not sent at all. ``sending_hours`` (``("09:00", "20:00")``,
+    a pair of ``HH:MM`` or ``datetime.time``): each recipient is sent only between those hours
+    in their own time zone (:mod:`.hours`). Start it with ``start_campaign``."""
     return create_from_rows(
         name,
         rows_from_iterable(recipients),
@@ -159,6 +167,9 @@ def create_campaign(
         metadata=metadata,
         tags=tags,
         target=target,
+        expires_at=expires_at,
+        expires_in=expires_in,
+        sending_hours=sending_hours,
     )
 
 
@@ -196,6 +207,9 @@ def create_from_rows(
     metadata: dict[str, Any] | None = None,
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
+    sending_hours: Any = None,
 ) -> Campaign:
     """:func:`create_campaign` for rows already read (:func:`rows_from_iterable`,
     :func:`rows_from_csv`)."""
@@ -210,9 +224,12 @@ def create_from_rows(
     # An unknown account is a configuration error, raised before anything is stored.
     account = get_settings(account).account
     links = clean_links(metadata, tags, target)
+    expires = expiry.clean(expires_at, expires_in)
+    hours = clean_hours(sending_hours)
     prototype = _content(
         text, file_url, template, params, header, source_addr, created_by, account, links
     )
+    prototype.expires_at = expires
     campaign = Campaign.objects.create(
         name=str(name).strip()[:255],
         message_type=prototype.message_type,
@@ -225,6 +242,9 @@ def create_from_rows(
         account=account,
         send_at=send_at,
         created_by=created_by,
+        expires_at=expires,
+        sending_hours_start=hours.start if hours else None,
+        sending_hours_end=hours.end if hours else None,
     )
     _store(campaign, rows, prototype, header)
     plan_chunks(campaign, chunk_size)

@@ -18,8 +18,9 @@ from typing import Any
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .. import faults
+from .. import clock, faults
 from ..models import Campaign, CampaignChunk, Message
+from ..sending import OUTSIDE_HOURS
 from ..status_rule import status_rank
 from .states import CampaignStateError, move, pause_with_reason, sweep_cancelled
 
@@ -69,10 +70,12 @@ def start_campaign(campaign: Campaign, *, send_at: datetime | None = None) -> Ca
 
 
 def _hand_out(campaign: Campaign, enqueue_chunks: Any, schedule_tick: Any) -> None:
+    """Hand every pending chunk out now, those that waited too (their recipients' hours or
+    the daily limit are looked at again; the ones still waiting are released again)."""
     now = timezone.now()
     pending = CampaignChunk.objects.filter(campaign=campaign, state=CampaignChunk.State.PENDING)
     ids = list(pending.order_by("first_id").values_list("pk", flat=True))
-    pending.update(queued_at=now)
+    pending.update(queued_at=now, not_before=None)
     enqueue_chunks(ids)
     schedule_tick(campaign.pk, None)
 
@@ -140,11 +143,14 @@ class CampaignProgress:
 
     ``settled``: messages past ``sending`` (the gateway answered, or they will not be sent);
     ``percent``: settled of all. The funnel counts the messages the gateway accepted, and of
-    those the ones delivered and seen, as of the latest reports.
+    those the ones delivered and seen, as of the latest reports. ``waiting_for_hours``: of the
+    messages waiting, those whose recipients wait for their sending hours to open (their
+    morning).
     """
 
     total: int
     counts: dict[str, int] = field(default_factory=dict)
+    waiting_for_hours: int = 0
 
     @property
     def waiting(self) -> int:
@@ -183,13 +189,27 @@ class CampaignProgress:
         ]
 
 
+#: The key of the count of recipients waiting for their sending hours, in the aggregate.
+_FOR_HOURS = "_waiting_for_hours"
+
+
 def campaign_progress(campaign: Campaign) -> CampaignProgress:
-    """The campaign's counts per status, progress and funnel now (one aggregate query)."""
-    counts = Message.objects.filter(campaign=campaign).aggregate(
-        **{status: Count("pk", filter=Q(status=status)) for status in Status.values}
+    """The campaign's counts per status, progress and funnel now, and how many of its
+    recipients wait for their sending hours (one aggregate query)."""
+    night = Q(
+        status__in=(Status.DRAFT, Status.QUEUED),
+        send_after__gt=clock.now(),
+        error_name=OUTSIDE_HOURS,
     )
+    counts = Message.objects.filter(campaign=campaign).aggregate(
+        **{status: Count("pk", filter=Q(status=status)) for status in Status.values},
+        **{_FOR_HOURS: Count("pk", filter=night)},
+    )
+    for_hours = counts.pop(_FOR_HOURS)
     present = {status: n for status, n in counts.items() if n}
-    return CampaignProgress(total=sum(present.values()), counts=present)
+    return CampaignProgress(
+        total=sum(present.values()), counts=present, waiting_for_hours=for_hours
+    )
 
 
 #: The columns of :func:`campaign_results`.
