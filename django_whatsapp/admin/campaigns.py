@@ -625,6 +625,8 @@ class CampaignAdmin(admin.ModelAdmin):
             "messages_url": f"{messages_url}?{urlencode({'campaign__exact': campaign.pk})}",
             "progress_url": reverse("admin:django_whatsapp_campaign_progress", args=[campaign.pk]),
             "export_url": reverse("admin:django_whatsapp_campaign_export", args=[campaign.pk]),
+            # The expected duration and finish time (campaigns/estimate.py).
+            "estimate": None if campaign.is_finished else services.campaign_estimate(campaign),
         }
         return TemplateResponse(request, "django_whatsapp/admin/campaign/page.html", context)
 

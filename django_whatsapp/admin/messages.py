@@ -168,6 +168,7 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
                     "provider_message_id",
                     "attempts",
                     ("created_at", "submitted_at", "status_changed_at"),
+                    ("expires_at", "send_after"),
                     "created_by",
                     "uuid",
                 )
