@@ -212,9 +212,15 @@ class CampaignEstimate:
                 "days": HORIZON.days,
             }
         finish = timezone.localtime(self.finishes_at).strftime("%Y-%m-%d %H:%M %Z")
+        duration = self.duration or timedelta(0)
+        if duration < timedelta(minutes=1):
+            return _("%(left)s: under a minute, finishing about %(finish)s.") % {
+                "left": left,
+                "finish": finish,
+            }
         return _("%(left)s: about %(duration)s, finishing about %(finish)s.") % {
             "left": left,
-            "duration": human_duration(self.duration or timedelta(0)),
+            "duration": human_duration(duration),
             "finish": finish,
         }
 
