@@ -175,12 +175,13 @@ def admit(
         result.admitted = set(numbers)
         return result
     free = set(free)
-    cache, prefix = _cache(conf), prefix_for(conf)
+    prefix = prefix_for(conf)
     current = bucket_of(now)
     current_key = f"{prefix}:b:{current}"
     since = (now - DAY).timestamp()
     counted: list[str] = []
     try:
+        cache = _cache(conf)  # an alias that names no cache fails closed too
         wanted = [n for n in dict.fromkeys(numbers) if n not in free]
         keys = {n: f"{prefix}:r:{n}" for n in wanted}
         seen = cache.get_many(list(keys.values())) if keys else {}
@@ -204,7 +205,7 @@ def admit(
             cache.set_many({keys[n]: now.timestamp() for n in counted}, timeout=KEEP)
     except Exception as exc:
         if counted:
-            _give_back(cache, current_key, len(counted))
+            _give_back(_cache(conf), current_key, len(counted))
         raise _unavailable(exc) from exc
     if result.refused:
         oldest = earlier[0][0] if earlier else current

@@ -17,6 +17,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from django_whatsapp import services, tasks
 from django_whatsapp.campaigns import engine, hours
@@ -247,3 +248,43 @@ def test_recipients_waiting_for_their_hours_past_the_campaigns_expiry_are_swept(
     }
     assert fake.total_accepted() == 0
     assert not fake.refused
+
+
+def test_a_pause_and_resume_while_recipients_wait_hands_their_chunks_out_and_they_wait_on(
+    fake: FaultGateway, clock: SharedClock
+) -> None:
+    campaign = services.create_campaign(
+        "Paused", kyiv(6), text="Hi", chunk_size=3, sending_hours=HOURS
+    )
+    services.start_campaign(campaign)
+    run_queue(ticks=False)
+    services.pause_campaign(campaign)
+    services.resume_campaign(campaign)
+    chunks = CampaignChunk.objects.filter(campaign=campaign)
+    # Resumed, every pending chunk is handed out at once (its recipients are looked at again).
+    assert set(chunks.values_list("state", "not_before")) == {("pending", None)}
+    assert chunks.filter(queued_at__isnull=False).count() == 2
+    run_queue(ticks=False)
+    assert set(chunks.values_list("state", "not_before")) == {("pending", KYIV_MORNING)}
+    assert services.campaign_progress(campaign).waiting_for_hours == 6
+    assert fake.total_accepted() == 0
+    assert not fake.refused
+
+
+def test_a_dead_workers_chunk_is_taken_over_while_other_chunks_wait_for_their_hours(
+    fake: FaultGateway, clock: SharedClock
+) -> None:
+    campaign = services.create_campaign(
+        "Dead", kyiv(6), text="Hi", chunk_size=3, sending_hours=HOURS
+    )
+    services.start_campaign(campaign)
+    run_queue(ticks=False)
+    first, second = CampaignChunk.objects.filter(campaign=campaign).order_by("first_id")
+    # The first chunk's worker died holding it; the second waits for Kyiv's morning.
+    CampaignChunk.objects.filter(pk=first.pk).update(
+        state="leased", lease_token="1-dead", leased_until=timezone.now() - timedelta(seconds=1)
+    )
+    taken = engine.wait_for_a_dead_lease(campaign.pk, sleep=lambda seconds: None)
+    assert taken == [first.pk]
+    second.refresh_from_db()
+    assert (second.state, second.not_before) == ("pending", KYIV_MORNING)
