@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -288,3 +288,49 @@ def test_a_dead_workers_chunk_is_taken_over_while_other_chunks_wait_for_their_ho
     assert taken == [first.pk]
     second.refresh_from_db()
     assert (second.state, second.not_before) == ("pending", KYIV_MORNING)
+
+
+def test_the_command_creates_a_campaign_with_sending_hours_and_an_expiry(
+    fake: FaultGateway, clock: SharedClock, tmp_path: Path
+) -> None:
+    audience = tmp_path / "audience.csv"
+    audience.write_text("number\n+380500000001\n+48600000001\n")
+    out = io.StringIO()
+    call_command(
+        "whatsapp_campaign",
+        "create",
+        "--name",
+        "Evening",
+        "--text",
+        "Hi",
+        "--csv",
+        str(audience),
+        "--sending-hours",
+        "09:00-20:00",
+        "--expires-at",
+        "2026-03-03T12:00+00:00",
+        stdout=out,
+    )
+    campaign = Campaign.objects.get()
+    assert (campaign.sending_hours_start, campaign.sending_hours_end) == (time(9), time(20))
+    assert campaign.expires_at == datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+    status = io.StringIO()
+    call_command("whatsapp_campaign", "status", str(campaign.pk), stdout=status)
+    assert "expires at: 2026-03-03T12:00:00+00:00" in status.getvalue()
+    assert "2 recipients left" in status.getvalue()
+    for hours_given in ("09:00", "9-20"):
+        with pytest.raises(CommandError, match=r"HH:MM|time of day"):
+            call_command(
+                "whatsapp_campaign",
+                "create",
+                "--name",
+                "Bad",
+                "--text",
+                "Hi",
+                "--csv",
+                str(audience),
+                "--sending-hours",
+                hours_given,
+                stdout=io.StringIO(),
+            )
+    assert Campaign.objects.count() == 1
