@@ -646,9 +646,18 @@ def claim_batch(
     metadata_field = Message._meta.get_field("metadata")
     tags_field = Message._meta.get_field("tags")
     for row in sorted(rows):
-        pk, uuid, destination, template_params, attempts, metadata, tags, target_type, target = row[
-            :9
-        ]
+        (
+            pk,
+            uuid,
+            destination,
+            template_params,
+            attempts,
+            metadata,
+            tags,
+            target_type,
+            target,
+            expires_at,
+        ) = row
         message = Message(
             pk=pk,
             uuid=uuid_field.to_python(uuid),
@@ -669,7 +678,7 @@ def claim_batch(
             status=Status.SENDING,
             status_changed_at=now,
             submitted_at=now,
-            expires_at=_moment(row[9]),
+            expires_at=_moment(expires_at),
         )
         message._state.adding = False
         message._state.db = alias

@@ -33,8 +33,8 @@ its ``send_at`` comes, sweeps its waiting recipients once its ``expires_at`` has
 out chunks that are pending and not handed out (a waiting chunk once its ``not_before`` comes,
 by :func:`django_whatsapp.clock.now`), and chunks whose lease ran out (a killed worker's) to the
 task framework again, marks the campaign ``done`` when every chunk is, and says when the next
-tick is due. Each chunk task ends by asking for a tick
-too, so the remaining workers pick up a dead worker's chunk without an operator.
+tick is due. Each chunk task ends by asking for a tick too, so the remaining workers pick up a
+dead worker's chunk without an operator.
 """
 
 from __future__ import annotations
