@@ -233,3 +233,15 @@ def test_a_campaign_that_reaches_the_limit_waits_for_the_window_to_move_and_goes
     accepted = fake.accepted()
     assert set(accepted) == {int(n.lstrip("+")) for n in numbers(25)}
     assert set(accepted.values()) == {1}
+
+
+def test_the_estimate_says_so_when_the_limits_cache_cannot_be_read(
+    unreachable_cache: None, fake: FaultGateway, clock: SharedClock, admin_client: Any
+) -> None:
+    campaign = services.create_campaign("Blind", numbers(5), text="Hi")
+    found = services.campaign_estimate(campaign)
+    assert found.limit_unknown
+    assert "DAILY_LIMIT 5 (its cache cannot be read)" in found.basis
+    page = admin_client.get(f"/admin/django_whatsapp/campaign/{campaign.pk}/change/")
+    assert page.status_code == 200
+    assert "5 recipients left" in page.content.decode()
