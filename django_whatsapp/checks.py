@@ -232,8 +232,16 @@ _ONE_PROCESS_CACHES = (
 
 
 def _check_rate_limit_cache(conf: WhatsAppSettings) -> list[CheckMessage]:
-    if conf.RATE_LIMIT is None:
+    """The cache of ``RATE_LIMIT`` and of ``DAILY_LIMIT`` (any account's)."""
+    limits = [conf]
+    for name in conf.accounts[1:]:
+        try:
+            limits.append(get_settings(name))
+        except ImproperlyConfigured:
+            continue  # E001 names it
+    if all(c.RATE_LIMIT is None and c.DAILY_LIMIT is None for c in limits):
         return []
+    what = "RATE_LIMIT" if any(c.RATE_LIMIT is not None for c in limits) else "DAILY_LIMIT"
     alias = conf.RATE_LIMIT_CACHE
     backend = settings.CACHES.get(alias, {}).get("BACKEND") if alias in settings.CACHES else None
     if backend is None:
@@ -247,7 +255,7 @@ def _check_rate_limit_cache(conf: WhatsAppSettings) -> list[CheckMessage]:
     if backend in _ONE_PROCESS_CACHES:
         return [
             Warning(
-                f"{SETTING_NAME}['RATE_LIMIT'] is kept in the cache {alias!r} ({backend}), which "
+                f"{SETTING_NAME}['{what}'] is kept in the cache {alias!r} ({backend}), which "
                 "limits one process only: several workers together would exceed the limit.",
                 hint="Point RATE_LIMIT_CACHE at a cache every process shares, such as "
                 "django.core.cache.backends.redis.RedisCache.",

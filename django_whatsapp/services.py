@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -23,7 +23,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import idempotency, signals
+from . import expiry, idempotency, signals
 from .bulk import BulkResult
 from .bulk import send_bulk as _send_bulk
 from .campaigns.audience import campaign_from_csv, create_campaign
@@ -39,6 +39,7 @@ from .campaigns.control import (
     start_campaign,
 )
 from .campaigns.duplicate import copy_campaign
+from .campaigns.estimate import CampaignEstimate, campaign_estimate
 from .client import StatusResult, WhatsAppClient
 from .conf import DEFAULT_ACCOUNT, get_settings
 from .metadata import clean_links
@@ -73,6 +74,7 @@ Source = StatusEvent.Source
 # Names that live in lower rooms, documented here as the services' surface (SPEC section 6).
 __all__ = [
     "BulkResult",
+    "CampaignEstimate",
     "CampaignProgress",
     "CampaignStateError",
     "NotRetryable",
@@ -81,6 +83,7 @@ __all__ = [
     "apply_poll",
     "apply_polls",
     "apply_status",
+    "campaign_estimate",
     "campaign_from_csv",
     "campaign_progress",
     "campaign_results",
@@ -145,6 +148,20 @@ def _add_own_data(
         message.idempotency_key = idempotency.clean_key(idempotency_key)
 
 
+def _set_expiry(message: Message, expires_at: Any, expires_in: Any) -> None:
+    """Set the expiry a caller asked for on a message being built (:func:`expiry.clean`);
+    raises ``ValidationError`` for a bad one."""
+    expires = expiry.clean(expires_at, expires_in)
+    if expires is None:
+        return
+    if message.pk is not None:
+        raise ValueError(
+            "expires_at and expires_in are given when a message is built; this one is already "
+            "stored."
+        )
+    message.expires_at = expires
+
+
 def send_message(
     message: Message,
     *,
@@ -156,6 +173,9 @@ def send_message(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    # Its expiry (see expiry.clean), for a message being built:
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> Message:
     """Submit a message to the gateway, at most once however many callers ask at the same time.
 
@@ -180,10 +200,17 @@ def send_message(
     a crash left unclaimed, is sent); when its content (recipient, type, text, image, template,
     parameters, header) differs, :class:`~django_whatsapp.exceptions.IdempotencyConflict` is
     raised.
+
+    ``expires_at`` (an aware datetime) or ``expires_in`` (a ``timedelta`` from now) sets an
+    unsaved message's expiry: not requested by then (it waited in a queue, behind a held
+    account, an outage or the daily limit), it ends ``not_sent`` with
+    :class:`~django_whatsapp.exceptions.MessageExpired` and is never sent late. A naive
+    datetime, both at once, or anything else raises ``ValidationError`` (nothing stored).
     """
     if account is not None and message.pk is None:
         get_settings(account)  # an unknown account is a configuration error, raised now
         message.account = account
+    _set_expiry(message, expires_at, expires_in)
     _add_own_data(message, metadata, tags, target, idempotency_key)
     if message.pk is None and message.idempotency_key:
         message.idempotency_key = idempotency.clean_key(message.idempotency_key)
@@ -219,11 +246,14 @@ def send_text(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> Message:
     """Send a text message to ``to`` (digits; ``+``, spaces and dashes are stripped), through
     ``account`` (a name in ``ACCOUNTS``; the default account when not given).
 
-    ``metadata``, ``tags``, ``target`` and ``idempotency_key``: see :func:`send_message`."""
+    ``metadata``, ``tags``, ``target``, ``idempotency_key``, ``expires_at`` and ``expires_in``:
+    see :func:`send_message`."""
     message = Message(
         message_type=Message.MessageType.TEXT,
         destination_addr=str(to),
@@ -241,6 +271,8 @@ def send_text(
         tags=tags,
         target=target,
         idempotency_key=idempotency_key,
+        expires_at=expires_at,
+        expires_in=expires_in,
     )
 
 
@@ -259,8 +291,11 @@ def send_media(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> Message:
-    """Send an image (a .jpg, .jpeg or .png URL) with an optional caption."""
+    """Send an image (a .jpg, .jpeg or .png URL) with an optional caption. The keyword
+    arguments: see :func:`send_text`."""
     message = Message(
         message_type=Message.MessageType.MEDIA,
         destination_addr=str(to),
@@ -279,6 +314,8 @@ def send_media(
         tags=tags,
         target=target,
         idempotency_key=idempotency_key,
+        expires_at=expires_at,
+        expires_in=expires_in,
     )
 
 
@@ -298,9 +335,12 @@ def send_template(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> Message:
     """Send a registered template (a :class:`Template` or its name) with its body parameters
-    and, when the template has a header, the header's text or image URL."""
+    and, when the template has a header, the header's text or image URL. The keyword
+    arguments: see :func:`send_text`."""
     errors: dict[str, Any] = {}
     resolved: Template | None = None
     try:
@@ -332,6 +372,8 @@ def send_template(
         tags=tags,
         target=target,
         idempotency_key=idempotency_key,
+        expires_at=expires_at,
+        expires_in=expires_in,
     )
 
 

@@ -276,6 +276,8 @@ class CampaignAdmin(CampaignAddMixin, GuardedAdmin, admin.ModelAdmin):
             "messages_url": f"{messages_url}?{urlencode({'campaign__id__exact': campaign.pk})}",
             "progress_url": reverse("admin:django_whatsapp_campaign_progress", args=[campaign.pk]),
             "export_url": reverse("admin:django_whatsapp_campaign_export", args=[campaign.pk]),
+            # The expected duration and finish time (campaigns/estimate.py).
+            "estimate": None if campaign.is_finished else services.campaign_estimate(campaign),
         }
         return TemplateResponse(request, "django_whatsapp/admin/campaign/page.html", context)
 

@@ -17,6 +17,8 @@ from django.utils.translation import gettext_lazy
 
 from ..campaigns.control import CANCELLED_ERROR_NAME
 from ..exceptions import (
+    DailyLimitReached,
+    MessageExpired,
     OptedOut,
     RateLimitUnavailable,
     bounded,
@@ -25,6 +27,7 @@ from ..exceptions import (
     mentions_service_window,
 )
 from ..models import PLACEHOLDER_RE, Contact, Message
+from ..sending import OUTSIDE_HOURS
 from . import accounts as admin_accounts
 from .dates import time_of_day_format, when
 
@@ -333,6 +336,34 @@ def _refused_here(message: Message, name: str, look_up: bool = True) -> Explanat
                 "The cache that holds the shared rate limit (RATE_LIMIT_CACHE) could not be "
                 "reached, so nothing was sent. Retry the message once it answers."
             ),
+        )
+    if name == MessageExpired.default_name:
+        return Explanation(
+            _("The message expired before it could be sent"),
+            _(
+                "Nothing was sent: its time to go out had passed (it waited behind a paused "
+                "account, a campaign or the daily limit), and a late message is worth nothing. "
+                "Send a new one if it is still wanted."
+            ),
+            Remedy.NONE,
+        )
+    if name == DailyLimitReached.default_name:
+        return Explanation(
+            _("The account's daily limit was reached"),
+            _(
+                "Nothing was sent: the account already started conversations with as many "
+                "customers as its messaging tier allows in 24 hours (DAILY_LIMIT). Retry it "
+                "later, or queue it: queued messages wait for a place by themselves."
+            ),
+        )
+    if name == OUTSIDE_HOURS:
+        return Explanation(
+            _("Waiting for the recipient's sending hours"),
+            _(
+                "It is night where the customer lives: the campaign sends this message when "
+                "its sending hours open in the customer's own time zone."
+            ),
+            Remedy.WAIT,
         )
     return None
 

@@ -100,6 +100,8 @@ class MessageAdmin(MessagePageMixin, ComposeMixin, GuardedAdmin, admin.ModelAdmi
     list_select_related = ("template", "campaign")
     created_at_when = when_column(Message, "created_at")
     submitted_at_when = when_column(Message, "submitted_at")
+    expires_at_when = when_column(Message, "expires_at")
+    send_after_when = when_column(Message, "send_after")
     status_changed_at_when = when_column(Message, "status_changed_at")
     date_hierarchy = "created_at"
     search_fields = ("destination_addr", "=provider_message_id", "text", "metadata")
@@ -133,6 +135,7 @@ class MessageAdmin(MessagePageMixin, ComposeMixin, GuardedAdmin, admin.ModelAdmi
                     "provider_message_id",
                     "attempts",
                     ("created_at_when", "submitted_at_when", "status_changed_at_when"),
+                    ("expires_at_when", "send_after_when"),
                     "created_by",
                     "uuid",
                 )

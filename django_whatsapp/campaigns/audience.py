@@ -24,7 +24,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -34,11 +34,13 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from .. import expiry
 from ..conf import get_settings
 from ..inputs import check_input
 from ..metadata import MAX_METADATA_BYTES, clean_links
 from ..models import Campaign, CampaignChunk, CampaignRejection, Message, Template
 from .csvfile import CsvAudience, Row, TextSource, csv_columns, rows_from_csv, storable
+from .hours import clean as clean_hours
 from .preview import PREVIEW_MAX_ROWS, AudiencePreview, preview_csv
 from .rows import (
     BATCH_SIZE,
@@ -104,6 +106,10 @@ def create_campaign(
     metadata: dict[str, Any] | None = None,
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
+    # WhatsApp's limits (see create_from_rows):
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
+    sending_hours: Any = None,
 ) -> Campaign:
     """Create a ``draft`` campaign of one text, image (``file_url``, ``text`` its caption) or
     template (with ``params`` for everyone, or each recipient's own, and ``header``), and store
@@ -114,7 +120,10 @@ def create_campaign(
     counted (``duplicates_count``) and listed. ``account`` (a name in ``ACCOUNTS``; the default
     account when not given) sends every message through that account's gateway, key, sender and
     rate budget. ``metadata``, ``tags`` and ``target`` are stored on every message, as for
-    :func:`~django_whatsapp.services.send_message`. Start it with ``start_campaign``."""
+    :func:`~django_whatsapp.services.send_message`. ``expires_at`` or ``expires_in``: its
+    recipients not sent by then are not sent at all. ``sending_hours`` (``("09:00", "20:00")``,
+    a pair of ``HH:MM`` or ``datetime.time``): each recipient is sent only between those hours
+    in their own time zone (:mod:`.hours`). Start it with ``start_campaign``."""
     return create_from_rows(
         name,
         rows_from_iterable(recipients),
@@ -131,6 +140,9 @@ def create_campaign(
         metadata=metadata,
         tags=tags,
         target=target,
+        expires_at=expires_at,
+        expires_in=expires_in,
+        sending_hours=sending_hours,
     )
 
 
@@ -171,6 +183,9 @@ def create_from_rows(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     number_column: str | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
+    sending_hours: Any = None,
 ) -> Campaign:
     """:func:`create_campaign` for rows already read (:func:`rows_from_iterable`,
     :func:`rows_from_csv`), in one transaction."""
@@ -185,9 +200,12 @@ def create_from_rows(
     # An unknown account is a configuration error, raised before anything is stored.
     account = get_settings(account).account
     links = clean_links(metadata, tags, target)
+    expires = expiry.clean(expires_at, expires_in)
+    hours = clean_hours(sending_hours)
     prototype = prototype_for(
         text, file_url, template, params, header, source_addr, created_by, account, links
     )
+    prototype.expires_at = expires
     with transaction.atomic(using=router.db_for_write(Campaign)):
         campaign = Campaign.objects.create(
             name=str(name).strip()[:255],
@@ -201,6 +219,9 @@ def create_from_rows(
             account=account,
             send_at=send_at,
             created_by=created_by,
+            expires_at=expires,
+            sending_hours_start=hours.start if hours else None,
+            sending_hours_end=hours.end if hours else None,
         )
         _store(campaign, rows, prototype, header, number_column)
         plan_chunks(campaign, chunk_size)

@@ -18,8 +18,9 @@ from typing import Any
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .. import faults
+from .. import clock, faults
 from ..models import Campaign, CampaignChunk, Message
+from ..sending import OUTSIDE_HOURS
 from ..status_rule import status_rank
 from .rows import CSV_METADATA_KEY
 from .states import CANCELLED_ERROR_NAME as CANCELLED_ERROR_NAME
@@ -58,10 +59,12 @@ def start_campaign(campaign: Campaign, *, send_at: datetime | None = None) -> Ca
 
 
 def _hand_out(campaign: Campaign, enqueue_chunks: Any, schedule_tick: Any) -> None:
+    """Hand every pending chunk out now, those that waited too (their recipients' hours or
+    the daily limit are looked at again; the ones still waiting are released again)."""
     now = timezone.now()
     pending = CampaignChunk.objects.filter(campaign=campaign, state=CampaignChunk.State.PENDING)
     ids = list(pending.order_by("first_id").values_list("pk", flat=True))
-    pending.update(queued_at=now)
+    pending.update(queued_at=now, not_before=None)
     enqueue_chunks(ids)
     schedule_tick(campaign.pk, None)
 
@@ -131,12 +134,15 @@ class CampaignProgress:
     ``settled``: messages past ``sending`` (the gateway answered, or they will not be sent);
     ``cancelled``: those of them the campaign's cancellation left unsent; ``sent``: the others;
     ``percent``: settled of all. The funnel counts the messages the gateway accepted, and of
-    those the ones delivered and seen, as of the latest reports.
+    those the ones delivered and seen, as of the latest reports. ``waiting_for_hours``: of the
+    messages waiting, those whose recipients wait for their sending hours to open (their
+    morning).
     """
 
     total: int
     counts: dict[str, int] = field(default_factory=dict)
     cancelled: int = 0
+    waiting_for_hours: int = 0
 
     @property
     def waiting(self) -> int:
@@ -188,15 +194,32 @@ def _cancelled() -> Q:
     return Q(status=Status.NOT_SENT, error_name=CANCELLED_ERROR_NAME)
 
 
+def _for_hours() -> Q:
+    """The messages waiting for their recipients' sending hours to open (their morning)."""
+    return Q(
+        status__in=(Status.DRAFT, Status.QUEUED),
+        send_after__gt=clock.now(),
+        error_name=OUTSIDE_HOURS,
+    )
+
+
 def campaign_progress(campaign: Campaign) -> CampaignProgress:
-    """The campaign's counts per status, progress and funnel now (one aggregate query)."""
+    """The campaign's counts per status, progress and funnel now, and how many of its
+    recipients wait for their sending hours (one aggregate query)."""
     counts = Message.objects.filter(campaign=campaign).aggregate(
         _cancelled=Count("pk", filter=_cancelled()),
+        _for_hours=Count("pk", filter=_for_hours()),
         **{status: Count("pk", filter=Q(status=status)) for status in Status.values},
     )
     cancelled = counts.pop("_cancelled")
+    for_hours = counts.pop("_for_hours")
     present = {status: n for status, n in counts.items() if n}
-    return CampaignProgress(total=sum(present.values()), counts=present, cancelled=cancelled)
+    return CampaignProgress(
+        total=sum(present.values()),
+        counts=present,
+        cancelled=cancelled,
+        waiting_for_hours=for_hours,
+    )
 
 
 def campaigns_progress(campaign_ids: list[int]) -> dict[int, CampaignProgress]:
@@ -206,15 +229,27 @@ def campaigns_progress(campaign_ids: list[int]) -> dict[int, CampaignProgress]:
         Message.objects.filter(campaign_id__in=campaign_ids)
         .order_by()
         .values("campaign_id", "status")
-        .annotate(count=Count("pk"), cancelled=Count("pk", filter=_cancelled()))
+        .annotate(
+            count=Count("pk"),
+            cancelled=Count("pk", filter=_cancelled()),
+            for_hours=Count("pk", filter=_for_hours()),
+        )
     )
     counts: dict[int, dict[str, int]] = {}
     cancelled: dict[int, int] = {}
+    for_hours: dict[int, int] = {}
     for row in rows:
-        counts.setdefault(row["campaign_id"], {})[row["status"]] = row["count"]
-        cancelled[row["campaign_id"]] = cancelled.get(row["campaign_id"], 0) + row["cancelled"]
+        pk = row["campaign_id"]
+        counts.setdefault(pk, {})[row["status"]] = row["count"]
+        cancelled[pk] = cancelled.get(pk, 0) + row["cancelled"]
+        for_hours[pk] = for_hours.get(pk, 0) + row["for_hours"]
     return {
-        pk: CampaignProgress(total=sum(by.values()), counts=by, cancelled=cancelled.get(pk, 0))
+        pk: CampaignProgress(
+            total=sum(by.values()),
+            counts=by,
+            cancelled=cancelled.get(pk, 0),
+            waiting_for_hours=for_hours.get(pk, 0),
+        )
         for pk, by in counts.items()
     }
 
