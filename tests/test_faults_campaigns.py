@@ -543,3 +543,29 @@ def test_a_message_whose_outcome_cannot_be_recorded_never_stays_sending(
     assert message.error_name == "Outcome not recorded"
     assert "the disk is full" in message.error_message
     assert f"message {message.pk}" in caplog.text
+
+
+def test_a_long_outage_gives_the_chunk_back_to_the_tick_instead_of_holding_the_worker(
+    fake: FaultGateway, settings: Any
+) -> None:
+    # A lease of two seconds: the worker waits that long for the gateway, then lets go.
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "CAMPAIGN_LEASE": 2}
+    fake.stop()
+    campaign, chunk = one_chunk_campaign(5)
+    run = engine.run_chunk(chunk.pk, concurrency=1)
+    assert run.outcome == "outage"
+    chunk.refresh_from_db()
+    assert (chunk.state, chunk.queued_at, chunk.lease_token) == (
+        CampaignChunk.State.PENDING,
+        None,
+        "",
+    )
+    counts = statuses(campaign)
+    assert set(counts) <= {Status.DRAFT, Status.QUEUED}  # nobody burned
+    assert AccountState.objects.get().waiting_since is not None
+    # The gateway is back: the tick hands the chunk out again and it is sent.
+    fake.start()
+    AccountState.objects.update(next_try_at=timezone.now() - timedelta(seconds=1))
+    assert engine.tick(campaign.pk).chunk_ids == [chunk.pk]
+    assert engine.run_chunk(chunk.pk, concurrency=1).outcome == "done"
+    assert statuses(campaign) == {Status.ACCEPTED: 5}

@@ -87,10 +87,11 @@ CHECK_EVERY = 0.5
 @dataclass
 class ChunkRun:
     """What one run of a chunk did. ``outcome``: ``done``, ``waiting`` (its remaining recipients
-    all wait, until ``waits_until``: their sending hours, the daily limit), ``stopped`` (the
-    campaign was paused or cancelled), ``busy`` (another run holds it, or it is done), ``lost``
-    (its lease was taken over), ``missing``. ``waiting`` counts the recipients this run put
-    back to wait."""
+    all wait, until ``waits_until``: their sending hours, the daily limit), ``outage`` (it
+    waited a lease's length for the gateway or the rate-limit cache: the tick hands it out
+    again), ``stopped`` (the campaign was paused or cancelled), ``busy`` (another run holds it,
+    or it is done), ``lost`` (its lease was taken over), ``missing``. ``waiting`` counts the
+    recipients this run put back to wait."""
 
     chunk_id: int
     outcome: str
@@ -355,6 +356,7 @@ def _send_chunk(
     exhausted = False
     checked = renewed = time.monotonic()
     idle = threading.Event()  # never set: waits on it are pauses
+    well_at = time.monotonic()  # the last moment the account was not waiting
 
     def still_running() -> bool:
         status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
@@ -365,6 +367,8 @@ def _send_chunk(
     ) as pool:
         while True:
             now = time.monotonic()
+            if not breaker.waiting:
+                well_at = now  # an outage's wait is counted from the last good moment
             if not stop.is_set() and now - checked >= CHECK_EVERY:
                 checked = now
                 if not still_running():
@@ -427,7 +431,12 @@ def _send_chunk(
                     return
                 if breaker.waiting:
                     # The gateway or the rate-limit cache cannot be reached: wait for the next
-                    # try, looking at the campaign's status and the lease meanwhile.
+                    # try, looking at the campaign's status and the lease meanwhile; after a
+                    # lease's length the chunk goes back to the tick, so that a worker is never
+                    # held (nor its shutdown) by an outage however long.
+                    if time.monotonic() - well_at >= lease:
+                        run.outcome = "outage"
+                        return
                     idle.wait(breaker.seconds_to_wait())
                 continue
             # Record in batches: wait until half the requests in flight are answered (or the
