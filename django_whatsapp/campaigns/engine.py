@@ -70,7 +70,7 @@ from ..sending import (
     record_outcomes,
     requeue,
 )
-from ..status_rule import _apply
+from ..status_rule import apply_report
 from .hours import of_campaign
 from .states import pause_account_campaigns, sweep_cancelled
 
@@ -162,7 +162,7 @@ def settle_claimed(chunk: CampaignChunk) -> int:
     payload = {"reason": "campaign chunk re-run: claimed by a worker that stopped answering"}
     settled = 0
     for message in stuck.order_by("pk").iterator(chunk_size=500):
-        if _apply(
+        if apply_report(
             message,
             Status.UNKNOWN,
             source=StatusEvent.Source.SEND,
