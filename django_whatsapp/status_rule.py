@@ -405,8 +405,9 @@ def apply_reports(
     its reports).
 
     On PostgreSQL the batch is one statement, one round trip however many reports it holds
-    (:func:`django_whatsapp.fastpaths.report.apply_batch`; a report that must adopt a provider
-    id, and a message named twice, go one by one); elsewhere each report is applied in turn.
+    (:func:`django_whatsapp.fastpaths.report.apply_batch`); a report that must adopt a provider
+    id, and every later report of a message already named, go one by one after it, in order.
+    Elsewhere each report is applied in turn.
     """
     if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
@@ -424,9 +425,10 @@ def apply_reports(
             and one.provider_message_id in (None, message.provider_message_id)
         ):
             by_alias.setdefault(alias, []).append(index)
-            seen.add(message.pk)
         else:
             alone.append(index)
+        # A message's later reports go alone too, after the batch: in the order given.
+        seen.add(message.pk)
     changed_from: dict[int, str] = {}
     for alias, indexes in by_alias.items():
         changed_from.update(

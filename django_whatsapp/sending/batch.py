@@ -93,6 +93,9 @@ def record_accepted(sent: Sequence[tuple[Message, SendResult]]) -> list[Message]
     that message's own error) or does not fit the column."""
     if not sent:
         return []
+    if len({result.message_id for _m, result in sent}) < len(sent):
+        # The gateway gave two sends one id: the first in the batch keeps it, as by the rule.
+        return [record_send(message, result) for message, result in sent]
     now = timezone.now()
     alias = router.db_for_write(Message)
     by_pk = {m.pk: (m, r) for m, r in sent}
