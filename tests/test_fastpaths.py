@@ -239,9 +239,10 @@ def one_report(data: st.DataObject) -> None:
     payload = data.draw(payloads, label="payload")
     duplicate = data.draw(st.booleans(), label="already reported")
     tried = data.draw(st.booleans(), label="an earlier try failed")
-    gone = data.draw(st.booleans(), label="deleted meanwhile")
+    gone = data.draw(st.sampled_from([False, False, False, True]), label="deleted meanwhile")
     sent = data.draw(
         st.none()
+        | st.none()
         | st.builds(
             SendResult,
             message_id=st.sampled_from([OWN_ID, OTHERS_ID, FRESH_IDS[0]]),
@@ -251,7 +252,7 @@ def one_report(data: st.DataObject) -> None:
         label="send's result",
     )
     named = data.draw(
-        st.sampled_from([None, OWN_ID, OTHERS_ID, FRESH_IDS[1]]), label="named provider id"
+        st.sampled_from([None, None, OWN_ID, OTHERS_ID, FRESH_IDS[1]]), label="named provider id"
     )
     if sent is not None:
         status, source, named = Status.ACCEPTED, Source.SEND, None

@@ -16,11 +16,12 @@ A chunk is a range of the campaign's message ids (:class:`CampaignChunk`). A tas
    ``concurrency`` threads over one pooled session (which takes the shared rate-limit budget,
    :mod:`django_whatsapp.ratelimit`), and their outcomes recorded in batches
    (:func:`~django_whatsapp.sending.record_outcomes`) once every request out is answered (a slow
-   one holds up only its own slot: :class:`Answers`); then as many are claimed again. A worker
-   never holds more claimed messages than requests it can have in flight, so a killed worker
-   leaves at most ``concurrency`` messages unrecorded: its requests in flight. The campaign's
-   status is read at least every ``CHECK_EVERY`` seconds: pause and cancel stop the claims at
-   once, and rate-limited requests still waiting give their messages back to ``queued``.
+   one holds up only its own slot: :class:`~django_whatsapp.campaigns.answers.Answers`); then
+   as many are claimed again. A worker never holds more claimed messages than requests it can
+   have in flight, so a killed worker leaves at most ``concurrency`` messages unrecorded: its
+   requests in flight. The campaign's status is read at least every ``CHECK_EVERY`` seconds:
+   pause and cancel stop the claims at once, and rate-limited requests still waiting give their
+   messages back to ``queued``.
 
    WhatsApp's limits are kept on the way (``sending.prepare_claimed``): an expired message
    ends ``not_sent``; a recipient outside the campaign's sending hours in their own time waits
@@ -75,6 +76,7 @@ from ..sending import (
     requeue,
 )
 from ..status_rule import apply_report
+from .answers import Answers
 from .hours import of_campaign
 from .states import pause_account_campaigns, sweep_cancelled
 
@@ -340,68 +342,6 @@ class Breaker:
                 faults.note_recovered(self.account)
                 self.waiting, self.next_try = False, None
             self.nothing_to_try()
-
-
-class Answers:
-    """The answers to a chunk's requests as they come, for the engine to record in batches.
-
-    The thread that answers a request adds it here; the engine is woken twice a batch at most,
-    not once an answer (each answer waking the engine's ``wait`` was a lock hand-off between
-    nine threads, and with ``submit`` a fifth of a worker's CPU): when half of the requests out
-    are answered, and when all are. :meth:`take` waits for all, so that the next claim takes a
-    whole batch; but a slow request holds up only its own slot: once half are answered, the
-    others are waited for at most as long again as the slowest answered one took."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._answered: list[tuple[Future[SendResult], float]] = []  # and the seconds it took
-        self._out = 0
-        self._half = threading.Event()
-        self._all = threading.Event()
-
-    def hand_out(
-        self,
-        pool: ThreadPoolExecutor,
-        send: Callable[[dict[str, object]], SendResult],
-        payload: dict[str, object],
-    ) -> Future[SendResult]:
-        """Submit ``send(payload)`` to ``pool``; its answer comes here."""
-        started = time.monotonic()
-        with self._lock:
-            self._out += 1
-            self._signal()
-        future = pool.submit(send, payload)
-        future.add_done_callback(lambda done: self._answer(done, time.monotonic() - started))
-        return future
-
-    def _answer(self, future: Future[SendResult], took: float) -> None:
-        with self._lock:
-            self._answered.append((future, took))
-            self._signal()
-
-    def _signal(self) -> None:
-        """Set or clear the two events for the answers now in (under the lock)."""
-        count, out = len(self._answered), self._out
-        for event, due in ((self._half, 2 * count >= out), (self._all, count >= out)):
-            if due and count:
-                event.set()
-            else:
-                event.clear()
-
-    def take(self, timeout: float) -> list[Future[SendResult]]:
-        """The requests answered once all out are (or half are, and the others are late), or
-        when ``timeout`` seconds have passed: possibly none."""
-        deadline = time.monotonic() + timeout
-        if self._half.wait(timeout):
-            with self._lock:
-                slowest = max((took for _f, took in self._answered), default=0.0)
-            self._all.wait(max(0.0, min(deadline - time.monotonic(), slowest)))
-        with self._lock:
-            taken = [future for future, _took in self._answered]
-            self._answered = []
-            self._out -= len(taken)
-            self._signal()
-        return taken
 
 
 def _send_chunk(
