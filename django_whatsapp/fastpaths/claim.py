@@ -8,9 +8,10 @@ campaign runs, in id order, each once its ``send_after`` has come
 :func:`django_whatsapp.optout.opted_out_numbers` (the number as stored: normalised digits, which
 read again give themselves back).
 
-**Faster here**: a claim of a campaign's batch was a ``SELECT`` of the ids, the ``UPDATE``, a
-``SELECT`` of the campaign's status and one more of the recipients' opt-outs; it is one
-statement, which returns what the payloads need and whether each recipient opted out. On
+**Faster here**: by the ORM, a claim of a campaign's batch would be a ``SELECT`` of the
+campaign's status, one of the ids, the ``UPDATE``, one more ``SELECT`` of the rows claimed and
+one of the recipients' opt-outs; it is one statement, which returns what the payloads need and
+whether each recipient opted out (a refused recipient's reason is read on its own, rarely). On
 PostgreSQL the inner ``SELECT`` skips the rows another transaction holds (``FOR UPDATE SKIP
 LOCKED``), so two workers never wait on each other's rows. The status is checked again on the
 rows updated, so a message another caller took meanwhile is not taken twice.
