@@ -7,7 +7,9 @@ from a large CSV file.
    over the limit, the share of 429s, messages lost (not accepted) and sent twice.
 2. **Unlimited.** 50 ms per request, 2 worker processes of 8 requests in flight each, against a
    bare pooled-HTTP sender with no database at the same total concurrency (16), in the same run,
-   three rounds (the medians are reported); the workers' CPU milliseconds per message.
+   three rounds (the medians are reported); the workers' CPU milliseconds per message and, on
+   a server with ``pg_stat_statements`` (the runner's private one), the workers' statements per
+   message: all of them, and those about the messages (claims, the opt-out query, recordings).
 3. **Import.** ``campaign_from_csv`` of 10,000 and of 1,000,000 rows (``BENCH_IMPORT_SIZES``),
    each in a fresh process that reports its own peak memory (``VmHWM``): peak RSS, their
    ratio, rows per second.
@@ -44,6 +46,16 @@ CHUNK_SIZE = 100
 LATENCY = 0.050
 IMPORT_SIZES = tuple(
     int(n) for n in os.environ.get("BENCH_IMPORT_SIZES", "10000,1000000").split(",")
+)
+#: The role the unlimited run's workers connect as, so that their statements are told apart from
+#: the runner's (which watches the campaign's status meanwhile).
+WORKER_ROLE = "bench_campaign_workers"
+#: The tables whose statements are the sending's own (the claims, the opt-out query, the
+#: recordings); the others are the task queue's, the chunks' leases and the campaign's status.
+MESSAGE_TABLES = (
+    "django_whatsapp_message",
+    "django_whatsapp_statusevent",
+    "django_whatsapp_contact",
 )
 
 
@@ -103,21 +115,71 @@ def _campaign(count: int, start: int) -> Any:
     )
 
 
+def _counting() -> bool:
+    """Whether the server counts statements (``pg_stat_statements`` loaded: the runner's
+    private server); if so, the extension and the workers' role are made in the database."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW shared_preload_libraries")
+        if "pg_stat_statements" not in cursor.fetchone()[0]:
+            return False
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [WORKER_ROLE])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE ROLE "{WORKER_ROLE}" LOGIN SUPERUSER')
+    return True
+
+
+def _statements(role: str) -> tuple[int, int, list[tuple[int, str]]]:
+    """The statements ``role`` ran in this database since the last reset: all of them (queries
+    and transaction control), those about the messages, and the most frequent ones."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.calls, s.query FROM pg_stat_statements s"
+            " JOIN pg_roles r ON r.oid = s.userid JOIN pg_database d ON d.oid = s.dbid"
+            " WHERE d.datname = current_database() AND r.rolname = %s ORDER BY s.calls DESC",
+            [role],
+        )
+        rows = [(int(calls), str(query)) for calls, query in cursor.fetchall()]
+    total = sum(calls for calls, _q in rows)
+    messages = sum(calls for calls, q in rows if any(t in q for t in MESSAGE_TABLES))
+    return total, messages, rows[:12]
+
+
 def _run_campaign(
-    count: int, workers: int, gateway_url: str, rate: float | None
-) -> tuple[float, float]:
+    count: int,
+    workers: int,
+    gateway_url: str,
+    rate: float | None,
+    *,
+    count_statements: bool = False,
+) -> tuple[float, float, tuple[int, int, list[tuple[int, str]]] | None]:
     """Send a campaign of ``count`` through ``workers`` db_worker processes; return the seconds
-    from start to done and the workers' CPU seconds over them (their start-up, before the
-    clock starts, not counted)."""
+    from start to done, the workers' CPU seconds over them (their start-up, before the clock
+    starts, not counted) and, with ``count_statements``, their statements (:func:`_statements`;
+    ``None`` when the server does not count them)."""
+    from django.db import connection
+
     from django_whatsapp import services
     from django_whatsapp.models import Campaign
 
     settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "BASE_URL": gateway_url}
     campaign = _campaign(count, 0)
-    processes = _workers(workers, _env(gateway_url, rate))
+    counting = count_statements and _counting()
+    env = _env(gateway_url, rate)
+    if counting:
+        env["BENCH_DB_USER"] = WORKER_ROLE
+    processes = _workers(workers, env)
     pause = threading.Event()
+    counted = None
     try:
         pause.wait(3.0)  # the workers start up (imports, connections) before the clock starts
+        if counting:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_stat_statements_reset()")
         before = sum(tree_cpu(p.pid) for p in processes)
         started = time.perf_counter()
         services.start_campaign(campaign)
@@ -127,9 +189,11 @@ def _run_campaign(
                 raise RuntimeError("the campaign did not finish in 15 minutes")
         elapsed = time.perf_counter() - started
         cpu = sum(tree_cpu(p.pid) for p in processes) - before
+        if counting:
+            counted = _statements(WORKER_ROLE)
     finally:
         _stop(processes)
-    return elapsed, cpu
+    return elapsed, cpu, counted
 
 
 def limited() -> list[Figure]:
@@ -137,7 +201,9 @@ def limited() -> list[Figure]:
 
     fake = LimitedGateway(rate=LIMIT, burst=LIMIT, retry_after=1, latency=LATENCY)
     try:
-        elapsed, _cpu = _run_campaign(LIMITED_MESSAGES, LIMITED_WORKERS, fake.base_url, LIMIT)
+        elapsed, _cpu, _counted = _run_campaign(
+            LIMITED_MESSAGES, LIMITED_WORKERS, fake.base_url, LIMIT
+        )
         received = fake.accepted_destinations()
         with fake.lock:
             times = sorted(e.at for e in fake.log if e.status == 200)
@@ -213,11 +279,14 @@ def unlimited() -> list[Figure]:
 
     concurrency = UNLIMITED_WORKERS * CONCURRENCY
     rounds: list[tuple[float, float, float]] = []  # bare msg/s, campaign msg/s, CPU ms
+    statements: list[tuple[float, float]] = []  # all, about the messages: per message
     for _ in range(ROUNDS):
         fake = LimitedGateway(rate=None, latency=LATENCY)
         try:
             baseline = bare(fake.base_url, UNLIMITED_MESSAGES, concurrency)
-            elapsed, cpu = _run_campaign(UNLIMITED_MESSAGES, UNLIMITED_WORKERS, fake.base_url, None)
+            elapsed, cpu, counted = _run_campaign(
+                UNLIMITED_MESSAGES, UNLIMITED_WORKERS, fake.base_url, None, count_statements=True
+            )
         finally:
             fake.close()
         accepted = Message.objects.filter(status="accepted").count()
@@ -228,9 +297,41 @@ def unlimited() -> list[Figure]:
             f"{rounds[-1][1]:.0f}/s; bare pooled sender at {concurrency}: {baseline:.0f}/s; "
             f"{rounds[-1][2]:.2f} CPU ms per message"
         )
+        if counted is not None:
+            total, about_messages, top = counted
+            statements.append((total / UNLIMITED_MESSAGES, about_messages / UNLIMITED_MESSAGES))
+            print(
+                f"campaign: the workers' statements: {total} ({statements[-1][0]:.2f} a message),"
+                f" {about_messages} about the messages ({statements[-1][1]:.2f} a message);"
+                " the most frequent:"
+            )
+            for calls, query in top:
+                print(f"  {calls:>7}  {' '.join(query.split())[:110]}")
     ratios = [campaign / baseline for baseline, campaign, _cpu in rounds]
     ratio = statistics.median(ratios)
     listed = ", ".join(f"{r:.2f}" for r in ratios)
+    counted_figures = (
+        [
+            Figure(
+                "campaign",
+                "unlimited: worker statements per message (median)",
+                statistics.median(s[0] for s in statements),
+                "stmts",
+                "",
+                None,
+            ),
+            Figure(
+                "campaign",
+                "unlimited: of them about the messages (median)",
+                statistics.median(s[1] for s in statements),
+                "stmts",
+                "",
+                None,
+            ),
+        ]
+        if statements
+        else []
+    )
     return [
         Figure(
             "campaign",
@@ -264,6 +365,7 @@ def unlimited() -> list[Figure]:
             "",
             None,
         ),
+        *counted_figures,
     ]
 
 

@@ -85,7 +85,7 @@ def parse_recipients(text: str) -> list[str]:
     return [part.strip() for part in _SPLIT_RE.split(text or "") if part.strip()]
 
 
-def _prototype(
+def prototype_message(
     *,
     text: str | None,
     file_url: str | None,
@@ -97,7 +97,8 @@ def _prototype(
     account: str,
     links: dict[str, Any],
 ) -> Message:
-    """One validated message with every field but the recipient; raises ``ValidationError``."""
+    """One validated message with every field but the recipient, the content every recipient of
+    a bulk send or a campaign gets (copied for each); raises ``ValidationError``."""
     if template is not None:
         if text is not None or file_url is not None:
             raise ValidationError(_one_kind())
@@ -195,7 +196,7 @@ def send_bulk(
     key = None
     if idempotency_key is not None:
         key = idempotency.clean_key(idempotency_key, reserve=RECIPIENT_ROOM)
-    prototype = _prototype(
+    prototype = prototype_message(
         links=links,
         text=text,
         file_url=file_url,

@@ -42,6 +42,7 @@ from .campaigns.duplicate import copy_campaign
 from .campaigns.estimate import CampaignEstimate, campaign_estimate
 from .client import StatusResult, WhatsAppClient
 from .conf import DEFAULT_ACCOUNT, get_settings
+from .fastpaths.by_uuid import Lookup, find_message, lookup_for
 from .metadata import clean_links
 from .models import Message, StatusEvent, Template
 from .sending import (
@@ -58,7 +59,7 @@ from .status_rule import (
     ReceiveFunctionMissing,
     Report,
     ReportMismatch,
-    _apply,
+    apply_report,
     apply_reports,
     apply_status,
     receive_report,
@@ -77,6 +78,7 @@ __all__ = [
     "CampaignEstimate",
     "CampaignProgress",
     "CampaignStateError",
+    "Lookup",
     "NotRetryable",
     "ReceiveFunctionMissing",
     "ReportMismatch",
@@ -92,7 +94,9 @@ __all__ = [
     "copy_campaign",
     "create_campaign",
     "enqueue_message",
+    "find_message",
     "get_client",
+    "lookup_for",
     "pause_campaign",
     "poll_statuses",
     "pooled_client",
@@ -515,7 +519,7 @@ def settle_stale_sending(older_than: timedelta, *, user: Any = None) -> list[Mes
     stale = Message.objects.filter(status=Status.SENDING, status_changed_at__lt=cutoff)
     settled = []
     for message in stale.order_by("pk").iterator(chunk_size=500):
-        event = _apply(
+        event = apply_report(
             message, Status.UNKNOWN, source=source, payload=payload, expect=(Status.SENDING,)
         )
         if event is not None:

@@ -2,26 +2,28 @@
 report (a send's result, a callback, a poll) to a message.
 
 A report moves a message to the higher-ranked of its current status and the reported one, and is
-kept as a :class:`~django_whatsapp.models.StatusEvent` unless it is an exact duplicate. On
-PostgreSQL the whole rule runs as one statement (:data:`_APPLY_SQL`); elsewhere in a transaction
-that locks the row.
+kept as a :class:`~django_whatsapp.models.StatusEvent` unless it is an exact duplicate. The rule
+reads once, in Python: :func:`apply_by_rule`, a transaction that locks the row. On PostgreSQL
+the same work runs as one statement (:mod:`django_whatsapp.fastpaths.report`, and for the
+callback :mod:`django_whatsapp.fastpaths.by_uuid`), held equal to the rule by
+``tests/test_fastpaths.py``; :func:`apply_report` chooses.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from django.db import IntegrityError, ProgrammingError, connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import signals
+from .fastpaths import by_uuid
+from .fastpaths import report as fast_report
+from .fastpaths.by_uuid import ReceiveFunctionMissing
 from .models import FINAL_STATUSES, Message, StatusEvent
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ __all__ = [
     "STATUS_RANK",
     "ReceiveFunctionMissing",
     "ReportMismatch",
+    "apply_by_rule",
+    "apply_report",
     "apply_reports",
     "apply_status",
     "lower_ranked",
@@ -49,6 +53,7 @@ __all__ = [
     "receive_report_by_uuid",
     "resolve_status",
     "status_rank",
+    "stored_event",
 ]
 
 # -- ranks -------------------------------------------------------------------------------------
@@ -141,7 +146,7 @@ def apply_status(
     ``None`` when the report is an exact duplicate of one already recorded (nothing changes).
     Sends ``status_changed`` when the status changed.
     """
-    return _apply(message, status, source=source, payload=payload)
+    return apply_report(message, status, source=source, payload=payload)
 
 
 def receive_report(
@@ -158,7 +163,7 @@ def receive_report(
     the same transaction as the report. A report naming a different id than the message has
     raises :class:`ReportMismatch` and changes nothing.
     """
-    return _apply(
+    return apply_report(
         message, status, source=source, payload=payload, provider_message_id=provider_message_id
     )
 
@@ -177,20 +182,24 @@ def _adopt(message: Message, current_id: int | None, provider_message_id: int) -
     message.provider_message_id = provider_message_id
 
 
-def _apply(
+def apply_report(
     message: Message,
     status: str | int,
     *,
     source: str,
-    payload: dict[str, Any] | None,
+    payload: dict[str, Any] | None = None,
     provider_message_id: int | None = None,
     expect: Iterable[str] = (),
     sent: SendResult | None = None,
 ) -> StatusEvent | None:
-    """Apply one report (see :func:`apply_status`). ``expect``: apply it only if the message is
-    still in one of these statuses (else ``None``, nothing written). ``sent``: the gateway took
-    the message; its id and attempts are stored with the report, all or nothing (an
-    ``IntegrityError`` when the id belongs to another message)."""
+    """Apply one report by the rule (:func:`apply_by_rule`, which says what it does), on
+    PostgreSQL in one statement (:mod:`django_whatsapp.fastpaths.report`) unless the report
+    must adopt a provider id or is ``expect``-ed in given statuses.
+
+    ``expect``: apply it only if the message is still in one of these statuses (else ``None``,
+    nothing written): a worker settling the messages a dead one left in ``sending``. ``sent``:
+    the gateway took the message; its id and attempts are stored with the report, all or
+    nothing (an ``IntegrityError`` when the id belongs to another message)."""
     new = normalize_status(status)
     if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
@@ -203,6 +212,42 @@ def _apply(
         return _apply_in_one_statement(
             message, new, source=source, payload=payload, alias=alias, sent=sent
         )
+    return apply_by_rule(
+        message,
+        new,
+        source=source,
+        payload=payload,
+        provider_message_id=provider_message_id,
+        expect=expect,
+        sent=sent,
+    )
+
+
+def apply_by_rule(
+    message: Message,
+    status: str | int,
+    *,
+    source: str,
+    payload: dict[str, Any] | None = None,
+    provider_message_id: int | None = None,
+    expect: Iterable[str] = (),
+    sent: SendResult | None = None,
+) -> StatusEvent | None:
+    """The status rule, on every database (see :func:`apply_report` for the arguments): in one
+    transaction, lock the message's row and read its status; with ``expect``, stop (``None``)
+    unless the status is one of them; adopt ``provider_message_id`` when the message has none
+    (:class:`ReportMismatch` when it has another, or another message has it); with ``sent``,
+    store its provider id and attempts and clear the error; keep the report as a
+    :class:`StatusEvent` unless it is an exact duplicate (``None``, nothing else changes); raise
+    the status to the reported one only from a lower rank. ``status_changed`` follows a change,
+    once the row is written.
+
+    The PostgreSQL statements of :mod:`django_whatsapp.fastpaths` do the same work in one round
+    trip; ``tests/test_fastpaths.py`` holds them equal to this."""
+    new = normalize_status(status)
+    if source not in _SOURCES:
+        raise ValueError(f"unknown source {source!r}")
+    alias = router.db_for_write(Message, instance=message)
     with transaction.atomic(using=alias):
         # The row lock orders concurrent reports about one message.
         old, current_id = (
@@ -296,39 +341,6 @@ def stored_event(
     return event
 
 
-#: One statement that records a report and applies it (PostgreSQL). ``cur`` locks the row and
-#: reads the status the report finds; ``ev`` keeps the report unless it is an exact duplicate
-#: (the partial unique index turns that away); ``upd`` raises the status, only from a lower rank
-#: and only for a new report ({sent} stores a send's result with it). It is all or nothing
-#: whatever the caller's transaction, and needs no SELECT before it.
-_APPLY_SQL = """
-WITH cur AS (
-    SELECT status FROM {message} WHERE id = %(message)s FOR UPDATE
-), ev AS (
-    INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
-    SELECT %(message)s, %(status)s, %(provider_status)s, %(source)s, %(payload)s, %(now)s
-    WHERE EXISTS (SELECT 1 FROM cur)
-    ON CONFLICT DO NOTHING
-    RETURNING id
-), upd AS (
-    UPDATE {message} SET
-        status = CASE WHEN cur.status = ANY(%(lower)s) THEN %(status)s ELSE cur.status END,
-        status_changed_at = CASE
-            WHEN cur.status = ANY(%(lower)s) THEN %(now)s ELSE {message}.status_changed_at
-        END{sent}
-    FROM cur
-    WHERE {message}.id = %(message)s AND EXISTS (SELECT 1 FROM ev)
-      AND (cur.status = ANY(%(lower)s) OR %(always)s)
-    RETURNING {message}.attempts
-)
-SELECT (SELECT id FROM ev), (SELECT status FROM cur), (SELECT attempts FROM upd)
-"""
-_SENT_SQL = """,
-        provider_message_id = %(provider_message_id)s,
-        attempts = {message}.attempts + %(attempts)s,
-        error_code = NULL, error_name = '', error_message = ''"""
-
-
 def _apply_in_one_statement(
     message: Message,
     new: str,
@@ -338,63 +350,35 @@ def _apply_in_one_statement(
     alias: str,
     sent: SendResult | None,
 ) -> StatusEvent | None:
-    """:func:`_apply` in one round trip: no SELECT before it, no transaction around it."""
-    connection = connections[alias]
+    """:func:`apply_by_rule` in one round trip (:func:`django_whatsapp.fastpaths.report.apply_one`):
+    no SELECT before it, no transaction around it."""
     now = timezone.now()
-    event = StatusEvent(
-        message=message,
-        status=new,
+    kept = payload if payload is not None else {}
+    lower = lower_ranked(new)
+    applied = fast_report.apply_one(
+        alias,
+        message.pk,
+        new,
         provider_status=PROVIDER_CODES.get(new),
         source=source,
-        payload=payload if payload is not None else {},
-        received_at=now,
+        payload=kept,
+        now=now,
+        lower=lower,
+        sent=(sent.message_id, sent.attempts) if sent is not None else None,
     )
-    lower = lower_ranked(new)
-    params = {
-        "message": message.pk,
-        "status": new,
-        "provider_status": event.provider_status,
-        "source": source,
-        "payload": StatusEvent._meta.get_field("payload").get_db_prep_save(
-            event.payload, connection
-        ),
-        "now": now,
-        "lower": lower,
-        "always": sent is not None,
-    }
-    table = connection.ops.quote_name(Message._meta.db_table)
-    if sent is not None:
-        params.update(provider_message_id=sent.message_id, attempts=sent.attempts)
-    sql = _APPLY_SQL.format(
-        event=connection.ops.quote_name(StatusEvent._meta.db_table),
-        message=table,
-        sent=_SENT_SQL.format(message=table) if sent is not None else "",
-    )
-    # A send's id may clash with another message's: inside a transaction, a savepoint keeps
-    # that failure from breaking the caller's transaction.
-    guard = (
-        transaction.atomic(using=alias)
-        if sent is not None and connection.in_atomic_block
-        else nullcontext()
-    )
-    with guard, connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        event_id, old, attempts = cursor.fetchone()
-    if old is None:
+    if applied is None:
         raise Message.DoesNotExist(f"No message with id {message.pk}.")
-    if event_id is None:  # an exact duplicate: nothing was written
-        message.status = old
+    if applied.event_id is None:  # an exact duplicate: nothing was written
+        message.status = applied.old
         return None
-    event.pk = event_id
-    event._state.adding = False
-    event._state.db = alias
-    if sent is not None:
-        message.provider_message_id, message.attempts = sent.message_id, attempts
+    event = stored_event(message, new, source, kept, now, applied.event_id, alias)
+    if sent is not None and applied.attempts is not None:
+        message.provider_message_id, message.attempts = sent.message_id, applied.attempts
         _clear_error(message)
-    changed = old in lower
+    changed = applied.old in lower
     if changed:
         message.status_changed_at = now
-    return _applied(message, event, old, new if changed else old)
+    return _applied(message, event, applied.old, new if changed else applied.old)
 
 
 # -- a batch of reports ------------------------------------------------------------------------
@@ -409,37 +393,6 @@ class Report(NamedTuple):
     provider_message_id: int | None = None
 
 
-#: The reports of a batch in one statement (PostgreSQL): the same rule as :data:`_APPLY_SQL` for
-#: each row of ``input``. The messages are locked in id order (two batches never wait on each
-#: other in a cycle); an exact duplicate is turned away by the partial unique index; a status is
-#: raised only from a lower rank (its position in ``order``).
-_APPLY_BATCH_SQL = """
-WITH input AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(codes)s::integer[],
-                         %(payloads)s::text[]) AS i(id, status, provider_status, payload)
-), cur AS (
-    SELECT id, status FROM {message} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE
-), ev AS (
-    INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
-    SELECT input.id, input.status, input.provider_status, %(source)s, input.payload::jsonb,
-           %(now)s
-    FROM input JOIN cur ON cur.id = input.id
-    ON CONFLICT DO NOTHING
-    RETURNING id, message_id
-), upd AS (
-    UPDATE {message} SET status = input.status, status_changed_at = %(now)s
-    FROM input JOIN cur ON cur.id = input.id JOIN ev ON ev.message_id = input.id
-    WHERE {message}.id = input.id
-      AND array_position(%(order)s::text[], cur.status::text)
-          < array_position(%(order)s::text[], input.status)
-    RETURNING {message}.id
-)
-SELECT input.id, cur.status, ev.id, upd.id IS NOT NULL
-FROM input LEFT JOIN cur ON cur.id = input.id LEFT JOIN ev ON ev.message_id = input.id
-     LEFT JOIN upd ON upd.id = input.id
-"""
-
-
 def apply_reports(
     reports: Sequence[Report], *, source: str
 ) -> list[StatusEvent | Exception | None]:
@@ -451,29 +404,31 @@ def apply_reports(
     updated in place and ``status_changed`` is sent for each change (a message's in the order of
     its reports).
 
-    On PostgreSQL the batch is one statement, one round trip however many reports it holds (a
-    report that must adopt a provider id, and a message named twice, go one by one); elsewhere
-    each report is applied in turn.
+    On PostgreSQL the batch is one statement, one round trip however many reports it holds
+    (:func:`django_whatsapp.fastpaths.report.apply_batch`); a report that must adopt a provider
+    id, and every later report of a message already named, go one by one after it, in order.
+    Elsewhere each report is applied in turn.
     """
     if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
-    statuses = [normalize_status(report.status) for report in reports]
+    statuses = [normalize_status(one.status) for one in reports]
     results: list[StatusEvent | Exception | None] = [None] * len(reports)
     by_alias: dict[str, list[int]] = {}  # the reports that go in one statement, per database
     alone: list[int] = []
     seen: set[int] = set()
-    for index, report in enumerate(reports):
-        message = report.message
+    for index, one in enumerate(reports):
+        message = one.message
         alias = router.db_for_write(Message, instance=message)
         if (
             connections[alias].vendor == "postgresql"
             and message.pk not in seen
-            and report.provider_message_id in (None, message.provider_message_id)
+            and one.provider_message_id in (None, message.provider_message_id)
         ):
             by_alias.setdefault(alias, []).append(index)
-            seen.add(message.pk)
         else:
             alone.append(index)
+        # A message's later reports go alone too, after the batch: in the order given.
+        seen.add(message.pk)
     changed_from: dict[int, str] = {}
     for alias, indexes in by_alias.items():
         changed_from.update(
@@ -483,14 +438,14 @@ def apply_reports(
         event = cast(StatusEvent, results[index])
         _applied(reports[index].message, event, changed_from[index], statuses[index])
     for index in alone:  # after the batch: a message's second report comes after its first
-        report = reports[index]
+        one = reports[index]
         try:
-            results[index] = _apply(
-                report.message,
+            results[index] = apply_report(
+                one.message,
                 statuses[index],
                 source=source,
-                payload=report.payload,
-                provider_message_id=report.provider_message_id,
+                payload=one.payload,
+                provider_message_id=one.provider_message_id,
             )
         except (ReportMismatch, Message.DoesNotExist) as error:
             results[index] = error
@@ -508,25 +463,20 @@ def _apply_batch(
 ) -> dict[int, str]:
     """The reports at ``indexes`` in one statement; their results go to ``results``. Returns
     the old status of each message whose status the batch raised, by index."""
-    connection = connections[alias]
     now = timezone.now()
     payloads: list[dict[str, Any]] = [reports[i].payload or {} for i in indexes]
-    params: dict[str, Any] = {
-        "ids": [reports[i].message.pk for i in indexes],
-        "statuses": [statuses[i] for i in indexes],
-        "codes": [PROVIDER_CODES.get(statuses[i]) for i in indexes],
-        "payloads": [json.dumps(payload) for payload in payloads],
-        "source": source,
-        "now": now,
-        "order": list(STATUS_ORDER),
-    }
-    sql = _APPLY_BATCH_SQL.format(
-        event=connection.ops.quote_name(StatusEvent._meta.db_table),
-        message=connection.ops.quote_name(Message._meta.db_table),
+    rows = fast_report.apply_batch(
+        alias,
+        [
+            fast_report.BatchRow(
+                reports[i].message.pk, statuses[i], PROVIDER_CODES.get(statuses[i]), payload
+            )
+            for i, payload in zip(indexes, payloads, strict=True)
+        ],
+        source=source,
+        now=now,
+        order=STATUS_ORDER,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = {row[0]: row[1:] for row in cursor.fetchall()}
     changed_from: dict[int, str] = {}
     for index, payload in zip(indexes, payloads, strict=True):
         message = reports[index].message
@@ -550,54 +500,6 @@ def _apply_batch(
 
 # -- a callback's report, found by the message's UUID ----------------------------------------
 
-#: A report for a message named by its UUID, through the function of migration 0008
-#: (``django_whatsapp_receive_report``, PostgreSQL): it locks the message, keeps the report
-#: unless it is an exact duplicate or names another provider id than the message's, and raises
-#: the status only from a lower rank, returning the message as it was under the lock. Its
-#: statements are planned once per connection, whatever the project's database settings. The
-#: message comes back whole (``{columns}``: the ORM's select list over ``{row}``, the composite
-#: row). The report's status, code, source and the statuses it may raise the message from are
-#: written into the text (:func:`_by_uuid_sql`, from this module's own constants), so each kind
-#: of report is one statement text whose parameters are the UUID, the payload and the time.
-_APPLY_BY_UUID_SQL = """
-SELECT {columns}, r.event_id, r.changed
-FROM django_whatsapp_receive_report(
-    %(uuid)s, {status}, {code}, {source}, %(payload)s, %(now)s, {lower}, {provider_id}
-) AS r
-"""
-
-
-#: PostgreSQL's SQLSTATE for a function that does not exist.
-_UNDEFINED_FUNCTION = "42883"
-
-
-class ReceiveFunctionMissing(Exception):
-    """The database has no ``django_whatsapp_receive_report`` yet (migration 0008 not applied:
-    new code deployed before ``migrate``). The caller applies the report the long way."""
-
-
-def _constant(value: str) -> str:
-    """One of this module's status or source names as an SQL string literal."""
-    if not (value.isascii() and value.replace("_", "").isalnum()):
-        raise ValueError(f"not a status or source name: {value!r}")
-    return f"'{value}'"
-
-
-@functools.lru_cache(maxsize=256)
-def _by_uuid_sql(columns: str, status: str, source: str, names_id: bool) -> str:
-    """:data:`_APPLY_BY_UUID_SQL` for a report of ``status`` from ``source`` (``names_id``:
-    the report names a provider id)."""
-    lower = lower_ranked(status)
-    code = PROVIDER_CODES.get(status)
-    return _APPLY_BY_UUID_SQL.format(
-        columns=columns.replace("{row}", "(r.message)"),
-        status=_constant(status),
-        code="NULL" if code is None else str(int(code)),
-        source=_constant(source),
-        lower=f"ARRAY[{', '.join(map(_constant, lower))}]::text[]",
-        provider_id="%(provider_message_id)s::bigint" if names_id else "NULL",
-    )
-
 
 def receive_report_by_uuid(
     columns: str,
@@ -611,12 +513,13 @@ def receive_report_by_uuid(
     alias: str,
 ) -> tuple[Message, StatusEvent | None] | None:
     """Find a message by its UUID and apply a report to it in ONE statement (PostgreSQL): the
-    callback's common case. ``columns`` is the select list of the message's lookup over the
-    row ``{row}`` and ``load(row)`` builds the :class:`Message` from its values. Returns
-    ``None`` when no message has the UUID, else the message and its new event (``None``: an
-    exact duplicate). A report naming another provider id than the message's goes through
-    :func:`receive_report` (it adopts the id, or raises :class:`ReportMismatch`). Raises
-    :class:`ReceiveFunctionMissing` (nothing written) before migration 0008 has run."""
+    callback's common case (:mod:`django_whatsapp.fastpaths.by_uuid`). ``columns`` is the
+    select list of the message's lookup over the row ``{row}`` and ``load(row)`` builds the
+    :class:`Message` from its values. Returns ``None`` when no message has the UUID, else the
+    message and its new event (``None``: an exact duplicate). A report naming another provider
+    id than the message's goes through :func:`receive_report` (it adopts the id, or raises
+    :class:`ReportMismatch`). Raises :class:`ReceiveFunctionMissing` (nothing written) before
+    migration 0008 has run."""
     new = normalize_status(status)
     if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}")
@@ -629,18 +532,15 @@ def receive_report_by_uuid(
     }
     if provider_message_id is not None:
         params["provider_message_id"] = provider_message_id
-    sql = _by_uuid_sql(columns, new, source, provider_message_id is not None)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-    except ProgrammingError as error:
-        cause = error.__cause__
-        if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) != (
-            _UNDEFINED_FUNCTION
-        ):
-            raise
-        raise ReceiveFunctionMissing from error
+    sql = by_uuid.call_text(
+        columns,
+        new,
+        PROVIDER_CODES.get(new),
+        source,
+        tuple(lower_ranked(new)),
+        provider_message_id is not None,
+    )
+    row = by_uuid.call(alias, sql, params)
     if row is None:
         return None
     *values, event_id, changed = row

@@ -19,8 +19,9 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 
 from django_whatsapp import services, status_rule
+from django_whatsapp.fastpaths import by_uuid
 from django_whatsapp.models import Message
-from django_whatsapp.webhooks.callback import CallbackView, _lookup, find_message
+from django_whatsapp.webhooks.callback import CallbackView, find_message
 from django_whatsapp.webhooks.parsing import (
     ReportSerializer,
     _valid_report,
@@ -275,7 +276,7 @@ def test_the_one_statement_loads_the_message_as_the_orm_does(
 
     zone_of_the_connection(database_zone)
     try:
-        lookup = _lookup(alias, database)
+        lookup = by_uuid.lookup_for(alias, database)
 
         def receive() -> tuple[Message, Any]:
             found = services.receive_report_by_uuid(
@@ -315,13 +316,24 @@ def test_each_kind_of_report_is_one_statement_text_with_three_parameters() -> No
     report's status, source and the statuses it may raise the message from are in the text,
     from the module's own constants; only the UUID, the payload and the time (and a named
     provider id) are parameters."""
-    delivered = status_rule._by_uuid_sql("{row}.id", "delivered", "callback", False)
+
+    def text(status: str, source: str, names_id: bool) -> str:
+        return by_uuid.call_text(
+            "{row}.id",
+            status,
+            status_rule.PROVIDER_CODES.get(status),
+            source,
+            tuple(status_rule.lower_ranked(status)),
+            names_id,
+        )
+
+    delivered = text("delivered", "callback", False)
     assert set(re.findall(r"%\((\w+)\)s", delivered)) == {"uuid", "payload", "now"}
     assert "SELECT (r.message).id, r.event_id" in delivered
     assert "'delivered', 1, 'callback', %(payload)s, %(now)s," in delivered
     lower = ", ".join(f"'{s}'" for s in status_rule.lower_ranked("delivered"))
     assert f"ARRAY[{lower}]::text[], NULL" in delivered
-    named = status_rule._by_uuid_sql("{row}.id", "delivered", "callback", True)
+    named = text("delivered", "callback", True)
     assert set(re.findall(r"%\((\w+)\)s", named)) == {
         "uuid",
         "payload",
@@ -329,6 +341,6 @@ def test_each_kind_of_report_is_one_statement_text_with_three_parameters() -> No
         "provider_message_id",
     }
     # A status nothing ranks below raises nothing.
-    assert "ARRAY[]::text[]" in status_rule._by_uuid_sql("{row}.id", "draft", "poll", False)
+    assert "ARRAY[]::text[]" in text("draft", "poll", False)
     with pytest.raises(ValueError, match="not a status or source name"):
-        status_rule._constant("sent'; DROP TABLE x; --")
+        by_uuid.sql_literal("sent'; DROP TABLE x; --")

@@ -15,6 +15,8 @@ import pytest
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pytest_httpserver import HTTPServer
 
 from django_whatsapp import optout, ratelimit, services, signals
@@ -135,6 +137,34 @@ def test_a_recipient_who_opts_out_after_the_import_is_refused_without_a_request(
     assert refused.status == Status.NOT_SENT
     assert refused.error_name == optout.ERROR_NAME
     assert "opted out" in refused.error_message
+
+
+def test_the_engine_reads_the_opt_outs_in_its_claim(
+    gateway: FakeGateway, outlet: FakeGateway
+) -> None:
+    """The claim's own statement says whose recipients opted out: no query of the opt-outs per
+    batch (only a refused recipient's own, for the reason kept on the message)."""
+    gateway.accept()
+    numbers = ["+380501110001", "+380501110002", "+380501110003", "+380501110004"]
+    campaign = services.create_campaign("Late", numbers, text="Hi")
+    services.start_campaign(campaign)
+    optout.opt_out("380501110001", reason="STOP")
+    optout.opt_out("380501110003", reason="STOP")
+    optout.opt_in("380501110003")  # opted in again: sent
+
+    with CaptureQueriesContext(connection) as queries:
+        run_chunks(campaign)
+
+    sent = sorted(b["destination_addr"] for b in gateway.sent_bodies())
+    assert sent == [380501110002, 380501110003, 380501110004]
+    refused = Message.objects.get(campaign=campaign, destination_addr="380501110001")
+    assert (refused.status, refused.error_name) == (Status.NOT_SENT, optout.ERROR_NAME)
+    reads = [q["sql"] for q in queries if "django_whatsapp_contact" in q["sql"]]
+    claims = [sql for sql in reads if sql.lstrip().startswith("UPDATE")]
+    others = [sql for sql in reads if sql not in claims]
+    assert len(claims) >= 2  # two recipients a claim (concurrency=2)
+    assert len(others) == 1, others  # the refused recipient's own, for its reason
+    assert " IN (" not in others[0]
 
 
 def test_each_account_has_its_own_rate_budget_and_pause(outlet: FakeGateway, settings: Any) -> None:

@@ -223,7 +223,8 @@ def test_admin_send_drafts_clicked_twenty_times_at_once_makes_one_request(
 ) -> None:
     message = make_message()
     clients = [admin_client(django_user_model) for _ in range(THREADS)]
-    data = {"action": "send_drafts", "_selected_action": [str(message.pk)]}
+    # Each click answers the confirmation ("Yes, send them": post=yes), as the page posts it.
+    data = {"action": "send_drafts", "_selected_action": [str(message.pk)], "post": "yes"}
     results = race(*[lambda c=c: c.post(LIST_URL, data) for c in clients])
     assert [getattr(r, "status_code", r) for r in results] == [302] * THREADS
     assert sent_once(message, counting).attempts == 1

@@ -3,7 +3,7 @@
 The gateway may call back (``sent``, ``delivered``, ``seen``) before its answer to the send
 reaches the app: the answer is then recorded with the status rule like any other report, so
 the message keeps the higher status and only learns its provider id and attempts. On PostgreSQL
-the send's result is written by the one-statement rule (``status_rule._apply_in_one_statement``
+the send's result is written by the one-statement rule (``fastpaths.report.apply_one``
 with ``sent=``), elsewhere by the locked transaction: this runs on both (the PostgreSQL pass of
 ``make test`` and CI).
 

@@ -280,7 +280,7 @@ def test_a_stuck_message_that_got_its_answer_is_left_alone() -> None:
     assert services.settle_stale_sending(timedelta(minutes=10)) == []
     # The candidate was read as sending, but the row had moved on: nothing is recorded.
     assert (
-        status_rule._apply(message, "unknown", source="send", payload={}, expect=["sending"])
+        status_rule.apply_report(message, "unknown", source="send", payload={}, expect=["sending"])
         is None
     )
     assert Message.objects.get(pk=message.pk).events.count() == 0

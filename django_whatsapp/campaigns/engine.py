@@ -10,13 +10,18 @@ A chunk is a range of the campaign's message ids (:class:`CampaignChunk`). A tas
    ``sending``: claimed, perhaps submitted, never recorded. They become ``unknown`` (the request
    may have reached the gateway), never sent again automatically; a callback or a poll settles
    them.
-3. **Send.** Messages are claimed ``concurrency`` at a time in ONE statement
-   (:func:`~django_whatsapp.sending.claim_batch`: draft/queued -> sending, only while the
-   campaign runs), submitted by a pool of threads over one pooled session (which takes the shared
-   rate-limit budget, :mod:`django_whatsapp.ratelimit`), and their outcomes recorded in batches
-   (:func:`~django_whatsapp.sending.record_accepted`). The campaign's status is read at least
-   every ``CHECK_EVERY`` seconds: pause and cancel stop the claims at once, and rate-limited
-   requests still waiting give their messages back to ``queued``.
+3. **Send.** Messages are claimed up to ``concurrency`` at a time in ONE statement
+   (:func:`~django_whatsapp.sending.claim_campaign`: draft/queued -> sending, only while the
+   campaign runs; the same statement says whose recipients opted out), submitted by a pool of
+   ``concurrency`` threads over one pooled session (which takes the shared rate-limit budget,
+   :mod:`django_whatsapp.ratelimit`), and their outcomes recorded in batches
+   (:func:`~django_whatsapp.sending.record_outcomes`) once every request out is answered (a slow
+   one holds up only its own slot: :class:`~django_whatsapp.campaigns.answers.Answers`); then
+   as many are claimed again. A worker never holds more claimed messages than requests it can
+   have in flight, so a killed worker leaves at most ``concurrency`` messages unrecorded: its
+   requests in flight. The campaign's status is read at least every ``CHECK_EVERY`` seconds:
+   pause and cancel stop the claims at once, and rate-limited requests still waiting give their
+   messages back to ``queued``.
 
    WhatsApp's limits are kept on the way (``sending.prepare_claimed``): an expired message
    ends ``not_sent``; a recipient outside the campaign's sending hours in their own time waits
@@ -45,7 +50,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
@@ -63,14 +68,15 @@ from ..ratelimit import gate_for
 from ..sending import (
     SENDABLE,
     Recorded,
-    claim_batch,
+    claim_campaign,
     outcome_of,
     pooled_client,
     prepare_claimed,
     record_outcomes,
     requeue,
 )
-from ..status_rule import _apply
+from ..status_rule import apply_report
+from .answers import Answers
 from .hours import of_campaign
 from .states import pause_account_campaigns, sweep_cancelled
 
@@ -163,7 +169,7 @@ def settle_claimed(chunk: CampaignChunk) -> int:
     payload = {"reason": "campaign chunk re-run: claimed by a worker that stopped answering"}
     settled = 0
     for message in stuck.order_by("pk").iterator(chunk_size=500):
-        if _apply(
+        if apply_report(
             message,
             Status.UNKNOWN,
             source=StatusEvent.Source.SEND,
@@ -353,6 +359,7 @@ def _send_chunk(
     lease = conf.CAMPAIGN_LEASE
     hours = of_campaign(campaign)
     in_flight: dict[Future[SendResult], Message] = {}
+    answers = Answers()
     exhausted = False
     checked = renewed = time.monotonic()
     idle = threading.Event()  # never set: waits on it are pauses
@@ -395,8 +402,9 @@ def _send_chunk(
             if room:
                 if client.gate is not None:
                     client.gate.allow_requests()  # the breaker lets this worker send again
-                claimed = claim_batch(campaign, chunk.first_id, chunk.last_id, room)
-                if not claimed:
+                # One statement claims the batch and says whose recipients opted out.
+                claim = claim_campaign(campaign, chunk.first_id, chunk.last_id, room)
+                if not claim.messages:
                     breaker.nothing_to_try()
                     if still_running():
                         exhausted = True
@@ -408,9 +416,12 @@ def _send_chunk(
                 # receiver refuses. Recipients outside their sending hours, or over the daily
                 # limit, wait.
                 fault = False
-                for prepared in prepare_claimed(claimed, conf, deferred=True, hours=hours):
+                for prepared in prepare_claimed(
+                    claim.messages, conf, deferred=True, hours=hours, opted_out=claim.opted_out
+                ):
                     if prepared.payload is not None:
-                        in_flight[pool.submit(client.send, prepared.payload)] = prepared.message
+                        future = answers.hand_out(pool, client.send, prepared.payload)
+                        in_flight[future] = prepared.message
                     elif prepared.waits_until is not None:
                         run.waiting += 1
                         if isinstance(prepared.refusal, DailyLimitReached):
@@ -439,17 +450,13 @@ def _send_chunk(
                         return
                     idle.wait(breaker.seconds_to_wait())
                 continue
-            # Record in batches: wait until half the requests in flight are answered (or the
-            # rest are slow), then record them together and claim as many again.
-            batch = max(1, min(len(in_flight), concurrency // 2))
-            done: set[Future[SendResult]] = set()
-            waited_from = time.monotonic()
-            while len(done) < batch and time.monotonic() - waited_from < CHECK_EVERY:
-                answered, _pending = wait(
-                    set(in_flight) - done, timeout=CHECK_EVERY, return_when=FIRST_COMPLETED
-                )
-                done |= answered
-            outcomes = [(in_flight.pop(future), outcome_of(future)) for future in done]
+            # Record in batches: once every request out is answered (a slow one holds up only
+            # its own slot: see Answers), record them together and claim as many again.
+            outcomes = [
+                (in_flight.pop(future), outcome_of(future)) for future in answers.take(CHECK_EVERY)
+            ]
+            if not outcomes:
+                continue
             recorded = _record(campaign, outcomes, stop, run)
             breaker.after(outcomes)
             if recorded.requeued:

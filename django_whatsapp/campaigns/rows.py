@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
 from .. import optout
-from ..bulk import _prototype
+from ..bulk import prototype_message
 from ..conf import DEFAULT_ACCOUNT
 from ..models import Message, Template
 from ..validation import clean_recipient, clean_template, clean_template_params
@@ -250,7 +250,7 @@ def prototype_for(
             raise ValidationError({"template": error}) from error
         params = ["-"] * template.placeholder_count
         stand_in = bool(params)
-    message = _prototype(
+    message = prototype_message(
         text=text,
         file_url=file_url,
         template=template,

@@ -5,7 +5,8 @@ duplicate, which the partial unique index turns away) and raises the status only
 rank. As one SQL statement PostgreSQL had to plan it for every callback, and planning cost more
 than running it. Inside a PL/pgSQL function its statements are planned once per connection,
 with or without prepared statements in the project's ``DATABASES`` (Django leaves them off),
-and behind any connection pooler. ``status_rule.receive_report_by_uuid`` calls it.
+and behind any connection pooler. ``status_rule.receive_report_by_uuid`` calls it. Its text is
+``django_whatsapp.fastpaths.by_uuid.CREATE``, beside the rule it must equal.
 
 It returns the message row as it was under the lock (before the report), the new event's id
 (``NULL`` for a duplicate, or when the report names another provider id than the message's and
@@ -18,52 +19,9 @@ from typing import Any
 
 from django.db import migrations
 
-FUNCTION = "django_whatsapp_receive_report"
-
-CREATE = """
-CREATE OR REPLACE FUNCTION {function}(
-    p_uuid uuid,
-    p_status text,
-    p_code integer,
-    p_source text,
-    p_payload jsonb,
-    p_now timestamptz,
-    p_lower text[],
-    p_provider_message_id bigint
-) RETURNS TABLE (message {message}, event_id bigint, changed boolean)
-LANGUAGE plpgsql
-AS $body$
-#variable_conflict use_column
-DECLARE
-    cur {message};
-BEGIN
-    SELECT * INTO cur FROM {message} WHERE uuid = p_uuid FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    message := cur;
-    event_id := NULL;
-    changed := FALSE;
-    IF p_provider_message_id IS NULL OR cur.provider_message_id = p_provider_message_id THEN
-        INSERT INTO {event} (message_id, status, provider_status, source, payload, received_at)
-        VALUES (cur.id, p_status, p_code, p_source, p_payload, p_now)
-        ON CONFLICT DO NOTHING
-        RETURNING id INTO event_id;
-        IF event_id IS NOT NULL AND cur.status = ANY (p_lower) THEN
-            UPDATE {message} SET status = p_status, status_changed_at = p_now
-            WHERE id = cur.id;
-            changed := TRUE;
-        END IF;
-    END IF;
-    RETURN NEXT;
-END
-$body$
-"""
-
-DROP = (
-    "DROP FUNCTION IF EXISTS {function}(uuid, text, integer, text, jsonb, timestamptz, text[], "
-    "bigint)"
-)
+# The function's text lives beside the rule it must equal (one text); a change to it needs a
+# migration of its own, and this one then keeps the old text (tests/test_fastpaths.py pins it).
+from django_whatsapp.fastpaths.by_uuid import CREATE, DROP, FUNCTION
 
 
 def _tables(apps: Any, schema_editor: Any) -> dict[str, str]:

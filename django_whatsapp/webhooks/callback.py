@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 import uuid
-import weakref
-import zoneinfo
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -25,6 +21,7 @@ from rest_framework.views import APIView
 from .. import services, signals, signing
 from ..conf import get_settings
 from ..models import Message, StatusEvent
+from ..services import find_message
 from .parsing import (
     CallbackJSONParser,
     parse_json_body,
@@ -34,127 +31,21 @@ from .parsing import (
 
 logger = logging.getLogger("django_whatsapp.callback")
 
-
-#: The start of PostgreSQL's epoch, as the one statement reports its instants from.
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-
-@dataclass(frozen=True)
-class _Lookup:
-    """The compiled lookup of a message by its UUID for one database connection."""
-
-    sql: str
-    #: the select list for the statement that also applies a report (PostgreSQL), over the
-    #: row ``{row}``, the timestamps in it as microseconds since the epoch (``instants``: their
-    #: positions)
-    columns: str
-    instants: tuple[int, ...]
-    names: list[str]
-    converters: dict[int, tuple[list[Any], Any]]
-    #: the select list when nobody listens to ``status_changed``: only what the view and the
-    #: status rule read (``{row}`` as in :attr:`columns`), and those fields' names
-    lean_columns: str
-    lean_names: list[str]
-
-    def load(self, alias: str, connection: Any, row: Iterable[Any]) -> Message:
-        """The message from a row of the select list, the ORM's converters applied."""
-        values = list(row)
-        for position, (converters, expression) in self.converters.items():
-            for converter in converters:
-                values[position] = converter(values[position], expression, connection)
-        return Message.from_db(alias, self.names, values)
-
-    def load_counted(self, alias: str, connection: Any, row: Iterable[Any]) -> Message:
-        """The message from a row of :attr:`columns`: each timestamp becomes the datetime
-        the driver would have made of it (aware, in the connection's time zone; naive in
-        ``TIME_ZONE`` without ``USE_TZ``). Parsing a timestamp's text in Python was a
-        twentieth of a callback's CPU; a count of microseconds is one addition."""
-        values = list(row)
-        zone = connection.timezone
-        local = None if zone is not None else zoneinfo.ZoneInfo(connection.timezone_name)
-        for position in self.instants:
-            micros = values[position]
-            if micros is not None:
-                instant = _EPOCH + datetime.timedelta(microseconds=micros)
-                if zone is not None:
-                    values[position] = instant.astimezone(zone)
-                else:
-                    values[position] = instant.astimezone(local).replace(tzinfo=None)
-        return self.load(alias, connection, values)
-
-    def load_lean(self, alias: str, row: Iterable[Any]) -> Message:
-        """The message from a row of :attr:`lean_columns`: its other fields deferred (none of
-        them needs a converter)."""
-        return Message.from_db(alias, self.lean_names, list(row))
-
-
-#: What the view and the status rule read of a message when no ``status_changed`` receiver
-#: will be handed it: its key, its status (the answer) and its provider id (a report naming
-#: another one goes the long way).
-_LEAN_FIELDS = ("id", "status", "provider_message_id")
-
-#: Per connection object (each thread has its own), so converters never cross threads.
-_LOOKUPS: weakref.WeakKeyDictionary[Any, _Lookup] = weakref.WeakKeyDictionary()
-
-
-def _lookup(alias: str, connection: Any) -> _Lookup:
-    lookup = _LOOKUPS.get(connection)
-    if lookup is None:
-        query = Message.objects.using(alias).filter(uuid=uuid.UUID(int=0)).order_by()[:1].query
-        compiler = query.get_compiler(alias)
-        sql = compiler.as_sql()[0]
-        columns = [column for column, _, _ in compiler.select]
-        listed = []
-        instants = []
-        for position, column in enumerate(columns):
-            text = "{row}." + connection.ops.quote_name(column.target.column)
-            if column.target.get_internal_type() == "DateTimeField":
-                # PostgreSQL 14 and later: EXTRACT gives an exact numeric, so the count is
-                # exact to the microsecond. Django writes no infinite timestamp.
-                text = f"(EXTRACT(EPOCH FROM {text}) * 1000000)::bigint"
-                instants.append(position)
-            listed.append(text)
-        lean = [field for field in Message._meta.concrete_fields if field.name in _LEAN_FIELDS]
-        lookup = _Lookup(
-            sql,
-            ", ".join(listed),
-            tuple(instants),
-            [column.target.attname for column in columns],
-            compiler.get_converters(columns),
-            ", ".join("{row}." + connection.ops.quote_name(field.column) for field in lean),
-            [field.attname for field in lean],
-        )
-        _LOOKUPS[connection] = lookup
-    return lookup
-
-
-def find_message(key: uuid.UUID) -> Message | None:
-    """The message with this UUID, or ``None``: one indexed query, the same SQL as
-    ``Message.objects.filter(uuid=key).order_by()[:1]``, compiled once per connection rather
-    than on every callback (building it was two fifths of a callback's CPU)."""
-    alias = router.db_for_read(Message)
-    connection = connections[alias]
-    lookup = _lookup(alias, connection)
-    value = Message._meta.get_field("uuid").get_db_prep_value(key, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(lookup.sql, [value])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return lookup.load(alias, connection, row)
+__all__ = ["CallbackView", "JSONOnlyNegotiation", "find_message"]
 
 
 def _receive_in_one_statement(
     alias: str, connection: Any, key: uuid.UUID, report: dict[str, Any], payload: dict[str, Any]
 ) -> tuple[Message, StatusEvent | None] | None:
-    """The first report through ``services.receive_report_by_uuid`` (PostgreSQL): the message
-    and its new event, or ``None`` for no such message. Raises
-    :class:`~django_whatsapp.services.ReceiveFunctionMissing` before migration 0008 has run.
+    """The first report through ``services.receive_report_by_uuid`` (PostgreSQL: see
+    :mod:`django_whatsapp.fastpaths.by_uuid`): the message and its new event, or ``None`` for no
+    such message. Raises :class:`~django_whatsapp.services.ReceiveFunctionMissing` before
+    migration 0008 has run.
 
     The message is read whole only when a ``status_changed`` receiver will be handed it;
     otherwise the statement returns three of its 28 columns (reading and building the whole
     message was a sixth of the view's CPU, and a fifth of the statement's on the server)."""
-    lookup = _lookup(alias, connection)
+    lookup = services.lookup_for(alias, connection)
     if signals.status_changed.has_listeners(Message):
         columns = lookup.columns
 
