@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,8 @@ from django_whatsapp.conf import get_settings
 from django_whatsapp.models import Template
 
 from .rawserver import RawServer
+from .redis_server import own_redis, redis_server_binary
+from .threads import HelperThreads
 
 API_KEY = "test-api-key-9f8e7d"
 CALLBACK_SECRET = "test-callback-secret-1a2b3c"
@@ -126,3 +132,31 @@ def raw_server() -> Iterator[Callable[..., RawServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of this pytest process's own Redis server (tests/redis_server.py): the shared
+    rate limit and RQ's queues live there, apart from every other run. Without ``redis-server``
+    the tests that need it are skipped, except in CI, where they fail."""
+    binary = redis_server_binary()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs redis-server (apt-get install redis-server) for the Redis tests.")
+        pytest.skip("no redis-server here (apt-get install redis-server to run the Redis tests)")
+    # A short directory: a Unix socket's path is limited to about 100 characters.
+    directory = Path(tempfile.mkdtemp(prefix="dw-redis-"))
+    try:
+        with own_redis(directory, binary) as url:
+            yield url
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def helper_threads() -> Iterator[HelperThreads]:
+    """Start a test's helper threads: daemons whose first failure fails the test at once
+    (tests/threads.py)."""
+    helpers = HelperThreads()
+    yield helpers
+    helpers.stop()

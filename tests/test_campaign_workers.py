@@ -4,8 +4,8 @@ them killed with SIGKILL mid-campaign; every message reaches the gateway exactly
 Two backends: ``django-tasks-db`` (``manage.py db_worker``) and RQ on Redis (``django-tasks-rq``,
 ``manage.py rqworker --with-scheduler``). Each worker is its own process group, as it would run
 on its own machine: the workers and the "web" process that creates and starts the campaign share
-nothing but a PostgreSQL database of their own (``test_dw_campaigns_w<pid>``) and Redis (DB 5,
-keys prefixed ``dw-campaigns``), where the shared rate limit lives.
+nothing but a PostgreSQL database of their own (``test_dw_campaigns_w<pid>``) and the test run's
+own Redis server (tests/redis_server.py), where the shared rate limit and RQ's queue live.
 
 The fake gateway (tests/limited_gateway.py, real TCP) logs every request. Mid-campaign it holds
 its answers; once every claimed message is on its way (the rows in ``sending`` match the requests
@@ -40,7 +40,6 @@ pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS = "redis://127.0.0.1:6379/5"
 RECIPIENTS = 240
 CHUNK_SIZE = 20
 WORKERS = 3
@@ -64,15 +63,12 @@ print(json.dumps(campaign.pk))
 
 
 @pytest.fixture(autouse=True)
-def _postgres_and_redis() -> None:
+def _postgres() -> None:
     if connection.vendor != "postgresql":
         pytest.skip(
             "real campaign workers run on PostgreSQL: run with DATABASE_URL=postgres://... "
             "(make test and CI do)"
         )
-    import redis
-
-    redis.Redis.from_url(REDIS, socket_connect_timeout=3).ping()  # fails loudly without Redis
 
 
 def wait_until(condition: Callable[[], Any], what: str, limit: float = 120.0) -> Any:
@@ -133,13 +129,12 @@ def gateway() -> Iterator[LimitedGateway]:
     fake.close()
 
 
-def _clear_rq_queue() -> None:
-    """Forget jobs a former run of this test left in Redis DB 5 (RQ's keys only)."""
+def _forget_former_jobs(redis_url: str) -> None:
+    """Empty the test run's own Redis server (never the machine's shared one): no job or worker
+    of a former test there."""
     import redis
 
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter("rq:*"):
-        client.delete(key)
+    redis.Redis.from_url(redis_url).flushdb()
 
 
 class Workers:
@@ -220,10 +215,9 @@ def django(env: dict[str, str], *args: str) -> str:
 
 @pytest.mark.parametrize("backend", ["db", "rq"])
 def test_three_workers_one_killed_every_message_sent_exactly_once(
-    backend: str, database: Database, gateway: LimitedGateway, workers: Workers
+    backend: str, database: Database, gateway: LimitedGateway, workers: Workers, redis_url: str
 ) -> None:
-    if backend == "rq":
-        _clear_rq_queue()
+    _forget_former_jobs(redis_url)
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings_campaigns",
@@ -231,6 +225,7 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
         WORKER_DATABASE_URL=database.url,
         WORKER_GATEWAY_URL=gateway.base_url,
         WORKER_BACKEND=backend,
+        WORKER_REDIS_URL=redis_url,
         WORKER_REDIS_PREFIX=f"dw-campaigns-{uuid.uuid4().hex[:12]}",
     )
     django(env, "-m", "django", "migrate", "--noinput", "-v", "0")
