@@ -58,10 +58,10 @@ def limited() -> Iterator[LimitedGateway]:
 
 @pytest.fixture
 def simulated() -> Iterator[tuple[SimulatedTime, LimitedGateway]]:
-    """Simulated time for four senders, and a gateway limited to 20/s (burst 20) by it."""
-    time = SimulatedTime(participants=4)
-    gateway = LimitedGateway(rate=20, burst=20, retry_after=1, clock=time.now)
-    yield time, gateway
+    """Simulated clock for four senders, and a gateway limited to 20/s (burst 20) by it."""
+    clock = SimulatedTime(participants=4)
+    gateway = LimitedGateway(rate=20, burst=20, retry_after=1, clock=clock.now)
+    yield clock, gateway
     gateway.close()
 
 
@@ -69,7 +69,7 @@ def _client(
     gateway: LimitedGateway,
     gate: SharedBackoff | None,
     max_retries: int = 0,
-    time: SimulatedTime | None = None,
+    clock: SimulatedTime | None = None,
 ) -> WhatsAppClient:
     return WhatsAppClient(
         api_key=API_KEY,
@@ -78,7 +78,7 @@ def _client(
         timeout=(5, 30),
         max_retries=max_retries,
         gate=gate,
-        **({"sleep": time.sleep} if time is not None else {}),
+        **({"sleep": clock.sleep} if clock is not None else {}),
     )
 
 
@@ -92,12 +92,12 @@ def _payload(number: int) -> dict[str, Any]:
 
 
 def _shared_gates(
-    alias: str, time: SimulatedTime, rate: float, count: int
+    alias: str, clock: SimulatedTime, rate: float, count: int
 ) -> list[SharedRateLimit]:
     """A gate for each sender (as separate processes would have), all on the simulated time."""
     return [
         SharedRateLimit(
-            rate, caches[alias], keep_trying=lambda: True, wall_clock=time.now, clock=time.now
+            rate, caches[alias], keep_trying=lambda: True, wall_clock=clock.now, clock=clock.now
         )
         for _ in range(count)
     ]
@@ -106,7 +106,7 @@ def _shared_gates(
 def _send_from_senders(
     helpers: HelperThreads,
     gateway: LimitedGateway,
-    time: SimulatedTime,
+    clock: SimulatedTime,
     gates: list[SharedRateLimit] | list[None],
     per_sender: int,
     *,
@@ -118,7 +118,7 @@ def _send_from_senders(
     fails the test otherwise."""
 
     def sender(index: int) -> None:
-        client = _client(gateway, gates[index], time=time)
+        client = _client(gateway, gates[index], clock=clock)
         try:
             for n in range(per_sender):
                 try:
@@ -129,7 +129,7 @@ def _send_from_senders(
                     refused.append(error)
         finally:
             client.close()
-            time.done()
+            clock.done()
 
     for index in range(len(gates)):
         helpers.start(sender, index, name=f"sender-{index}")
@@ -155,9 +155,9 @@ def test_senders_sharing_redis_stay_under_the_gateways_limit(
     simulated: tuple[SimulatedTime, LimitedGateway],
     helper_threads: HelperThreads,
 ) -> None:
-    time, gateway = simulated
-    gates = _shared_gates(shared_cache, time, 20, 4)
-    _send_from_senders(helper_threads, gateway, time, gates, 15, first=380500000000)
+    clock, gateway = simulated
+    gates = _shared_gates(shared_cache, clock, 20, 4)
+    _send_from_senders(helper_threads, gateway, clock, gates, 15, first=380500000000)
     # Every message went through exactly once, and the gateway never had to refuse one.
     assert sum(gateway.accepted_destinations().values()) == 60
     assert set(gateway.accepted_destinations().values()) == {1}
@@ -177,10 +177,10 @@ def test_without_the_shared_budget_the_same_senders_are_refused(
 ) -> None:
     # The control: the same four senders with no shared budget send all 60 at once; the
     # gateway's bucket (20 deep) takes 20 and refuses the rest.
-    time, gateway = simulated
+    clock, gateway = simulated
     refused: list[RateLimited] = []
     _send_from_senders(
-        helper_threads, gateway, time, [None] * 4, 15, first=380600000000, refused=refused
+        helper_threads, gateway, clock, [None] * 4, 15, first=380600000000, refused=refused
     )
     assert gateway.count(429) == 40
     assert len(refused) == 40
@@ -190,14 +190,14 @@ def test_without_the_shared_budget_the_same_senders_are_refused(
 def test_a_429_pauses_every_sender_that_shares_the_cache(
     shared_cache: str, helper_threads: HelperThreads
 ) -> None:
-    time = SimulatedTime(participants=3)
-    gateway = LimitedGateway(rate=None, retry_after=1, clock=time.now)  # no limit of its own
+    clock = SimulatedTime(participants=3)
+    gateway = LimitedGateway(rate=None, retry_after=1, clock=clock.now)  # no limit of its own
     gateway.refuse_first = 1  # only the first request is refused, with Retry-After: 1
     try:
         # A shared budget of 10/s (one request per 0.1 s window): every sender still has
         # messages to send when the pause is declared.
-        gates = _shared_gates(shared_cache, time, 10, 3)
-        _send_from_senders(helper_threads, gateway, time, gates, 10, first=380650000000)
+        gates = _shared_gates(shared_cache, clock, 10, 3)
+        _send_from_senders(helper_threads, gateway, clock, gates, 10, first=380650000000)
     finally:
         gateway.close()
     assert gateway.count(429) == 1

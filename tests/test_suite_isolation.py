@@ -68,31 +68,31 @@ def test_join_fails_naming_what_is_still_running() -> None:
 def test_simulated_time_moves_only_when_every_participant_sleeps(
     helper_threads: HelperThreads,
 ) -> None:
-    time = SimulatedTime(participants=2)
+    clock = SimulatedTime(participants=2)
     seen: dict[str, list[float]] = {"a": [], "b": []}
     b_may_go = threading.Event()
 
     def a() -> None:
         try:
-            time.sleep(5)  # b is busy: the clock waits for it
-            seen["a"].append(time.now() - EPOCH)
-            time.sleep(1)
-            seen["a"].append(time.now() - EPOCH)
+            clock.sleep(5)  # b is busy: the clock waits for it
+            seen["a"].append(clock.now() - EPOCH)
+            clock.sleep(1)
+            seen["a"].append(clock.now() - EPOCH)
         finally:
-            time.done()
+            clock.done()
 
     def b() -> None:
         try:
             b_may_go.wait()
-            seen["b"].append(time.now() - EPOCH)  # still 0: a's sleep has not ended
-            time.sleep(2)
-            seen["b"].append(time.now() - EPOCH)
+            seen["b"].append(clock.now() - EPOCH)  # still 0: a's sleep has not ended
+            clock.sleep(2)
+            seen["b"].append(clock.now() - EPOCH)
         finally:
-            time.done()
+            clock.done()
 
     helper_threads.start(a)
     helper_threads.start(b)
     b_may_go.set()
     helper_threads.join(what="the two participants")
     assert seen == {"a": [5.0, 6.0], "b": [0.0, 2.0]}
-    assert sorted(time.slept) == [1, 2, 5]
+    assert sorted(clock.slept) == [1, 2, 5]
