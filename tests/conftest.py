@@ -160,3 +160,59 @@ def helper_threads() -> Iterator[HelperThreads]:
     helpers = HelperThreads()
     yield helpers
     helpers.stop()
+
+
+# -- how the suite is run (Makefile, noxfile.py) ------------------------------------------------
+
+#: Fixtures through which a test reaches the database: pytest-django refuses any other access.
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "live_server",
+        "admin_client",
+        "admin_user",
+        "django_user_model",
+    }
+)
+#: Modules whose tests reach the database under test by other ways than pytest-django (worker
+#: or ``python -m`` processes given DATABASE_URL): they run on PostgreSQL whatever they ask for.
+REACH_THE_DATABASE_THEMSELVES = frozenset({"tests/test_tasks_worker.py", "tests/test_main.py"})
+#: Modules whose module-scoped fixtures (a wheel build, a served project) are paid once: under
+#: xdist (``--dist loadgroup``) each runs whole in one worker.
+RUN_WHOLE_IN_ONE_WORKER = frozenset({"tests/test_packaging.py", "tests/test_example_project.py"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="Deselect the tests that cannot reach the database (no django_db mark, no database "
+        "fixture, not marked postgres, not in REACH_THE_DATABASE_THEMSELVES): the PostgreSQL "
+        "run repeats only what the database can change.",
+    )
+
+
+def reaches_the_database(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return (
+        item.get_closest_marker("django_db") is not None
+        or item.get_closest_marker("postgres") is not None
+        or bool(DATABASE_FIXTURES & fixtures)
+        or item.nodeid.split("::", 1)[0] in REACH_THE_DATABASE_THEMSELVES
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module in RUN_WHOLE_IN_ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(module))
+    if config.getoption("--database-tests-only"):
+        kept = [item for item in items if reaches_the_database(item)]
+        deselected = [item for item in items if not reaches_the_database(item)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = kept

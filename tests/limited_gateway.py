@@ -63,8 +63,13 @@ class LimitedGateway(ThreadingHTTPServer):
         self._open = threading.Event()
         self._open.set()
         self.held = 0
+        #: The destinations of the requests held, in order of arrival.
+        self.held_destinations: list[int | None] = []
         self.arrived = threading.Condition(self.lock)
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        # A short poll: close() (shutdown) waits for it, 0.5 s by default.
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property
@@ -143,6 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
             gateway.log.append(Logged(gateway.clock(), destination, status))
             if not gateway._open.is_set():
                 gateway.held += 1
+                gateway.held_destinations.append(destination)
             gateway.arrived.notify_all()
         if not gateway._open.is_set():
             gateway._open.wait()

@@ -1,15 +1,18 @@
 """The suite's own means of not disturbing and not being disturbed: a Redis server of the run's
 own (tests/redis_server.py), helper threads that are daemons and fail the test at once
-(tests/threads.py), and simulated time for rate limits (tests/simulated_time.py)."""
+(tests/threads.py), simulated time for rate limits (tests/simulated_time.py), and which tests the
+PostgreSQL run repeats (tests/conftest.py's --database-tests-only)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import uuid
+from typing import Any
 
 import pytest
 
+from .conftest import reaches_the_database
 from .simulated_time import EPOCH, SimulatedTime
 from .threads import HelperThreadFailed, HelperThreads
 from .waiting import WaitTimeout
@@ -96,3 +99,27 @@ def test_simulated_time_moves_only_when_every_participant_sleeps(
     helper_threads.join(what="the two participants")
     assert seen == {"a": [5.0, 6.0], "b": [0.0, 2.0]}
     assert sorted(clock.slept) == [1, 2, 5]
+
+
+# -- the PostgreSQL run's selection (--database-tests-only) -------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_test_marked_django_db_reaches_the_database(request: pytest.FixtureRequest) -> None:
+    assert reaches_the_database(request.node)
+
+
+def test_a_test_with_a_database_fixture_reaches_the_database(
+    request: pytest.FixtureRequest, admin_client: Any
+) -> None:
+    assert reaches_the_database(request.node)
+
+
+@pytest.mark.postgres
+def test_a_test_marked_postgres_reaches_the_database(request: pytest.FixtureRequest) -> None:
+    assert reaches_the_database(request.node)
+
+
+def test_a_test_with_neither_cannot_reach_it(request: pytest.FixtureRequest) -> None:
+    # pytest-django refuses it any database access, so it passes or fails alike on either.
+    assert not reaches_the_database(request.node)
