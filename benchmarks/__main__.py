@@ -1,6 +1,7 @@
 """Run every benchmark: ``python -m benchmarks [NAME ...]`` (names: bulk, callback, resync,
-admin, campaign). Needs PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres;
-BENCH_POSTGRES overrides), gunicorn, and Redis at 127.0.0.1:6379 for the campaign benchmark.
+admin, campaign, faults). Needs PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres;
+BENCH_POSTGRES overrides), gunicorn, Redis at 127.0.0.1:6379 for the campaign benchmark, and
+redis-server for the fault benchmark (it starts and stops one of its own).
 Prints each figure, its goal and whether it was met."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 
 from .harness import Figure, database, machine, postgres_answers
 
-NAMES = ("bulk", "callback", "resync", "admin", "campaign")
+NAMES = ("bulk", "callback", "resync", "admin", "campaign", "faults")
 
 
 def main() -> int:
@@ -61,6 +62,7 @@ MODULES = {
     "resync": "resync",
     "admin": "admin_changelist",
     "campaign": "campaign",
+    "faults": "faults",
 }
 
 if __name__ == "__main__":

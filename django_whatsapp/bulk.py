@@ -28,10 +28,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from . import idempotency, optout, sending
+from . import faults, idempotency, optout, sending
 from .client import SendResult, WhatsAppClient
 from .conf import get_settings
+from .exceptions import WhatsAppError
+from .faults import classify
 from .metadata import clean_links
 from .models import Message, Template
 from .signing import callback_url
@@ -65,6 +68,11 @@ class BulkResult:
     #: Recipients (normalised) who opted out: their messages are stored ``not_sent`` with
     #: :class:`~django_whatsapp.exceptions.OptedOut` and nothing was requested for them.
     opted_out: list[str] = field(default_factory=list)
+    #: Sent inline: the fault of the account or of the system (the balance, the key, an
+    #: unreachable gateway or rate-limit cache) that stopped the send. The messages not requested
+    #: by then are ``not_sent`` with the error "Not requested" naming it (retry them, or send
+    #: queued: queued sends wait for the fault to pass instead).
+    stopped_by: Exception | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -344,5 +352,34 @@ def _send_batched(
                 done, _waiting = wait(set(in_flight) - answered, return_when=FIRST_COMPLETED)
                 answered |= done
             outcomes = [(in_flight.pop(future), sending.outcome_of(future)) for future in answered]
-            _accepted, errors = sending.record_outcomes(outcomes)
-            result.errors.update(errors)
+            recorded = sending.record_outcomes(outcomes)
+            result.errors.update(recorded.errors)
+            if recorded.fault is not None and result.stopped_by is None:
+                # The account or the system failed, not the messages: request no more.
+                result.stopped_by = next(
+                    o
+                    for _m, o in outcomes
+                    if isinstance(o, Exception) and classify(o) is recorded.fault
+                )
+                _not_requested(result.stopped_by, [m for m, _p in ready], list(pending))
+                ready.clear()
+                pending.clear()
+
+
+def _not_requested(cause: Exception, claimed: list[Message], unclaimed: list[Message]) -> None:
+    """An inline bulk send stopped by ``cause`` (a fault of the account or of the system): the
+    messages not requested yet end ``not_sent`` with an error naming it, with no request."""
+    reason = faults.describe(cause)
+    error = WhatsAppError(
+        _("Not requested: the send stopped. %(reason)s") % {"reason": reason},
+        name="Not requested",
+    )
+    for message in claimed:  # claimed: recorded as any refusal before the request
+        sending.record_send(message, error)
+    if unclaimed:
+        fields = sending.error_fields(error)
+        Message.objects.filter(
+            pk__in=[m.pk for m in unclaimed], status=Message.Status.QUEUED
+        ).update(status=Message.Status.NOT_SENT, status_changed_at=timezone.now(), **fields)
+        for message in unclaimed:
+            message.refresh_from_db()

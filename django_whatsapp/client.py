@@ -35,7 +35,10 @@ from requests.auth import AuthBase
 from . import __version__
 from .conf import WhatsAppSettings, get_settings
 from .exceptions import (
+    GatewayServerError,
+    NotRequested,
     RateLimited,
+    RateLimitUnavailable,
     TransportError,
     UnexpectedResponse,
     WhatsAppError,
@@ -111,10 +114,17 @@ class SharedBackoff:
         max_retries: int = 10,
         max_in_flight: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stop_on_outage: bool = False,
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.max_retries = max_retries
+        #: With ``stop_on_outage``, the first request that finds the gateway failing (it could
+        #: not be reached, or answered server errors, after its retries) stops the requests
+        #: still waiting at the gate: they raise :class:`NotRequested` until
+        #: :meth:`allow_requests` (a campaign's engine: its breaker tries again later).
+        self.stop_on_outage = stop_on_outage
+        self._stopped = False
         self.max_in_flight = max_in_flight
         self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
         self._clock = clock
@@ -140,10 +150,20 @@ class SharedBackoff:
         if self._slots is not None:
             self._slots.acquire()
         try:
+            if self._stopped:
+                raise NotRequested()
             return self._pass(sleep)
         except BaseException:
             self.release()
             raise
+
+    def stop_requests(self) -> None:
+        """Hold back every request from now on (:class:`NotRequested`), until
+        :meth:`allow_requests`."""
+        self._stopped = True
+
+    def allow_requests(self) -> None:
+        self._stopped = False
 
     def rate_limit_retries(self) -> int:
         """How often a rate-limited request may be retried through this gate (at least
@@ -306,6 +326,25 @@ def _shown(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
+def _outage(error: WhatsAppError) -> bool:
+    """Whether an error says the gateway itself is failing, not this request: it could not be
+    reached, or answered a server error."""
+    if isinstance(error, TransportError):
+        return not error.maybe_delivered
+    return isinstance(error, GatewayServerError)
+
+
+def _gate_failed(exc: Exception, attempts: int) -> RateLimitUnavailable:
+    """The error for a gate (the shared rate limit's cache) that failed: no request was made
+    for it. Only the failure's type is kept: its text may name the cache's address."""
+    error = RateLimitUnavailable(
+        "The cache that holds the shared rate limit could not be reached "
+        f"({type(exc).__name__}): nothing was sent."
+    )
+    error.attempts = attempts
+    return error
+
+
 class WhatsAppClient:
     """A client for the gateway's send and status endpoints."""
 
@@ -348,12 +387,12 @@ class WhatsAppClient:
     @classmethod
     def from_settings(cls, conf: WhatsAppSettings | None = None, **kwargs: Any) -> WhatsAppClient:
         conf = conf or get_settings()
+        kwargs.setdefault("max_retries", conf.MAX_RETRIES)
         return cls(
             api_key=conf.require_api_key(),
             send_url=conf.send_url,
             status_url=conf.status_url,
             timeout=conf.TIMEOUT,
-            max_retries=conf.MAX_RETRIES,
             **kwargs,
         )
 
@@ -421,7 +460,13 @@ class WhatsAppClient:
         gate = self.gate
         while True:
             attempt += 1
-            ticket = gate.wait(self.sleep) if gate is not None else 0
+            try:
+                ticket = gate.wait(self.sleep) if gate is not None else 0
+            except NotRequested as held_back:
+                held_back.attempts = attempt - 1
+                raise
+            except Exception as exc:  # the shared budget could not be read: nothing goes out
+                raise _gate_failed(exc, attempt - 1) from exc
             try:
                 try:
                     return self._post_once(url, payload), attempt
@@ -433,12 +478,17 @@ class WhatsAppClient:
                     if shared and gate is not None:
                         limit = max(limit, gate.rate_limit_retries())
                     if not retry or attempt > limit:
+                        if gate is not None and gate.stop_on_outage and _outage(error):
+                            gate.stop_requests()
                         raise
                     delay = self.backoff.delay(attempt, error.retry_after, self.rand())
                     if shared and gate is not None:
                         # Every sender waits at the gate before its next request; one sleeps
                         # for all. Declared before this request's slot is given back.
-                        declared = gate.pause(delay, ticket)
+                        try:
+                            declared = gate.pause(delay, ticket)
+                        except Exception as exc:  # the shared pause could not be stored
+                            raise _gate_failed(exc, attempt) from exc
                         logger.warning(
                             "WhatsApp gateway rate limit (attempt %d); %s",
                             attempt,

@@ -68,6 +68,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a campaign worker holds a chunk without renewing it; a chunk whose lease runs out
     # (its worker died) is taken over by another worker (see campaigns/engine.py).
     "CAMPAIGN_LEASE": 60,
+    # The longest pause, in seconds, between two tries while the gateway or the rate-limit cache
+    # cannot be reached: queued and campaign sends wait half a second, then twice as long after
+    # each failed try, up to this, with jitter (see faults.py).
+    "OUTAGE_MAX_PAUSE": 5,
 }
 
 #: ``BASE_URL`` for tests: the in-process gateway of :mod:`django_whatsapp.testing`.
@@ -130,6 +134,7 @@ class WhatsAppSettings:
     RATE_LIMIT: float | None = None
     RATE_LIMIT_CACHE: str = "default"
     CAMPAIGN_LEASE: float = 60.0
+    OUTAGE_MAX_PAUSE: float = 5.0
 
     def __repr__(self) -> str:
         return (
@@ -239,6 +244,12 @@ def _float(raw: dict[str, Any], key: str) -> float:
 def _lease(value: Any) -> float:
     if not _seconds(value):
         raise _bad("CAMPAIGN_LEASE", "must be a positive number of seconds.")
+    return float(value)
+
+
+def _max_pause(value: Any) -> float:
+    if not _seconds(value) or value < 0.5:
+        raise _bad("OUTAGE_MAX_PAUSE", "must be a number of seconds, at least 0.5.")
     return float(value)
 
 
@@ -480,4 +491,5 @@ def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> 
         RATE_LIMIT=float(rate) if rate is not None else None,
         RATE_LIMIT_CACHE=raw["RATE_LIMIT_CACHE"],
         CAMPAIGN_LEASE=_lease(raw["CAMPAIGN_LEASE"]),
+        OUTAGE_MAX_PAUSE=_max_pause(raw["OUTAGE_MAX_PAUSE"]),
     )

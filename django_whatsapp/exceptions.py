@@ -209,6 +209,20 @@ class RateLimitUnavailable(WhatsAppError):
     )
 
 
+class NotRequested(WhatsAppError):
+    """A request the gate held back (no request was made): another request through the same
+    gate had just found the gateway failing (it could not be reached, or answered server
+    errors), so the others wait for the next try instead of failing too. A fault of the system:
+    the message is ``queued`` again."""
+
+    retryable = True
+    default_name = "Not requested"
+    default_message = (
+        "Not requested: another request had just found the gateway failing; the message waits "
+        "for the next try."
+    )
+
+
 class CampaignNotRunning(ValueError):
     """A campaign's message was asked to be sent outside its campaign's engine while the
     campaign is not ``running`` (``send_message``, the admin's actions, a retry): nothing is

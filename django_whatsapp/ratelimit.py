@@ -75,9 +75,13 @@ class SharedRateLimit(SharedBackoff):
         keep_trying: Callable[[], bool] | None = None,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        stop_on_outage: bool = False,
     ) -> None:
         super().__init__(
-            max_retries=DEFAULT_RATE_LIMIT_RETRIES, max_in_flight=max_in_flight, clock=clock
+            max_retries=DEFAULT_RATE_LIMIT_RETRIES,
+            max_in_flight=max_in_flight,
+            clock=clock,
+            stop_on_outage=stop_on_outage,
         )
         self.rate = rate
         self.per_window, self.window = windows(rate)
@@ -153,8 +157,18 @@ class PatientBackoff(SharedBackoff):
     campaign's messages are never failed for a 429 while the campaign runs, with or without
     ``RATE_LIMIT``."""
 
-    def __init__(self, *, keep_trying: Callable[[], bool], max_in_flight: int | None = None):
-        super().__init__(max_retries=DEFAULT_RATE_LIMIT_RETRIES, max_in_flight=max_in_flight)
+    def __init__(
+        self,
+        *,
+        keep_trying: Callable[[], bool],
+        max_in_flight: int | None = None,
+        stop_on_outage: bool = False,
+    ):
+        super().__init__(
+            max_retries=DEFAULT_RATE_LIMIT_RETRIES,
+            max_in_flight=max_in_flight,
+            stop_on_outage=stop_on_outage,
+        )
         self.keep_trying = keep_trying
 
     def rate_limit_retries(self) -> int:
@@ -174,11 +188,13 @@ def gate_for(
     *,
     max_in_flight: int | None = None,
     keep_trying: Callable[[], bool] | None = None,
+    stop_on_outage: bool = False,
 ) -> SharedBackoff | None:
     """The gate for a client under the current settings: a :class:`SharedRateLimit` when
     ``RATE_LIMIT`` is set; else, with ``keep_trying``, a :class:`PatientBackoff`; else a
     :class:`SharedBackoff` for ``max_in_flight`` concurrent requests, or ``None`` (one request at
-    a time needs no gate)."""
+    a time needs no gate). ``stop_on_outage``: see :class:`~django_whatsapp.client.SharedBackoff`
+    (a campaign's engine)."""
     conf = conf or get_settings()
     if conf.RATE_LIMIT is not None:
         return SharedRateLimit(
@@ -187,9 +203,12 @@ def gate_for(
             prefix=budget_prefix(conf),
             max_in_flight=max_in_flight,
             keep_trying=keep_trying,
+            stop_on_outage=stop_on_outage,
         )
     if keep_trying is not None:
-        return PatientBackoff(keep_trying=keep_trying, max_in_flight=max_in_flight)
+        return PatientBackoff(
+            keep_trying=keep_trying, max_in_flight=max_in_flight, stop_on_outage=stop_on_outage
+        )
     if max_in_flight is None:
         return None
-    return SharedBackoff(max_in_flight=max_in_flight)
+    return SharedBackoff(max_in_flight=max_in_flight, stop_on_outage=stop_on_outage)

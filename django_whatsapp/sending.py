@@ -26,10 +26,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from requests.adapters import HTTPAdapter
 
-from . import optout, signals, window
+from . import faults, optout, signals, window
 from .client import SendResult, WhatsAppClient
 from .conf import WhatsAppSettings, account_for_sender, get_settings
-from .exceptions import ServiceWindowClosed, WhatsAppError
+from .exceptions import (
+    CampaignNotRunning,
+    NotRequested,
+    ServiceWindowClosed,
+    TransportError,
+    WhatsAppError,
+)
+from .faults import Fault
 from .models import Message, StatusEvent, Template
 from .payloads import message_payload
 from .ratelimit import gate_for
@@ -135,13 +142,26 @@ def storable_answer(value: Any, depth: int = 0) -> Any:
     return value
 
 
+#: The most characters of a gateway's error message kept on the message (the whole answer is
+#: kept on the event, made storable).
+MAX_ERROR_MESSAGE = 4000
+
+
+def storable_text(text: Any, limit: int | None = None) -> str:
+    """Outside text (a gateway's error name or message) as every database's text column keeps
+    it: NUL characters and lone surrogates escaped (:func:`storable_answer`), at most ``limit``
+    characters."""
+    stored = str(storable_answer(str(text) if text is not None else ""))
+    return stored[:limit] if limit is not None else stored
+
+
 def _error_payload(error: WhatsAppError) -> dict[str, Any]:
     body = error.body if isinstance(error.body, dict | list | str | int | float) else None
     body = storable_answer(body)
     return {
         "exception": type(error).__name__,
-        "name": error.name,
-        "message": error.message,
+        "name": storable_text(error.name, 1000),
+        "message": storable_text(error.message, MAX_ERROR_MESSAGE),
         "code": error.code,
         "status": error.status,
         "http_status": error.http_status,
@@ -150,12 +170,19 @@ def _error_payload(error: WhatsAppError) -> dict[str, Any]:
     }
 
 
+def error_fields(error: WhatsAppError) -> dict[str, Any]:
+    """The message's error columns for ``error``, storable whatever the gateway sent."""
+    code = error.code if error.code is None or -(2**31) <= error.code < 2**31 else None
+    return {
+        "error_code": code,
+        "error_name": storable_text(error.name, 255),
+        "error_message": storable_text(error.message, MAX_ERROR_MESSAGE),
+    }
+
+
 def _record_failure(message: Message, error: WhatsAppError) -> Message:
     Message.objects.filter(pk=message.pk).update(
-        error_code=error.code,
-        error_name=error.name[:255],
-        error_message=error.message,
-        attempts=F("attempts") + error.attempts,
+        **error_fields(error), attempts=F("attempts") + error.attempts
     )
     message.refresh_from_db(fields=["error_code", "error_name", "error_message", "attempts"])
     if isinstance(error, ServiceWindowClosed):
@@ -189,12 +216,17 @@ def move_status(
 
 
 def send_now(
-    message: Message, *, client: WhatsAppClient | None = None, confirmation: bool = False
+    message: Message,
+    *,
+    client: WhatsAppClient | None = None,
+    confirmation: bool = False,
+    deferred: bool = False,
 ) -> Message:
     """Claim, submit and record one message now, whatever ``SEND_ASYNC`` says (see
     :func:`django_whatsapp.services.send_message`), through the message's account.
     ``confirmation`` is for :func:`django_whatsapp.optout.confirm` only (see
-    :func:`claim_for_sending`)."""
+    :func:`claim_for_sending`); ``deferred`` for queued work that can send the message later
+    (see :func:`record_send`)."""
     conf = get_settings(message.account)
     # A configuration error (no API key, no callback secret) surfaces before any row is written.
     client = client or get_client(conf)
@@ -204,8 +236,21 @@ def send_now(
     try:
         result = client.send(payload)
     except Exception as exc:
-        return record_send(message, exc)
-    return record_send(message, result)
+        return record_send(message, exc, deferred=deferred)
+    return record_send(message, result, deferred=deferred)
+
+
+def ensure_campaign_running(message: Message) -> None:
+    """Raise :class:`~django_whatsapp.exceptions.CampaignNotRunning` for a message of a
+    campaign that is not ``running``: only its running campaign sends it (its engine keeps the
+    pause, the cancel and the rate limit)."""
+    if message.campaign_id is None:
+        return
+    from .models import Campaign
+
+    campaign = Campaign.objects.filter(pk=message.campaign_id).first()
+    if campaign is not None and campaign.status != Campaign.Status.RUNNING:
+        raise CampaignNotRunning(campaign)
 
 
 def claim_for_sending(
@@ -213,8 +258,10 @@ def claim_for_sending(
 ) -> dict[str, Any] | None:
     """Save (when unsaved), validate and claim a message; return the request body to submit, or
     ``None`` when another caller has it or it is not ``draft`` or ``queued`` (it is then
-    refreshed). Sends ``message_sending``; a receiver's exception marks the message ``not_sent``
-    and is raised. Raises ``ValidationError`` (nothing stored or claimed) for an invalid message.
+    refreshed). Raises :class:`~django_whatsapp.exceptions.CampaignNotRunning` (nothing
+    changed) for a message of a campaign that is not running. Sends ``message_sending``; a
+    receiver's exception marks the message ``not_sent`` and is raised. Raises
+    ``ValidationError`` (nothing stored or claimed) for an invalid message.
 
     A message to an opted-out contact, or refused by the window policy, is refused here
     (``not_sent`` with :class:`~django_whatsapp.exceptions.OptedOut` or
@@ -229,6 +276,7 @@ def claim_for_sending(
         message.save()
     if message.status not in SENDABLE:
         return None
+    ensure_campaign_running(message)
     validate_message(message)
     now = timezone.now()
     if not move_status(message, SENDABLE, Status.SENDING, now, submitted_at=now):
@@ -261,20 +309,69 @@ def _answer_not_stored(message: Message, result: SendResult, exc: BaseException)
     return _record_failure(message, lost)
 
 
-def record_send(message: Message, outcome: SendResult | BaseException) -> Message:
+def record_send(
+    message: Message, outcome: SendResult | BaseException, *, deferred: bool = False
+) -> Message:
     """Record what ``client.send`` did with a claimed message: its result, or the exception it
-    raised. A :class:`WhatsAppError` makes the message ``not_sent`` or ``unknown``; any other
-    exception makes it ``unknown`` (the request may have gone out) and is raised again."""
+    raised, as :func:`django_whatsapp.faults.classify` judges it.
+
+    The message's own fault makes it ``not_sent``; a request that may have reached the gateway
+    ``unknown``; any exception that is not a :class:`WhatsAppError` makes it ``unknown`` too (the
+    request may have gone out) and is raised again. A fault of the account or of the system
+    makes it ``not_sent`` with its typed error for a single inline send (its caller waits for
+    the answer); with ``deferred`` (queued and campaign work, which can send it later) it goes
+    back to ``queued``, error kept. An account's fault holds the account and pauses its running
+    campaigns (:func:`react`); with ``deferred`` a system's fault opens its breaker.
+
+    Whatever the gateway answered, the message never stays ``sending``: should recording fail
+    (a database error), the failure is logged with the message's id and the message is settled
+    as ``unknown`` (``queued`` for a deferred fault of the account or the system) with the reason
+    kept."""
+    fault = faults.classify(outcome)
+    try:
+        _record_one(message, outcome, fault, deferred=deferred)
+    finally:
+        react(message.account, [(fault, outcome)], deferred=deferred)
+    return message
+
+
+def _record_one(
+    message: Message, outcome: SendResult | BaseException, fault: Fault, *, deferred: bool
+) -> None:
+    """:func:`_record`, settling the message anyway when recording fails; an outcome that is
+    not a :class:`WhatsAppError` (a bug on the way) is raised again once recorded."""
+    try:
+        _record(message, outcome, fault, deferred=deferred)
+    except Exception as exc:
+        if exc is outcome:
+            raise
+        _not_recorded(message, outcome, fault, exc, deferred=deferred)
+
+
+def _record(
+    message: Message, outcome: SendResult | BaseException, fault: Fault, *, deferred: bool
+) -> None:
+    if deferred and fault in (Fault.ACCOUNT, Fault.SYSTEM):
+        assert isinstance(outcome, WhatsAppError)  # noqa: S101 - classify's contract
+        _back_to_queued(message, outcome)
+        return
     if isinstance(outcome, WhatsAppError):
-        return _record_failure(message, outcome)
+        _record_failure(message, outcome)
+        return
     if isinstance(outcome, BaseException):
         # A bug or an unforeseen failure on the way: the request may have gone out, so the
         # message is ``unknown`` (a callback can still settle it), never stuck in ``sending``.
-        lost = WhatsAppError(f"{type(outcome).__name__}: {outcome}", name="Send interrupted")
+        lost = WhatsAppError(
+            storable_text(f"{type(outcome).__name__}: {outcome}", MAX_ERROR_MESSAGE),
+            name="Send interrupted",
+        )
         lost.maybe_delivered = True
         _record_failure(message, lost)
         raise outcome
-    result = outcome
+    _record_accepted_one(message, outcome)
+
+
+def _record_accepted_one(message: Message, result: SendResult) -> None:
     alias = router.db_for_write(Message, instance=message)
     payload = storable_answer(result.body)
     try:
@@ -289,7 +386,8 @@ def record_send(message: Message, outcome: SendResult | BaseException) -> Messag
             .exists()
         )
         if not taken:
-            return _answer_not_stored(message, result, exc)
+            _answer_not_stored(message, result, exc)
+            return
         clash = WhatsAppError(
             _("The gateway's message_id %(id)s is already used by another message.")
             % {"id": result.message_id},
@@ -298,12 +396,110 @@ def record_send(message: Message, outcome: SendResult | BaseException) -> Messag
         )
         clash.attempts = result.attempts
         clash.maybe_delivered = True
-        return _record_failure(message, clash)
+        _record_failure(message, clash)
+        return
     except (DatabaseError, OverflowError, ValueError) as exc:
-        return _answer_not_stored(message, result, exc)
+        _answer_not_stored(message, result, exc)
+        return
     logger.info("WhatsApp message %s accepted as %s", message.pk, result.message_id)
     signals.message_sent.send(sender=Message, message=message)
-    return message
+
+
+def _back_to_queued(message: Message, error: WhatsAppError) -> None:
+    """A fault of the account or of the system met by queued or campaign work: the message goes
+    back to ``queued`` (not final), the error kept, to be sent when the fault is over."""
+    now = timezone.now()
+    Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
+        status=Status.QUEUED,
+        status_changed_at=now,
+        submitted_at=None,
+        attempts=F("attempts") + error.attempts,
+        **error_fields(error),
+    )
+    message.refresh_from_db(
+        fields=["status", "status_changed_at", "submitted_at", "attempts", *_ERROR_COLUMNS]
+    )
+
+
+_ERROR_COLUMNS = ("error_code", "error_name", "error_message")
+
+
+def _not_recorded(
+    message: Message,
+    outcome: SendResult | BaseException,
+    fault: Fault,
+    exc: BaseException,
+    *,
+    deferred: bool,
+) -> None:
+    """Recording the outcome failed: settle the message in a documented state anyway."""
+    logger.exception(
+        "WhatsApp message %s: its send's outcome (%s) could not be recorded",
+        message.pk,
+        "accepted" if isinstance(outcome, SendResult) else type(outcome).__name__,
+    )
+    if deferred and fault in (Fault.ACCOUNT, Fault.SYSTEM):
+        status = Status.QUEUED
+    elif fault in (Fault.SENT, Fault.MAYBE_SENT):
+        status = Status.UNKNOWN  # the gateway took it or may have: a callback settles it
+    else:
+        status = Status.NOT_SENT
+    try:
+        Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
+            status=status,
+            status_changed_at=timezone.now(),
+            error_name="Outcome not recorded",
+            error_message=storable_text(
+                _("The send's outcome could not be recorded: %(error)s")
+                % {"error": f"{type(exc).__name__}: {exc}"},
+                MAX_ERROR_MESSAGE,
+            ),
+        )
+        message.refresh_from_db()
+    except Exception:  # the database itself is gone: whatsapp_resync --stale-sending settles it
+        logger.exception("WhatsApp message %s stays sending: the database refused", message.pk)
+
+
+def react(
+    account: str,
+    outcomes: Sequence[tuple[Fault, SendResult | BaseException]],
+    *,
+    deferred: bool,
+) -> Fault | None:
+    """What the app does about the faults of a batch of sends through ``account``, once per
+    batch: an account's fault holds the account and pauses its running campaigns; with
+    ``deferred``, a system's fault opens the account's breaker. Returns the batch's account or
+    system fault, if any (the account's first)."""
+    worst: tuple[Fault, BaseException] | None = None
+    for fault, outcome in outcomes:
+        if not isinstance(outcome, BaseException):
+            continue
+        if fault is Fault.ACCOUNT:
+            worst = (fault, outcome)
+            break
+        # The request that met the outage says more than those held back after it.
+        if fault is Fault.SYSTEM and (worst is None or isinstance(worst[1], NotRequested)):
+            worst = (fault, outcome)
+    if worst is None:
+        timed_out = [
+            o
+            for f, o in outcomes
+            if f is Fault.MAYBE_SENT and isinstance(o, TransportError) and o.maybe_delivered
+        ]
+        if deferred and timed_out:
+            # The message is unknown (the gateway may have it), but a gateway that does not
+            # answer is sick: the others wait, as for an outage, instead of timing out too.
+            faults.note_outage(account, timed_out[0])
+        return None
+    fault, error = worst
+    if fault is Fault.ACCOUNT:
+        from .campaigns.states import pause_account_campaigns
+
+        faults.hold(account, error)
+        pause_account_campaigns(account, faults.describe(error))
+    elif deferred:
+        faults.note_outage(account, error)
+    return fault
 
 
 # -- the opt-out confirmation ---------------------------------------------------------------
@@ -731,24 +927,41 @@ def outcome_of(future: Future[SendResult]) -> SendResult | BaseException:
         return error
 
 
+class Recorded(NamedTuple):
+    """What :func:`record_outcomes` did with a batch: how many were ``accepted``; the messages
+    whose recording raised (by id, the error as text); the batch's fault of the account or of
+    the system, if any; and how many messages went back to ``queued`` for it."""
+
+    accepted: int
+    errors: dict[int, str]
+    fault: Fault | None = None
+    requeued: int = 0
+
+
 def record_outcomes(
-    outcomes: Sequence[tuple[Message, SendResult | BaseException]],
-) -> tuple[int, dict[int, str]]:
-    """Record what the gateway did with a batch of claimed messages: the accepted ones together
-    (:func:`record_accepted`), the others one by one (:func:`record_send`). Returns how many
-    were accepted, and the messages whose recording raised (by id, the error as text: each is
-    kept on its message as ``unknown``)."""
+    outcomes: Sequence[tuple[Message, SendResult | BaseException]], *, deferred: bool = False
+) -> Recorded:
+    """Record what the gateway did with a batch of claimed messages of one account: the accepted
+    ones together (:func:`record_accepted`), the others one by one as :func:`record_send` does
+    (``deferred``: see there), then :func:`react` once for the batch."""
     accepted = record_accepted([(m, o) for m, o in outcomes if isinstance(o, SendResult)])
     errors: dict[int, str] = {}
+    judged: list[tuple[Fault, SendResult | BaseException]] = []
+    requeued = 0
     for message, outcome in outcomes:
         if isinstance(outcome, SendResult):
             continue
+        fault = faults.classify(outcome)
+        judged.append((fault, outcome))
         try:
-            record_send(message, outcome)
+            _record_one(message, outcome, fault, deferred=deferred)
         except Exception as error:  # recorded on the message as unknown; go on with the others
             logger.exception("WhatsApp: message %s raised", message.pk)
             errors[message.pk] = f"{type(error).__name__}: {error}"
-    return len(accepted), errors
+        if message.status == Status.QUEUED:
+            requeued += 1
+    batch_fault = react(outcomes[0][0].account, judged, deferred=deferred) if judged else None
+    return Recorded(len(accepted), errors, batch_fault, requeued)
 
 
 def requeue(messages: Sequence[Message]) -> int:

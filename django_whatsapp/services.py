@@ -32,6 +32,7 @@ from .campaigns.control import (
     campaign_results,
     cancel_campaign,
     pause_campaign,
+    release_account,
     resume_campaign,
     start_campaign,
 )
@@ -50,6 +51,7 @@ from .resync import (
 )
 from .sending import (
     claim_for_sending,
+    ensure_campaign_running,
     get_client,
     pooled_client,
     record_send,
@@ -99,6 +101,7 @@ __all__ = [
     "receive_report_by_uuid",
     "record_send",
     "refresh_status",
+    "release_account",
     "resume_campaign",
     "resync_selection",
     "resync_statuses",
@@ -355,7 +358,9 @@ def retry_message(
     message: Message, *, user: Any = None, client: WhatsAppClient | None = None
 ) -> Message:
     """An operator's retry of a ``not_sent`` message: back to ``queued`` (an ``admin`` event),
-    then sent again. Raises :class:`NotRetryable` for a message in any other status.
+    then sent again. Raises :class:`NotRetryable` for a message in any other status, and
+    :class:`~django_whatsapp.exceptions.CampaignNotRunning` (nothing changed) for a message of a
+    campaign that is not running.
 
     A configuration error (no API key, no callback secret, no task framework with
     ``SEND_ASYNC``) is raised before anything changes: the message stays ``not_sent`` with its
@@ -364,6 +369,7 @@ def retry_message(
     if client is None:
         conf.require_api_key()
     callback_url(message.uuid, conf)
+    ensure_campaign_running(message)
     if conf.SEND_ASYNC:
         from . import tasks  # noqa: F401 - needs a task framework: ImproperlyConfigured without
     now = timezone.now()

@@ -1,6 +1,6 @@
-"""Signals sent by :mod:`django_whatsapp.services`, :mod:`django_whatsapp.inbound` and
-:mod:`django_whatsapp.optout`. The sender
-is always the ``Message`` class.
+"""Signals sent by :mod:`django_whatsapp.services`, :mod:`django_whatsapp.inbound`,
+:mod:`django_whatsapp.optout` and the campaigns. The sender is the ``Message`` class, except for
+:data:`campaign_paused` (the ``Campaign`` class).
 
 Each is sent once per real event, after the database change it reports.
 """
@@ -43,3 +43,10 @@ contact_opted_out = Signal()
 #: Sent when an opted-out contact opts back in (an inbound opt-in keyword, or an operator).
 #: Arguments: ``contact``, ``message`` (the inbound Message, or ``None``) and ``user``.
 contact_opted_in = Signal()
+
+#: Sent when a running (or scheduled) campaign is paused: by the app, when the gateway refused
+#: the account's balance (402, code 3) or key (401/403), or by an operator.
+#: Sender: the ``Campaign`` class. Arguments: ``campaign`` (the
+#: :class:`~django_whatsapp.models.Campaign`, status ``paused``) and ``reason`` (the
+#: ``pause_reason`` the app gave, blank when an operator paused it).
+campaign_paused = Signal()

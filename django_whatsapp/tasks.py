@@ -24,18 +24,18 @@ except ImportError:  # Django 5.2: the backport
         ) from error
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import optout
+from . import faults, optout
 from .campaigns import engine
 from .conf import get_settings
 from .models import Campaign, CampaignChunk, Message
-from .sending import claim_for_sending, move_status, send_now
+from .sending import claim_for_sending, ensure_campaign_running, move_status, send_now
 from .signing import callback_url
 from .validation import validate_message
 
@@ -49,12 +49,77 @@ def send_message_task(message_id: int) -> str | None:
 
     Running it twice for one message (two workers got the same job) submits it once: the
     services' claim lets only one of them move it to ``sending``.
+
+    A fault of the account or of the system is not the message's (:mod:`django_whatsapp.faults`):
+    while its account is held (the gateway refused the balance or the key) the message stays
+    ``queued`` until the account is released; while the gateway or the rate-limit cache cannot be
+    reached, the task runs again when the account's next try is due, and one task at a time
+    tries (the others wait for its answer). Returns ``"held"`` or ``"waiting"`` then.
     """
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         return None
-    send_now(message)
+    if message.status not in (Status.DRAFT, Status.QUEUED):
+        return str(message.status)
+    account = message.account
+    row = faults.state(account)
+    if row is not None and row.held_since is not None:
+        return "held"  # release_account hands it out again
+    trying = False
+    if row is not None and row.waiting_since is not None:
+        left = faults.seconds_to_wait(row)
+        if left is None and faults.take_try(account):
+            trying = True
+        else:
+            _later(message_id, left if left is not None else CHECK_AGAIN)
+            return "waiting"
+    send_now(message, deferred=True)
+    if message.status == Status.QUEUED:
+        # Back to queued for a fault of the account (held: wait for the release) or of the
+        # system (note_outage set the next try).
+        row = faults.state(account)
+        if row is None or row.held_since is None:
+            _later(message_id, faults.seconds_to_wait(row) or CHECK_AGAIN)
+        return "held" if row is not None and row.held_since is not None else "waiting"
+    if trying:
+        if not faults.answered_by_gateway_status(message):
+            faults.give_back_try(account)
+        elif faults.note_recovered(account) and not backend_defers():
+            requeue_waiting(account)  # their tasks could not run again later by themselves
     return str(message.status)
+
+
+#: Seconds a task waits to look again when another task's try is out.
+CHECK_AGAIN = 1.0
+
+
+def backend_defers() -> bool:
+    """Whether the task backend can run a task later (``run_after``)."""
+    return bool(send_message_task.get_backend().supports_defer)
+
+
+def _later(message_id: int, seconds: float) -> None:
+    """Run the message's task again in ``seconds``. A backend that cannot defer leaves the
+    message ``queued``: it is handed out again when a queued send finds the outage over, or by
+    ``release_account``."""
+    if backend_defers():
+        when = timezone.now() + timedelta(seconds=seconds)
+        transaction.on_commit(partial(send_message_task.using(run_after=when).enqueue, message_id))
+
+
+def requeue_waiting(account: str) -> int:
+    """Hand the account's ``queued`` messages that belong to no campaign to the task framework
+    again (when the transaction commits): a held account released, or an outage over with a
+    backend that could not defer their retry. Safe when some are queued already: a message is
+    claimed once. Returns how many."""
+    ids = list(
+        Message.objects.filter(
+            account=account, status=Status.QUEUED, campaign__isnull=True
+        ).values_list("pk", flat=True)
+    )
+    for message_id in ids:
+        transaction.on_commit(partial(send_message_task.enqueue, message_id))
+    return len(ids)
 
 
 def enqueue_message(message: Message) -> Message:
@@ -64,12 +129,15 @@ def enqueue_message(message: Message) -> Message:
     An unsaved message is validated and saved as ``queued``; a ``draft`` is moved to ``queued``;
     a ``queued`` one (a retry, or one whose task was lost) is enqueued again, which is safe: the
     worker's claim submits it at most once. A message in any other status is returned as it is.
-    Raises ``ValidationError`` (nothing stored) for an invalid message.
+    Raises ``ValidationError`` (nothing stored) for an invalid message, and
+    :class:`~django_whatsapp.exceptions.CampaignNotRunning` for a message of a campaign that is
+    not running (only its campaign sends it).
     """
     conf = get_settings(message.account)
     # A configuration error surfaces here, not later in a worker.
     conf.require_api_key()
     callback_url(message.uuid, conf)
+    ensure_campaign_running(message)
     now = timezone.now()
     if message.pk is None:
         validate_message(message)

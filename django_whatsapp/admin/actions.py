@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from .. import services
-from ..exceptions import WhatsAppError
+from ..exceptions import CampaignNotRunning, WhatsAppError
 from ..models import Message
 from .display import explain_error, retry_helps
 
@@ -69,6 +69,8 @@ def send_one(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, message: M
         services.send_message(message)
     except ImproperlyConfigured as error:
         _not_configured(modeladmin, request, error)
+    except CampaignNotRunning as error:
+        modeladmin.message_user(request, str(error), messages.WARNING)
     except ValidationError as error:
         modeladmin.message_user(request, "; ".join(error.messages), messages.ERROR)
     else:
@@ -108,7 +110,7 @@ def retry_one(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, message: 
         return
     try:
         services.retry_message(message, user=request.user)
-    except services.NotRetryable as error:
+    except (services.NotRetryable, CampaignNotRunning) as error:
         modeladmin.message_user(request, str(error), messages.WARNING)
     except ImproperlyConfigured as error:
         _not_configured(modeladmin, request, error)
@@ -137,6 +139,7 @@ def _send_each(
     """Send every ``eligible`` message of the selection through ``send``; count
     (sent, failed, skipped). ``None`` when the app is not configured (the operator is told)."""
     sent = failed = skipped = 0
+    outside: CampaignNotRunning | None = None
     for message in queryset.select_related("template"):
         if not eligible(message):
             skipped += 1
@@ -146,6 +149,10 @@ def _send_each(
         except ImproperlyConfigured as error:
             _not_configured(modeladmin, request, error)
             return None
+        except CampaignNotRunning as error:
+            # Only its running campaign sends a campaign's message: left as it is.
+            outside, skipped = error, skipped + 1
+            continue
         except (services.NotRetryable, ValidationError):
             failed += 1
             continue
@@ -153,6 +160,8 @@ def _send_each(
             failed += 1
         else:
             sent += 1
+    if outside is not None:
+        modeladmin.message_user(request, str(outside), messages.WARNING)
     return sent, failed, skipped
 
 

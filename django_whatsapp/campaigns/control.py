@@ -17,42 +17,30 @@ from typing import Any
 
 from django.db.models import Count, Q
 from django.utils import timezone
-from django.utils.functional import Promise
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
+from .. import faults
 from ..models import Campaign, CampaignChunk, Message
 from ..status_rule import status_rank
+from .states import CampaignStateError, move, pause_with_reason, sweep_cancelled
+
+#: CampaignStateError, the error of every status change, is the states module's.
+__all__ = [
+    "CampaignProgress",
+    "CampaignStateError",
+    "campaign_export",
+    "campaign_progress",
+    "campaign_results",
+    "cancel_campaign",
+    "pause_campaign",
+    "release_account",
+    "resume_campaign",
+    "start_campaign",
+]
 
 logger = logging.getLogger("django_whatsapp")
 
 CampaignStatus = Campaign.Status
 Status = Message.Status
-
-
-class CampaignStateError(ValueError):
-    """The campaign is not in a status that allows this change (for example resuming a campaign
-    that is not paused)."""
-
-
-def _move(campaign: Campaign, sources: tuple[str, ...], target: str, **changes: Any) -> None:
-    moved = Campaign.objects.filter(pk=campaign.pk, status__in=sources).update(
-        status=target, updated_at=timezone.now(), **changes
-    )
-    campaign.refresh_from_db()
-    if not moved:
-        raise CampaignStateError(
-            _("The campaign is %(status)s: it cannot be %(action)s.")
-            % {"status": campaign.get_status_display().lower(), "action": _ACTIONS[target]}
-        )
-
-
-_ACTIONS: dict[str, Promise] = {
-    CampaignStatus.RUNNING: gettext_lazy("started"),
-    CampaignStatus.SCHEDULED: gettext_lazy("scheduled"),
-    CampaignStatus.PAUSED: gettext_lazy("paused"),
-    CampaignStatus.CANCELLED: gettext_lazy("cancelled"),
-}
 
 
 def start_campaign(campaign: Campaign, *, send_at: datetime | None = None) -> Campaign:
@@ -65,11 +53,11 @@ def start_campaign(campaign: Campaign, *, send_at: datetime | None = None) -> Ca
     now = timezone.now()
     when = send_at or campaign.send_at
     if when is not None and when > now and campaign.status == CampaignStatus.DRAFT:
-        _move(campaign, (CampaignStatus.DRAFT,), CampaignStatus.SCHEDULED, send_at=when)
+        move(campaign, (CampaignStatus.DRAFT,), CampaignStatus.SCHEDULED, send_at=when)
         schedule_tick(campaign.pk, when)
         logger.info("WhatsApp campaign %s scheduled for %s", campaign.pk, when.isoformat())
         return campaign
-    _move(
+    move(
         campaign,
         (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED),
         CampaignStatus.RUNNING,
@@ -92,28 +80,42 @@ def _hand_out(campaign: Campaign, enqueue_chunks: Any, schedule_tick: Any) -> No
 def pause_campaign(campaign: Campaign) -> Campaign:
     """Pause a running (or scheduled) campaign: no message is claimed any more; messages in
     flight finish, rate-limited ones go back to ``queued``. Resume with
-    :func:`resume_campaign`."""
-    _move(campaign, (CampaignStatus.RUNNING, CampaignStatus.SCHEDULED), CampaignStatus.PAUSED)
-    logger.info("WhatsApp campaign %s paused", campaign.pk)
-    return campaign
+    :func:`resume_campaign`. Sends ``campaign_paused`` (with a blank reason: an operator's
+    pause)."""
+    return pause_with_reason(campaign, "")
 
 
 def resume_campaign(campaign: Campaign) -> Campaign:
-    """Resume a paused campaign: its remaining chunks are handed out again."""
+    """Resume a paused campaign: its remaining chunks are handed out again. When the app paused
+    it because the gateway refused the account (after the top-up, or a new key), the account is
+    released too: its queued sends go on (:func:`release_account`)."""
     from ..tasks import enqueue_chunks, schedule_tick  # needs a task framework: on use
 
-    _move(campaign, (CampaignStatus.PAUSED,), CampaignStatus.RUNNING)
+    move(campaign, (CampaignStatus.PAUSED,), CampaignStatus.RUNNING, pause_reason="")
     if campaign.started_at is None:
         Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now())
+    release_account(campaign.account)
     _hand_out(campaign, enqueue_chunks, schedule_tick)
     logger.info("WhatsApp campaign %s resumed", campaign.pk)
     return campaign
 
 
+def release_account(account: str) -> int:
+    """Lift the account's hold (the gateway refused its balance or key, and the operator topped
+    up or fixed the key) and hand its queued sends (not a campaign's: resuming the campaign does)
+    to the task framework again. Returns how many were handed out."""
+    from ..tasks import requeue_waiting  # needs a task framework: on use
+
+    faults.release(account)
+    return requeue_waiting(account)
+
+
 def cancel_campaign(campaign: Campaign) -> Campaign:
     """Cancel a campaign that is not finished: nothing more is sent, and its messages not sent
-    yet become ``not_sent`` with the error "Campaign cancelled" (those in flight finish)."""
-    _move(
+    yet become ``not_sent`` with the error "Campaign cancelled" (those in flight finish; a
+    request still waiting on the rate limit gives its message back, and the engine cancels it
+    then: :func:`sweep_cancelled`)."""
+    move(
         campaign,
         (
             CampaignStatus.DRAFT,
@@ -124,13 +126,7 @@ def cancel_campaign(campaign: Campaign) -> Campaign:
         CampaignStatus.CANCELLED,
         finished_at=timezone.now(),
     )
-    left = Message.objects.filter(campaign=campaign, status__in=(Status.DRAFT, Status.QUEUED))
-    count = left.update(
-        status=Status.NOT_SENT,
-        status_changed_at=timezone.now(),
-        error_name="Campaign cancelled",
-        error_message=_("The campaign was cancelled before this message was sent."),
-    )
+    count = sweep_cancelled(campaign)
     logger.info("WhatsApp campaign %s cancelled; %d message(s) not sent", campaign.pk, count)
     return campaign
 

@@ -43,12 +43,15 @@ from typing import cast
 from django.db.models import Q
 from django.utils import timezone
 
+from .. import faults
 from ..client import SendResult, WhatsAppClient
 from ..conf import get_settings
 from ..exceptions import RateLimited
+from ..faults import Fault
 from ..models import Campaign, CampaignChunk, Message, StatusEvent
 from ..ratelimit import gate_for
 from ..sending import (
+    Recorded,
     claim_batch,
     outcome_of,
     pooled_client,
@@ -57,6 +60,7 @@ from ..sending import (
     requeue,
 )
 from ..status_rule import _apply
+from .states import pause_account_campaigns, sweep_cancelled
 
 logger = logging.getLogger("django_whatsapp")
 
@@ -180,6 +184,12 @@ def run_chunk(
     run = ChunkRun(chunk_id, "done")
     if chunk.runs > 1:
         run.settled_unknown = settle_claimed(chunk)
+    breaker = Breaker(campaign.account)
+    if campaign.status == Campaign.Status.RUNNING and breaker.held:
+        # The gateway refused the account's balance or key: nothing is sent until an operator
+        # resumes the campaign after the top-up.
+        pause_account_campaigns(campaign.account, breaker.held_reason)
+        campaign.refresh_from_db()
     if campaign.status != Campaign.Status.RUNNING:
         _release(chunk_id, token, done=False)
         run.outcome = "stopped"
@@ -187,10 +197,18 @@ def run_chunk(
     stop = threading.Event()
     own_client = client is None
     if client is None:
-        gate = gate_for(conf, max_in_flight=concurrency, keep_trying=lambda: not stop.is_set())
-        client = pooled_client(concurrency, conf, gate=gate)
+        # No immediate retries of a request that failed for the system's fault, and the first
+        # such failure holds back the requests still waiting at the gate: the account's breaker
+        # waits and tries again (see faults.py); 429s wait at the gate as before.
+        gate = gate_for(
+            conf,
+            max_in_flight=concurrency,
+            keep_trying=lambda: not stop.is_set(),
+            stop_on_outage=True,
+        )
+        client = pooled_client(concurrency, conf, gate=gate, max_retries=0)
     try:
-        _send_chunk(chunk, campaign, client, concurrency, token, stop, run)
+        _send_chunk(chunk, campaign, client, concurrency, token, stop, run, breaker)
     finally:
         if own_client:
             client.close()
@@ -207,6 +225,74 @@ def run_chunk(
     return run
 
 
+class Breaker:
+    """This worker's view of its account's state (:mod:`django_whatsapp.faults`), read when the
+    campaign's status is (every ``CHECK_EVERY`` seconds) and after a fault: whether the account
+    is held, and while the gateway or the rate-limit cache cannot be reached, when to try again.
+    While the account waits, a worker claims nothing until the pause is over; then one process
+    tries one message (:func:`faults.take_try`), and the first success closes the breaker for
+    all."""
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        self.held = False
+        self.held_reason = ""
+        self.waiting = False
+        self.next_try: datetime | None = None
+        #: This worker's try is out (one message, while the account waits).
+        self.trying = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        row = faults.state(self.account)
+        self.held = row is not None and row.held_since is not None
+        self.held_reason = row.held_reason if row is not None else ""
+        self.waiting = row is not None and row.waiting_since is not None
+        self.next_try = row.next_try_at if row is not None else None
+
+    def room(self, wanted: int) -> int:
+        """How many messages this worker may claim now (``wanted`` when the account is well)."""
+        if not self.waiting:
+            return wanted
+        if self.trying:
+            return 0
+        if self.next_try is not None and self.next_try > timezone.now():
+            return 0
+        if faults.take_try(self.account):
+            self.trying = True
+            return 1
+        self.refresh()  # another process's try is out, or it just closed the breaker
+        return 0 if self.waiting else wanted
+
+    def seconds_to_wait(self) -> float:
+        """How long to wait before looking again while nothing is in flight."""
+        if self.next_try is None:
+            return CHECK_EVERY
+        left = (self.next_try - timezone.now()).total_seconds()
+        return min(max(left, 0.01), CHECK_EVERY)
+
+    def nothing_to_try(self) -> None:
+        """This worker's try found nothing to send (its chunk is through, or the message was
+        refused before any request): another may try."""
+        if self.trying:
+            self.trying = False
+            faults.give_back_try(self.account)
+
+    def after(self, outcomes: list[tuple[Message, SendResult | BaseException]]) -> None:
+        """Learn from a recorded batch: a fault of the account or of the system was recorded
+        already (:func:`django_whatsapp.sending.react`), so read the account's state again; a
+        gateway that answered while the account waited closes its breaker."""
+        judged = [faults.classify(outcome) for _m, outcome in outcomes]
+        if any(fault not in (Fault.SENT, Fault.MESSAGE) for fault in judged):
+            self.trying = False
+            self.refresh()
+        elif self.waiting or self.trying:
+            if any(faults.answered_by_gateway(outcome) for _m, outcome in outcomes):
+                faults.note_recovered(self.account)
+                self.waiting, self.next_try = False, None
+            self.nothing_to_try()
+
+
 def _send_chunk(
     chunk: CampaignChunk,
     campaign: Campaign,
@@ -215,12 +301,14 @@ def _send_chunk(
     token: str,
     stop: threading.Event,
     run: ChunkRun,
+    breaker: Breaker,
 ) -> None:
     conf = get_settings(campaign.account)
     lease = conf.CAMPAIGN_LEASE
     in_flight: dict[Future[SendResult], Message] = {}
     exhausted = False
     checked = renewed = time.monotonic()
+    idle = threading.Event()  # never set: waits on it are pauses
 
     def still_running() -> bool:
         status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
@@ -236,6 +324,8 @@ def _send_chunk(
                 if not still_running():
                     run.outcome = "stopped"
                     stop.set()
+                else:
+                    breaker.refresh()
             if not stop.is_set() and now - renewed >= lease / 3:
                 renewed = now
                 if not _renew(chunk.pk, token, lease):
@@ -243,8 +333,15 @@ def _send_chunk(
                     stop.set()
             room = concurrency - len(in_flight)
             if not stop.is_set() and not exhausted and room >= max(1, concurrency // 2):
+                room = breaker.room(room)
+            else:
+                room = 0
+            if room:
+                if client.gate is not None:
+                    client.gate.allow_requests()  # the breaker lets this worker send again
                 claimed = claim_batch(campaign, chunk.first_id, chunk.last_id, room)
                 if not claimed:
+                    breaker.nothing_to_try()
                     if still_running():
                         exhausted = True
                     else:
@@ -257,9 +354,15 @@ def _send_chunk(
                         run.failed += 1
                     else:
                         in_flight[pool.submit(client.send, prepared.payload)] = prepared.message
+                if not in_flight:
+                    breaker.nothing_to_try()
             if not in_flight:
                 if exhausted or stop.is_set():
                     return
+                if breaker.waiting:
+                    # The gateway or the rate-limit cache cannot be reached: wait for the next
+                    # try, looking at the campaign's status and the lease meanwhile.
+                    idle.wait(breaker.seconds_to_wait())
                 continue
             # Record in batches: wait until half the requests in flight are answered (or the
             # rest are slow), then record them together and claim as many again.
@@ -271,14 +374,22 @@ def _send_chunk(
                     set(in_flight) - done, timeout=CHECK_EVERY, return_when=FIRST_COMPLETED
                 )
                 done |= answered
-            _record([(in_flight.pop(future), outcome_of(future)) for future in done], stop, run)
+            outcomes = [(in_flight.pop(future), outcome_of(future)) for future in done]
+            recorded = _record(campaign, outcomes, stop, run)
+            breaker.after(outcomes)
+            if recorded.requeued:
+                exhausted = False  # messages given back: the chunk is not through yet
+            if recorded.fault is Fault.ACCOUNT and not stop.is_set():
+                run.outcome = "stopped"  # its campaign is paused: the rest wait for a resume
+                stop.set()
 
 
 def _record(
+    campaign: Campaign,
     outcomes: list[tuple[Message, SendResult | BaseException]],
     stop: threading.Event,
     run: ChunkRun,
-) -> None:
+) -> Recorded:
     # Rate-limited requests of a campaign that was paused or cancelled meanwhile certainly did
     # not reach the gateway: their messages go back to queued, for a resume.
     back = [
@@ -289,9 +400,16 @@ def _record(
     if back:
         run.requeued += requeue(back)
     rest = [(m, o) for m, o in outcomes if m not in back]
-    accepted, _errors = record_outcomes(rest)
-    run.accepted += accepted
-    run.failed += sum(not isinstance(o, SendResult) for _m, o in rest)
+    recorded = record_outcomes(rest, deferred=True) if rest else Recorded(0, {})
+    run.accepted += recorded.accepted
+    run.requeued += recorded.requeued
+    run.failed += sum(not isinstance(o, SendResult) for _m, o in rest) - recorded.requeued
+    if back or recorded.requeued:
+        # A cancel that came meanwhile found these messages in flight: cancel them now.
+        status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
+        if status == Campaign.Status.CANCELLED:
+            sweep_cancelled(campaign)
+    return recorded
 
 
 # -- the tick ----------------------------------------------------------------------------------
