@@ -64,12 +64,16 @@ print(json.dumps(campaign.pk))
 
 
 @pytest.fixture(autouse=True)
-def _postgres() -> None:
+def _postgres_and_redis(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real workers run on PostgreSQL, with the test run's own Redis server: its URL goes to
+    their processes as ``WORKER_REDIS_URL`` (tests/settings_campaigns.py), through the
+    environment they are given (tests/test_faults_workers.py uses this fixture too)."""
     if connection.vendor != "postgresql":
         pytest.skip(
             "real campaign workers run on PostgreSQL: run with DATABASE_URL=postgres://... "
             "(make test and CI do)"
         )
+    monkeypatch.setenv("WORKER_REDIS_URL", request.getfixturevalue("redis_url"))
 
 
 def wait_until(condition: Callable[[], Any], what: str, limit: float = 120.0) -> Any:
