@@ -163,8 +163,11 @@ def tests(session: nox.Session, django: str, browser_too: bool) -> None:
         *(select if session.posargs else [*select, *postgres_selection()]),
         env={
             "VENV": session.virtualenv.location,
-            # Its own test database, so that sessions and other checkouts never share one.
-            "DJANGO_TEST_DB_NAME": "test_django_whatsapp_" + re.sub(r"\W", "_", django),
+            # Its own test database, so that sessions and other checkouts never share one (named
+            # after DJANGO_TEST_DB_NAME when it is set; xdist appends _gw0, _gw1).
+            "DJANGO_TEST_DB_NAME": os.environ.get("DJANGO_TEST_DB_NAME", "test_django_whatsapp")
+            + "_"
+            + re.sub(r"\W", "_", django),
         },
         external=True,
     )
