@@ -4,8 +4,9 @@ Run it in your project's environment with ``DJANGO_SETTINGS_MODULE`` set (or ``-
 
     DJANGO_SETTINGS_MODULE=mysite.settings python -m django_whatsapp
 
-Secrets (``API_KEY``, ``CALLBACK_SECRET``) are shown as ``'***'``. The exit status is 0 when the
-checks found no error, 1 when they did, 2 when the settings could not be loaded at all.
+Secrets (``API_KEY``, ``CALLBACK_SECRET``, ``INBOUND_SECRET``) are shown as ``'***'``. The exit
+status is 0 when the checks found no error, 1 when they did, 2 when the settings could not be
+loaded at all.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from . import __version__
 
 DISTRIBUTION = "django-whatsapp-decisiontelecom"
-SECRET_KEYS = frozenset({"API_KEY", "CALLBACK_SECRET"})
+SECRET_KEYS = frozenset({"API_KEY", "CALLBACK_SECRET", "INBOUND_SECRET"})
 MASK = "'***'"
 USAGE_HINT = (
     "Run it from your project with its settings named, e.g.\n"
@@ -76,9 +77,12 @@ def _effective_settings() -> tuple[dict[str, Any], set[str], str | None]:
     except ImproperlyConfigured as error:
         raw = {**DEFAULTS, **user} if isinstance(user, dict) else dict(DEFAULTS)
         return raw, given, str(error)
-    skip = ("CALLBACK_SECRET", "ACCOUNTS")
+    skip = ("CALLBACK_SECRET", "INBOUND_SECRET", "ACCOUNTS")
     values = {key: getattr(conf, key) for key in DEFAULTS if key not in skip}
     values["CALLBACK_SECRET"] = list(conf.CALLBACK_SECRETS) or None
+    values["INBOUND_SECRET"] = (
+        list(conf.INBOUND_SECRETS) if conf.INBOUND_SECRETS != conf.CALLBACK_SECRETS else None
+    )
     values["ACCOUNTS"] = user.get("ACCOUNTS", {}) if isinstance(user, dict) else {}
     return {key: values[key] for key in DEFAULTS}, given, None
 

@@ -124,7 +124,7 @@ def _prototype(
     for name, value in links.items():
         setattr(message, name, value)
     # A recipient that is surely valid, so that only the content is checked here.
-    message.destination_addr = "0"
+    message.destination_addr = "+12025550123"
     validate_message(message)
     return message
 
@@ -249,7 +249,8 @@ def _store(result: BulkResult, queued: bool, *, keyed: bool) -> list[Message]:
     whole insert rolls back) and the lookup is made again."""
     for attempt in range(3):
         found = idempotency.existing_by_key(
-            [m.idempotency_key or "" for m in result.messages] if keyed else []
+            [m.idempotency_key or "" for m in result.messages] if keyed else [],
+            result.messages[0].account,
         )
         firsts = {}
         for message in result.messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,7 +11,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
-from . import sandbox
+from . import logs, sandbox
 from .conf import MEMORY_URL, SETTING_NAME, WhatsAppSettings, get_settings
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -134,6 +135,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     messages.extend(_check_rate_limit_cache(conf))
+    messages.extend(check_logs(conf))
     return messages
 
 
@@ -196,3 +198,78 @@ def _check_rate_limit_cache(conf: WhatsAppSettings) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+#: Servers' access loggers that write every request's URL, when a project's LOGGING configures
+#: them (they exist in ``manage.py check`` only then).
+ACCESS_LOGGERS = (
+    "gunicorn.access",
+    "uvicorn.access",
+    "hypercorn.access",
+    "daphne.access",
+    "django.channels.server",
+)
+
+
+def _handlers_reached(logger: logging.Logger) -> list[logging.Handler]:
+    """The handlers a record logged on ``logger`` reaches (its own, then its parents' while it
+    propagates)."""
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found.extend(current.handlers)
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
+
+
+def _writes_unmasked(logger: logging.Logger) -> bool:
+    if logs.is_masked(logger):
+        return False
+    return any(
+        not any(isinstance(f, logs.MaskSignatures) for f in handler.filters)
+        and not isinstance(handler, logging.NullHandler)
+        for handler in _handlers_reached(logger)
+    )
+
+
+def check_logs(conf: WhatsAppSettings) -> list[CheckMessage]:
+    """W020: ``django.request`` or ``django.server`` lost the filter that masks the inbound URL's
+    signature (the app installs it when it starts; a project that replaced those loggers' filters
+    afterwards). W021: a server's access logger configured in ``LOGGING`` writes URLs to a handler
+    without that filter. What the checks cannot see: logs written outside Python's logging in
+    this process (gunicorn's access log file when LOGGING does not configure it, uWSGI's request
+    log, the web server's access log): see the data-protection page of the docs."""
+    if not conf.INBOUND_SECRETS:
+        return []
+    messages: list[CheckMessage] = []
+    hint = (
+        'Add {"()": "django_whatsapp.logs.MaskSignatures"} to that logger\'s (or each of its '
+        "handlers') filters in LOGGING."
+    )
+    for name in logs.LOGGERS:
+        logger = logging.getLogger(name)
+        if not logs.is_masked(logger):
+            messages.append(
+                Warning(
+                    f"The {name!r} logger has no django_whatsapp.logs.MaskSignatures filter: its "
+                    "records would write the inbound URL with its signature (whoever reads the "
+                    "log could post STOP or START for any number).",
+                    hint=hint,
+                    id="django_whatsapp.W020",
+                )
+            )
+    known = logging.Logger.manager.loggerDict
+    for name in ACCESS_LOGGERS:
+        access = known.get(name)
+        if isinstance(access, logging.Logger) and _writes_unmasked(access):
+            messages.append(
+                Warning(
+                    f"The {name!r} logger writes every request's URL, the inbound URL with its "
+                    "signature included, to a handler without django_whatsapp's mask.",
+                    hint=hint,
+                    id="django_whatsapp.W021",
+                )
+            )
+    return messages

@@ -20,6 +20,95 @@ from django.core.exceptions import ImproperlyConfigured
 
 SETTING_NAME = "DJANGO_WHATSAPP"
 
+#: The default ``OPT_OUT_KEYWORDS``: the carriers' common words (CTIA's STOP, STOPALL,
+#: UNSUBSCRIBE, CANCEL, END, QUIT; OPTOUT, REVOKE) and their Spanish, German, French,
+#: Portuguese, Russian and Ukrainian counterparts, written with and without accents.
+OPT_OUT_WORDS: tuple[str, ...] = (
+    # English
+    "STOP",
+    "STOPALL",
+    "STOP ALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "OPTOUT",
+    "OPT OUT",
+    "OPT-OUT",
+    "REVOKE",
+    # Spanish
+    "BAJA",
+    "DAR DE BAJA",
+    "PARAR",
+    "DETENER",
+    "CANCELAR",
+    "DESUSCRIBIR",
+    "DESUSCRIBIRME",
+    # German
+    "STOPP",
+    "ABMELDEN",
+    "ABBESTELLEN",
+    "KÜNDIGEN",
+    "KUENDIGEN",
+    "BEENDEN",
+    # French
+    "ARRÊT",
+    "ARRET",
+    "ARRÊTER",
+    "ARRETER",
+    "DÉSABONNER",
+    "DESABONNER",
+    "DÉSINSCRIRE",
+    "DESINSCRIRE",
+    "ANNULER",
+    # Portuguese
+    "PARE",
+    "SAIR",
+    "DESCADASTRAR",
+    "CANCELAR INSCRIÇÃO",
+    # Russian
+    "СТОП",
+    "ОТПИСАТЬСЯ",
+    "ОТПИСКА",
+    "ОТМЕНА",  # noqa: RUF001
+    "ОТМЕНИТЬ",
+    # Ukrainian
+    "ВІДПИСАТИСЯ",
+    "ВІДПИСКА",
+    "СКАСУВАТИ",
+)
+#: The default ``OPT_IN_KEYWORDS``.
+OPT_IN_WORDS: tuple[str, ...] = (
+    # English
+    "START",
+    "UNSTOP",
+    "SUBSCRIBE",
+    "RESUME",
+    # Spanish
+    "ALTA",
+    "INICIAR",
+    "COMENZAR",
+    "SUSCRIBIR",
+    # German
+    "ANMELDEN",
+    "STARTEN",
+    # French
+    "DÉMARRER",
+    "DEMARRER",
+    "ABONNER",
+    # Portuguese
+    "INSCREVER",
+    "ASSINAR",
+    "VOLTAR",
+    # Russian
+    "СТАРТ",  # noqa: RUF001
+    "ПОДПИСАТЬСЯ",
+    "ВОЗОБНОВИТЬ",
+    # Ukrainian
+    "ПІДПИСАТИСЯ",
+    "ПОНОВИТИ",
+)
+
 DEFAULTS: dict[str, Any] = {
     "API_KEY": None,
     "BASE_URL": "https://web.it-decision.com/v1/api",
@@ -28,6 +117,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_SOURCE_ADDR": None,
     "CALLBACK_BASE_URL": None,
     "CALLBACK_SECRET": None,
+    # The key of the inbound URL's signature (a list rotates it: the first signs, all verify);
+    # None: CALLBACK_SECRET's keys, as before it existed.
+    "INBOUND_SECRET": None,
     "TIMEOUT": (5, 30),
     "MAX_RETRIES": 3,
     "SEND_ASYNC": False,
@@ -39,20 +131,15 @@ DEFAULTS: dict[str, Any] = {
     "SERVICE_WINDOW_POLICY": "off",
     # Whether the sandbox refuses text and images to a number that has not written in 24 hours.
     "SANDBOX_ENFORCE_WINDOW": False,
+    # The country whose national numbers (050 333 01 00) are read as its own (an ISO 3166 code
+    # such as "UA"); None: every number is read as international (numbers.py).
+    "DEFAULT_REGION": None,
     # -- opt-outs, accounts and retention (optout.py, ACCOUNTS below, whatsapp_purge) ----------
-    # An inbound text equal to one of these (case and surrounding punctuation ignored) opts the
-    # contact out; one of OPT_IN_KEYWORDS back in.
-    "OPT_OUT_KEYWORDS": (
-        "STOP",
-        "STOPALL",
-        "UNSUBSCRIBE",
-        "СТОП",
-        "ОТПИСАТЬСЯ",
-        "ОТПИСКА",
-        "ВІДПИСАТИСЯ",
-        "ВІДПИСКА",
-    ),
-    "OPT_IN_KEYWORDS": ("START", "UNSTOP", "СТАРТ", "ПОДПИСАТЬСЯ", "ПІДПИСАТИСЯ"),  # noqa: RUF001
+    # An inbound text equal to one of these (compared as optout.normalize says: case, width,
+    # invisible characters and surrounding punctuation ignored) opts the contact out; one of
+    # OPT_IN_KEYWORDS back in.
+    "OPT_OUT_KEYWORDS": OPT_OUT_WORDS,
+    "OPT_IN_KEYWORDS": OPT_IN_WORDS,
     # None, {"text": "..."} or {"template": "name", "params": [...], "header": ...}: the reply
     # sent to a customer who just opted out.
     "OPT_OUT_CONFIRMATION": None,
@@ -135,6 +222,11 @@ class WhatsAppSettings:
     RATE_LIMIT_CACHE: str = "default"
     CAMPAIGN_LEASE: float = 60.0
     OUTAGE_MAX_PAUSE: float = 5.0
+    #: The ISO country code national numbers are read in, or ``None`` (numbers.py).
+    DEFAULT_REGION: str | None = None
+    #: The keys of the inbound URL's signature: the first signs, every one verifies
+    #: (``INBOUND_SECRET``, else ``CALLBACK_SECRET``'s).
+    INBOUND_SECRETS: tuple[str, ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -208,14 +300,31 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _secrets(value: Any) -> tuple[str, ...]:
+def _secrets(value: Any, key: str = "CALLBACK_SECRET") -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     if isinstance(value, str):
         return (value,)
     if isinstance(value, Sequence) and all(isinstance(v, str) and v for v in value):
         return tuple(value)
-    raise _bad("CALLBACK_SECRET", "must be a string or a list of non-empty strings (first signs).")
+    raise _bad(key, "must be a string or a list of non-empty strings (first signs).")
+
+
+def _region(value: Any) -> str | None:
+    """``DEFAULT_REGION``: ``None``, or a country code that ``phonenumbers`` knows (any case)."""
+    if value is None or value == "":
+        return None
+    import phonenumbers  # on use: reading settings loads no number metadata
+
+    code = value.strip().upper() if isinstance(value, str) else None
+    if code is None or code not in phonenumbers.SUPPORTED_REGIONS:
+        raise _bad(
+            "DEFAULT_REGION",
+            "must be None or a two-letter ISO 3166 country code that the phonenumbers library "
+            f"knows, such as 'UA', 'DE' or 'US' (the country national numbers are read in), not "
+            f"{value!r}.",
+        )
+    return code
 
 
 def _optional_str(raw: dict[str, Any], key: str) -> str | None:
@@ -492,4 +601,7 @@ def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> 
         RATE_LIMIT_CACHE=raw["RATE_LIMIT_CACHE"],
         CAMPAIGN_LEASE=_lease(raw["CAMPAIGN_LEASE"]),
         OUTAGE_MAX_PAUSE=_max_pause(raw["OUTAGE_MAX_PAUSE"]),
+        DEFAULT_REGION=_region(raw["DEFAULT_REGION"]),
+        INBOUND_SECRETS=_secrets(raw["INBOUND_SECRET"], "INBOUND_SECRET")
+        or _secrets(raw["CALLBACK_SECRET"]),
     )

@@ -1,10 +1,12 @@
 """Idempotent sends: a caller's ``idempotency_key`` makes a send happen once.
 
-The key is stored unique on the message (``Message.idempotency_key``). A send with a key first
-inserts its message; a second send with the same key (a retried web request or task) finds the
-first message and gets it back without sending anything, also when many threads or processes
-race: the database's unique index lets exactly one insert win. A key reused with different
-content raises :class:`~django_whatsapp.exceptions.IdempotencyConflict` naming the fields that
+The key is stored on the message (``Message.idempotency_key``), unique per account: the same key
+under another account is another send. A send with a key first inserts its message; a second
+send with the same key and account (a retried web request or task) finds the first message and
+gets it back without sending anything, also when many threads or processes race: the
+database's unique index lets exactly one insert win. A key reused with any other content (the
+recipient, type, text, image, sender, template, its parameters and header, metadata, tags or
+target) raises :class:`~django_whatsapp.exceptions.IdempotencyConflict` naming the fields that
 differ.
 """
 
@@ -17,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from .exceptions import IdempotencyConflict
+from .inputs import check_input
 from .models import Message
 
 #: The longest key, in characters.
@@ -32,6 +35,10 @@ def clean_key(value: Any, *, reserve: int = 0) -> str:
         raise ValidationError(
             {"idempotency_key": _("The idempotency key must be a non-empty string.")}
         )
+    try:
+        check_input(value)
+    except ValidationError as error:
+        raise ValidationError({"idempotency_key": error}) from None
     if len(value) > limit:
         raise ValidationError(
             {
@@ -53,6 +60,10 @@ def _content(message: Message) -> dict[str, Any]:
         "template": message.template_id,
         "params": [str(p) for p in params.get("body", []) or []],
         "header": params.get("header") or None,
+        "sender": message.source_addr or "",
+        "metadata": message.metadata or {},
+        "tags": list(message.tags or []),
+        "target": (message.target_content_type_id, message.target_object_id or ""),
     }
 
 
@@ -78,7 +89,8 @@ def store_once(message: Message) -> tuple[Message, bool]:
     key = message.idempotency_key
     if not key:
         raise ValueError("store_once needs a message with an idempotency_key")
-    first = Message.objects.filter(idempotency_key=key).first()
+    mine = Message.objects.filter(idempotency_key=key, account=message.account)
+    first = mine.first()
     if first is not None:
         return same_or_conflict(first, message), False
     try:
@@ -88,19 +100,19 @@ def store_once(message: Message) -> tuple[Message, bool]:
         # Another caller inserted the key first (it waited for that insert to commit).
         message.pk = None
         message._state.adding = True
-        first = Message.objects.filter(idempotency_key=key).first()
+        first = mine.first()
         if first is None:
             raise
         return same_or_conflict(first, message), False
     return message, True
 
 
-def existing_by_key(keys: list[str]) -> dict[str, Message]:
-    """The messages already stored with any of ``keys``, by key (one query per 500 keys)."""
+def existing_by_key(keys: list[str], account: str) -> dict[str, Message]:
+    """The messages of ``account`` already stored with any of ``keys``, by key (one query per
+    500 keys)."""
     found: dict[str, Message] = {}
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        found.update(
-            (m.idempotency_key or "", m) for m in Message.objects.filter(idempotency_key__in=chunk)
-        )
+        stored = Message.objects.filter(idempotency_key__in=chunk, account=account)
+        found.update((m.idempotency_key or "", m) for m in stored)
     return found

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, QueryDict
 from django.http.multipartparser import MultiPartParserError
@@ -50,7 +50,9 @@ from django.utils.dateparse import parse_datetime
 
 from . import optout, sending, signals, window
 from .conf import WhatsAppSettings, account_for_sender, get_settings
+from .inputs import storable
 from .models import InboundReport, Message
+from .numbers import mask_number
 from .validation import clean_recipient
 
 logger = logging.getLogger("django_whatsapp.inbound")
@@ -83,21 +85,27 @@ def sign(secret: str) -> str:
 
 
 def verify(signature: str, conf: WhatsAppSettings | None = None) -> bool:
-    """True when ``signature`` was made by any configured ``CALLBACK_SECRET`` (constant time,
-    every secret compared)."""
+    """True when ``signature`` was made by any key of ``INBOUND_SECRET`` (by default
+    ``CALLBACK_SECRET``'s): constant time, every key compared. A list rotates the inbound URL:
+    the first key signs it, every one verifies."""
     conf = conf or get_settings()
     matched = False
-    for secret in conf.CALLBACK_SECRETS:
+    for secret in conf.INBOUND_SECRETS:
         matched |= constant_time_compare(sign(secret), signature)
     return matched
 
 
 def inbound_path(conf: WhatsAppSettings | None = None) -> str:
-    """The signed inbound path (``/whatsapp/inbound/<signature>/``); ``ImproperlyConfigured``
-    when no ``CALLBACK_SECRET`` is set."""
+    """The signed inbound path (``/whatsapp/inbound/<signature>/``), signed with the first key
+    of ``INBOUND_SECRET`` (by default ``CALLBACK_SECRET``'s); ``ImproperlyConfigured`` when
+    neither is set."""
     conf = conf or get_settings()
-    secret = conf.require_callback_secrets()[0]
-    return reverse("django_whatsapp:inbound", kwargs={"signature": sign(secret)})
+    if not conf.INBOUND_SECRETS:
+        raise ImproperlyConfigured(
+            "Neither DJANGO_WHATSAPP['INBOUND_SECRET'] nor ['CALLBACK_SECRET'] is set: the "
+            "inbound URL is signed with one of them. Set a long random string."
+        )
+    return reverse("django_whatsapp:inbound", kwargs={"signature": sign(conf.INBOUND_SECRETS[0])})
 
 
 def inbound_url(conf: WhatsAppSettings | None = None) -> str | None:
@@ -110,19 +118,6 @@ def inbound_url(conf: WhatsAppSettings | None = None) -> str | None:
 
 
 # -- storing the raw report --------------------------------------------------------------------
-
-
-def storable(text: str) -> str:
-    """Text every database column keeps as it is. Two kinds of character cannot be stored (not
-    in UTF-8, refused by PostgreSQL and by SQLite's driver) and are written as escapes instead:
-    a NUL becomes the four characters ``\\x00``; a lone surrogate (``\\ud800`` in a JSON body,
-    half of a UTF-16 pair) becomes its six-character escape ``\\ud800``. Every other character
-    is kept."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
-    return text.replace("\x00", "\\x00")
 
 
 def store_report(
@@ -365,7 +360,8 @@ def _read_item(
     try:
         sender = clean_recipient(raw_sender)
     except ValidationError:
-        return f"the sender {raw_sender[:40]!r} is not a phone number"
+        # Not echoed: a log line keeps no number, nor what is nearly one.
+        return f"the sender ({len(raw_sender)} characters) is not a phone number"
     ours = _scalar(_first(item, RECIPIENT_KEYS)) or recipient or get_settings().DEFAULT_SOURCE_ADDR
     received = Received(
         sender=sender,
@@ -522,10 +518,11 @@ def receive(report: InboundReport, data: Any) -> Receipt:
         logger.info(
             "WhatsApp message %s received from %s (report %s)",
             message.pk,
-            message.destination_addr,
+            mask_number(message.destination_addr),
             report.pk,
         )
-        # An opt-out / opt-in keyword (OPT_OUT_KEYWORDS): acted on before message_received.
-        optout.handle_inbound(message, confirm=sending.send_opt_out_confirmation)
+        # An opt-out / opt-in keyword (OPT_OUT_KEYWORDS): acted on before message_received, and
+        # kept in the contact's history with this report.
+        optout.handle_inbound(message, confirm=sending.send_opt_out_confirmation, report=report)
         signals.message_received.send(sender=Message, message=message, report=report)
     return receipt

@@ -1,9 +1,10 @@
 """The caller's own data on a message: ``metadata``, ``tags`` and ``target``.
 
 None of it goes to the gateway. ``metadata`` is a JSON object (at most :data:`MAX_METADATA_BYTES`
-once encoded), ``tags`` a list of at most :data:`MAX_TAGS` short labels, and ``target`` any saved
-model instance, stored as a generic foreign key (content type and primary key as text, so any
-primary key type works).
+once encoded, nested at most :data:`~django_whatsapp.inputs.MAX_DEPTH` levels, no NUL and no
+lone surrogate: :func:`~django_whatsapp.inputs.check_input`), ``tags`` a list of at most
+:data:`MAX_TAGS` short labels, and ``target`` any saved model instance, stored as a generic
+foreign key (content type and primary key as text, so any primary key type works).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from django.db import models
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from .inputs import MAX_BYTES, check_input
+
 #: The most tags one message may carry.
 MAX_TAGS = 20
 #: The longest tag, in characters.
 MAX_TAG_LENGTH = 64
-#: The largest ``metadata``, in bytes of JSON.
-MAX_METADATA_BYTES = 16 * 1024
+#: The largest ``metadata``, in bytes of JSON (the limit of everything a caller passes).
+MAX_METADATA_BYTES = MAX_BYTES
 #: Characters a tag may not hold: quotes and backslashes (so that a tag is found by its JSON
 #: text on every database), and control characters.
 _FORBIDDEN = frozenset('"\\') | frozenset(chr(c) for c in range(32)) | {"\x7f"}
@@ -45,6 +48,7 @@ def validate_tags(value: Any) -> None:
     for tag in value:
         if not isinstance(tag, str) or not tag.strip():
             raise ValidationError(_("Each tag must be a non-empty string."), code="invalid")
+        check_input(tag)
         if len(tag) > MAX_TAG_LENGTH:
             raise ValidationError(
                 _("The tag %(tag)s is longer than %(max)d characters.")
@@ -62,24 +66,14 @@ def validate_tags(value: Any) -> None:
 
 
 def validate_metadata(value: Any) -> None:
-    """A JSON object with string keys, at most :data:`MAX_METADATA_BYTES` once encoded."""
+    """A JSON object with string keys, at most :data:`MAX_METADATA_BYTES` once encoded and
+    :data:`~django_whatsapp.inputs.MAX_DEPTH` levels deep, without NUL characters or lone
+    surrogates (:func:`~django_whatsapp.inputs.check_input`)."""
     if not isinstance(value, dict):
         raise ValidationError(_("Metadata must be a JSON object (a dict)."), code="invalid")
-    try:
-        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ValidationError(
-            _("Metadata must hold only JSON values (strings, numbers, lists, dicts): %(why)s")
-            % {"why": error},
-            code="invalid",
-        ) from error
     if any(not isinstance(key, str) for key in value):
-        raise ValidationError(_("Metadata keys must be strings."), code="invalid")
-    if len(encoded.encode("utf-8")) > MAX_METADATA_BYTES:
-        raise ValidationError(
-            _("Metadata is larger than %(max)d bytes of JSON.") % {"max": MAX_METADATA_BYTES},
-            code="max_length",
-        )
+        raise ValidationError(_("Metadata keys must be strings."), code="invalid_key")
+    check_input(value, max_bytes=MAX_METADATA_BYTES)
 
 
 def clean_links(
@@ -137,30 +131,45 @@ def has_tag(tag: str, *, supports_contains: bool) -> models.Q:
     return models.Q(tags__regex=re.escape(json.dumps(tag)))
 
 
-def forget_number(value: Any, number: str) -> tuple[Any, int]:
-    """``value`` (a message's ``metadata``) without every entry naming ``number`` (a string
-    holding its digits), for a data-subject erasure: a key whose value names it is dropped, and
-    so is a list item; nested objects and lists are searched. Returns the new value and how
-    many entries were dropped."""
-    if isinstance(value, dict):
-        kept: dict[str, Any] = {}
-        dropped = 0
-        for key, item in value.items():
-            if number in str(key) or (isinstance(item, str | int) and number in str(item)):
-                dropped += 1
-                continue
-            kept[key], inner = forget_number(item, number)
-            dropped += inner
-        return kept, dropped
-    if isinstance(value, list):
-        items: list[Any] = []
-        dropped = 0
-        for item in value:
-            if isinstance(item, str | int) and number in str(item):
-                dropped += 1
-                continue
-            new, inner = forget_number(item, number)
-            items.append(new)
-            dropped += inner
-        return items, dropped
-    return value, 0
+def forget(value: Any, mentions: re.Pattern[str]) -> tuple[Any, int]:
+    """``value`` (a message's ``metadata``, tags, or an event's payload) without every entry
+    that names a number, for a data-subject erasure: ``mentions`` finds the number written any
+    way (:func:`django_whatsapp.numbers.mentions`, never a part of another number). An entry
+    whose key or value names it is dropped, and so is a list item; nested objects and lists are
+    searched (without recursion: metadata stored before it was checked may be 900 levels deep).
+    Returns the new value and how many entries were dropped."""
+
+    def names(item: Any) -> bool:
+        return (
+            isinstance(item, str | int)
+            and not isinstance(item, bool)
+            and bool(mentions.search(str(item)))
+        )
+
+    dropped = 0
+    result: list[Any] = [None]
+    # What to copy next: the source, the container the copy goes in, and where in it.
+    stack: list[tuple[Any, Any, Any]] = [(value, result, 0)]
+    while stack:
+        source, into, place = stack.pop()
+        if isinstance(source, dict):
+            kept: dict[str, Any] = {}
+            into[place] = kept
+            for key, item in source.items():
+                if names(key) or names(item):
+                    dropped += 1
+                    continue
+                kept[key] = None
+                stack.append((item, kept, key))
+        elif isinstance(source, list):
+            items: list[Any] = []
+            into[place] = items
+            for item in source:
+                if names(item):
+                    dropped += 1
+                    continue
+                items.append(None)
+                stack.append((item, items, len(items) - 1))
+        else:
+            into[place] = source
+    return result[0], dropped

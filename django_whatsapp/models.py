@@ -24,6 +24,7 @@ __all__ = [
     "Campaign",
     "CampaignChunk",
     "CampaignRejection",
+    "ConsentChange",
     "Contact",
     "Conversation",
     "InboundReport",
@@ -232,9 +233,8 @@ class Message(models.Model):
         related_name="messages",
     )
     template_params = models.JSONField(_("template parameters"), default=dict, blank=True)
-    provider_message_id = models.BigIntegerField(
-        _("provider message id"), null=True, blank=True, unique=True
-    )
+    # Unique per account (Meta.constraints): two accounts' gateways may give the same id.
+    provider_message_id = models.BigIntegerField(_("provider message id"), null=True, blank=True)
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.DRAFT
     )
@@ -289,12 +289,13 @@ class Message(models.Model):
     target_object_id = models.CharField(_("target id"), max_length=255, blank=True, default="")
     #: The object the message is about (an order, a booking...): any model instance.
     target = GenericForeignKey("target_content_type", "target_object_id")
-    idempotency_key = models.CharField(
+    # Unique per account (Meta.constraints): the same key under another account is another send.
+    # NULL, not "": a message without a key takes no place in the unique constraint.
+    idempotency_key = models.CharField(  # noqa: DJ001
         _("idempotency key"),
         max_length=255,
         null=True,
         blank=True,
-        unique=True,
         editable=False,
         help_text=_("The caller's key: a second send with the same key sends nothing."),
     )
@@ -332,7 +333,15 @@ class Message(models.Model):
                 fields=["campaign", "destination_addr"],
                 condition=Q(campaign__isnull=False),
                 name="django_whatsapp_campaign_recipient",
-            )
+            ),
+            # Provider ids and idempotency keys are each account's own (migration 0011).
+            models.UniqueConstraint(
+                fields=["account", "provider_message_id"],
+                name="django_whatsapp_account_provider_id",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key"], name="django_whatsapp_account_idempotency"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -481,6 +490,66 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return f"+{self.number}"
+
+
+class ConsentChange(models.Model):
+    """One opt-out or opt-in of a contact, kept with what asked for it: the customer's message and
+    the inbound report it came in (a keyword), or the operator (the admin), or neither (the
+    project's own code). Kept when retention deletes that message or report (the link is then
+    empty, the words and the time stay); erased with the contact (``whatsapp_purge --contact``).
+    """
+
+    class Kind(models.TextChoices):
+        OPTED_OUT = "opted_out", _("Opted out")
+        OPTED_IN = "opted_in", _("Opted in")
+
+    contact = models.ForeignKey(
+        Contact,
+        verbose_name=_("contact"),
+        on_delete=models.CASCADE,
+        related_name="consent_changes",
+    )
+    kind = models.CharField(_("change"), max_length=16, choices=Kind.choices)
+    at = models.DateTimeField(_("when"))
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    said = models.CharField(
+        _("what the customer wrote"),
+        max_length=255,
+        blank=True,
+        help_text=_("The customer's words, when a keyword asked for it."),
+    )
+    message = models.ForeignKey(
+        Message,
+        verbose_name=_("customer's message"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    report = models.ForeignKey(
+        InboundReport,
+        verbose_name=_("inbound report"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("operator"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("opt-out or opt-in")
+        verbose_name_plural = _("opt-out history")
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.at.isoformat(timespec='seconds')}"
 
 
 class AccountState(models.Model):

@@ -38,6 +38,7 @@ from .exceptions import (
 )
 from .faults import Fault
 from .models import Message, StatusEvent, Template
+from .numbers import mask_number
 from .payloads import message_payload
 from .ratelimit import gate_for
 from .signing import callback_url, sign
@@ -381,7 +382,7 @@ def _record_accepted_one(message: Message, result: SendResult) -> None:
     except IntegrityError as exc:
         taken = (
             Message.objects.using(alias)
-            .filter(provider_message_id=result.message_id)
+            .filter(provider_message_id=result.message_id, account=message.account)
             .exclude(pk=message.pk)
             .exists()
         )
@@ -536,7 +537,9 @@ def send_opt_out_confirmation(inbound: Message, confirmation: dict[str, Any]) ->
     except Exception:
         # A configuration error, an invalid message or a message_sending receiver's veto: the
         # customer's message is stored and the opt-out holds whatever becomes of the reply.
-        logger.exception("WhatsApp opt-out confirmation to %s failed", inbound.destination_addr)
+        logger.exception(
+            "WhatsApp opt-out confirmation to %s failed", mask_number(inbound.destination_addr)
+        )
         return None
 
 

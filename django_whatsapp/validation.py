@@ -6,7 +6,6 @@ Each ``clean_*`` function returns the normalised value or raises ``ValidationErr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,37 +15,23 @@ from django.core.validators import URLValidator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .inputs import check_input
 from .models import Message, Template
+from .numbers import normalize_number
 
 MAX_ADDR_LENGTH = 20
 MAX_TEXT_LENGTH = 4096
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-_SEPARATORS = re.compile(r"[\s\-().]")
 
-
-def clean_recipient(value: Any) -> str:
-    """The recipient's digits: a leading ``+``, spaces, dashes and brackets are stripped."""
-    text = _SEPARATORS.sub("", str(value if value is not None else "")).strip()
-    if text.startswith("+"):
-        text = text[1:]
-    if not text:
-        raise ValidationError(_("Enter the recipient's phone number."), code="required")
-    if not text.isascii() or not text.isdigit():
-        raise ValidationError(
-            _("The recipient must be a phone number in international format, digits only."),
-            code="invalid",
-        )
-    if len(text) > MAX_ADDR_LENGTH:
-        raise ValidationError(
-            _("The recipient has %(count)d digits; at most %(max)d are allowed."),
-            code="max_length",
-            params={"count": len(text), "max": MAX_ADDR_LENGTH},
-        )
-    return text
+#: The recipient's digits, however the number is written (``+``, ``00``, spaces, dashes,
+#: brackets; a national number with ``DEFAULT_REGION``): the one function that reads a number,
+#: :func:`django_whatsapp.numbers.normalize_number`.
+clean_recipient = normalize_number
 
 
 def clean_sender(value: Any) -> str:
     text = str(value or "").strip()
+    check_input(text)
     if not text:
         raise ValidationError(
             _("Enter a sender, or set DEFAULT_SOURCE_ADDR in DJANGO_WHATSAPP."), code="required"
@@ -62,6 +47,7 @@ def clean_sender(value: Any) -> str:
 
 def clean_text(value: Any, *, required: bool = True) -> str:
     text = str(value or "")
+    check_input(text)
     if not text.strip():
         if required:
             raise ValidationError(_("Enter the message text."), code="required")
@@ -77,6 +63,7 @@ def clean_text(value: Any, *, required: bool = True) -> str:
 
 def clean_image_url(value: Any) -> str:
     url = str(value or "").strip()
+    check_input(url)
     if not url:
         raise ValidationError(_("Enter the image's URL."), code="required")
     try:
@@ -104,6 +91,7 @@ def clean_template(value: Template | str | None) -> Template:
             )
         template = value
     else:
+        check_input(str(value))
         found = list(Template.objects.filter(name=value)[:2])
         if not found:
             raise ValidationError(
@@ -129,6 +117,13 @@ def clean_template_params(template: Template, params: Sequence[Any], header: Any
     """The stored form of a template's parameters: ``{"body": [...], "header": ...}``."""
     errors: dict[str, list[ValidationError]] = {}
     body = [str(p) for p in params]
+    for name, value in (("template_params", body), ("header", header)):
+        try:
+            check_input(value if isinstance(value, list) else str(value or ""))
+        except ValidationError as error:
+            errors.setdefault(name, []).append(error)
+    if errors:
+        raise ValidationError(errors)
     expected = template.placeholder_count
     if len(body) != expected or any(not p.strip() for p in body):
         errors.setdefault("template_params", []).append(
@@ -178,7 +173,14 @@ def validate_message(message: Message) -> None:
             errors[field] = error
             return None
 
-    recipient = check("destination_addr", clean_recipient, message.destination_addr)
+    # A number read once, where it enters: an unsaved message's as it was given (with
+    # DEFAULT_REGION), a stored one's as the digits it holds.
+    recipient = check(
+        "destination_addr",
+        normalize_number,
+        message.destination_addr,
+        national=message.pk is None,
+    )
     sender = check("source_addr", clean_sender, message.source_addr)
     cleaned: dict[str, Any] = {}
     kind = message.message_type

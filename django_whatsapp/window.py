@@ -31,12 +31,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
 from .conf import WhatsAppSettings, get_settings
 from .exceptions import ServiceWindowClosed
 from .models import Contact, Message
+from .numbers import mask_number, normalize_number
 
 logger = logging.getLogger("django_whatsapp.window")
 
@@ -92,22 +94,31 @@ def applies_to(message: Message) -> bool:
 
 
 def state(number: str, *, now: datetime | None = None) -> WindowState:
-    """The window of the contact with this number (digits, as in ``destination_addr``)."""
+    """The window of the contact with this number (written any way)."""
     return states([number], now=now)[number]
 
 
+def _read(number: str) -> str:
+    try:
+        return normalize_number(number)
+    except ValidationError:
+        return number  # no such contact: a window that never opened
+
+
 def states(numbers: Iterable[str], *, now: datetime | None = None) -> dict[str, WindowState]:
-    """The windows of several contacts, in one query."""
+    """The windows of several contacts, in one query, by the numbers as given (each read with
+    :func:`~django_whatsapp.numbers.normalize_number`)."""
     now = now or timezone.now()
-    wanted = list(dict.fromkeys(numbers))
+    wanted = {number: _read(number) for number in dict.fromkeys(numbers)}
     known = {
         number: (last, closed)
-        for number, last, closed in Contact.objects.filter(number__in=wanted).values_list(
-            "number", "last_inbound_at", "window_closed_at"
-        )
+        for number, last, closed in Contact.objects.filter(
+            number__in=set(wanted.values())
+        ).values_list("number", "last_inbound_at", "window_closed_at")
     }
     return {
-        number: WindowState(number, *known.get(number, (None, None)), now=now) for number in wanted
+        given: WindowState(number, *known.get(number, (None, None)), now=now)
+        for given, number in wanted.items()
     }
 
 
@@ -154,15 +165,19 @@ def check(message: Message, conf: WhatsAppSettings | None = None) -> str | None:
         logger.info(
             "WhatsApp message %s refused: the 24-hour window of %s is closed",
             message.pk,
-            message.destination_addr,
+            mask_number(message.destination_addr),
         )
         raise closed_error(window)
-    warning = (
+    logger.warning(
+        "The 24-hour window of %s is closed: WhatsApp may refuse message %s; only a template is "
+        "sure to go out.",
+        mask_number(message.destination_addr),
+        message.pk,
+    )
+    return (
         f"The 24-hour window of +{message.destination_addr} is closed: WhatsApp may refuse "
         f"message {message.pk}; only a template is sure to go out."
     )
-    logger.warning(warning)
-    return warning
 
 
 def mark_closed(number: str, *, at: datetime | None = None) -> bool:

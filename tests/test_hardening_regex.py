@@ -165,7 +165,9 @@ def test_the_package_holds_the_patterns_this_test_knows_of() -> None:
         "django_whatsapp.exceptions.SERVICE_WINDOW_PATTERN",
         "django_whatsapp.models.PLACEHOLDER_RE",
         "django_whatsapp.payloads._OVERRIDE_PLACEHOLDER_RE",
-        "django_whatsapp.validation._SEPARATORS",
+        "django_whatsapp.numbers._SEPARATOR_RE",
+        "django_whatsapp.logs._SIGNATURE",
+        "django_whatsapp.inputs._SURROGATE",
         "django_whatsapp.forms._CUT_FIRST_WORD",
         "django_whatsapp.forms._CUT_LAST_WORD",
     } <= set(PATTERNS)

@@ -114,11 +114,10 @@ def test_template_parameters_and_header_are_content(
             TO, template, ["Bob", "1"], "https://x.io/o.jpg", idempotency_key="t"
         )
     assert caught.value.fields == ["params", "header"]
-    # Metadata and tags are not content: the same send with other tags is the same send.
-    again = services.send_template(
-        TO, template, ["Ann", "1"], image, idempotency_key="t", tags=["x"]
-    )
-    assert again.tags == []
+    # Metadata and tags are content too (SPEC 13): the same send with other tags is another.
+    with pytest.raises(IdempotencyConflict) as caught:
+        services.send_template(TO, template, ["Ann", "1"], image, idempotency_key="t", tags=["x"])
+    assert caught.value.fields == ["tags"]
 
 
 @pytest.mark.django_db

@@ -201,7 +201,7 @@ def test_contact_erases_every_message_report_and_the_contact(data: dict[str, Any
     other_report = report(sender=OTHER, body='{"from": "380671112233"}')
     unread = report(sender="", body='{"weird": "380501234567"}', days=1)
     optout.opt_out(CUSTOMER, reason="keyword: STOP")
-    output = purge("--contact", "+380 50 123 45 67", "--no-progress")
+    output = purge("--contact", "+380 50 123 45 67", "--no-progress", "--yes")
     assert remaining() == {other.pk}
     assert theirs_new.pk not in remaining()
     assert set(InboundReport.objects.values_list("pk", flat=True)) == {other_report.pk}
@@ -247,7 +247,7 @@ def test_contact_erases_metadata_naming_the_number_on_other_messages(
     assert "3 metadata entries" in dry
     assert Message.objects.get(pk=about.pk).metadata["referred_by"] == "+380501234567"
 
-    output = purge("--contact", CUSTOMER, "--no-progress")
+    output = purge("--contact", CUSTOMER, "--no-progress", "--noinput")
     assert "3 metadata entries" in output
     assert Message.objects.get(pk=about.pk).metadata == {
         "order": 17,
@@ -262,7 +262,7 @@ def test_contact_erases_rejected_campaign_rows_naming_the_number() -> None:
         "News", ["+380501234567", "380 67 111 22 33", "not-a-number"], text="Hi"
     )
     CampaignRejection.objects.create(campaign=campaign, line=9, value="+380501234567x", reason="x")
-    output = purge("--contact", CUSTOMER, "--no-progress")
+    output = purge("--contact", CUSTOMER, "--no-progress", "--yes")
     assert list(CampaignRejection.objects.values_list("value", flat=True)) == ["not-a-number"]
     assert "Deleted: 1 messages, 1 rejected rows." in output
 

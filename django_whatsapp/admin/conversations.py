@@ -39,6 +39,7 @@ from .. import inbound, optout, sandbox, services, window
 from ..conf import DEFAULT_ACCOUNT, account_for_sender, get_settings
 from ..forms import ReplyForm, template_compose_url, window_closed_message
 from ..models import Contact, Conversation, InboundReport, Message
+from ..numbers import search_digits
 from ..sandbox.gateway import gateway
 from . import display
 from .actions import report_send
@@ -227,7 +228,7 @@ def conversations(search: str = "", *, waiting: bool = False) -> QuerySet[Any]:
     term = search.strip()
     if term:
         query = Q(text__icontains=term)
-        digits = "".join(term.split()).replace("-", "").removeprefix("+")
+        digits = search_digits(term) or "".join(term.split()).replace("-", "").removeprefix("+")
         if digits.isascii() and digits.isdigit():
             query |= Q(destination_addr__contains=digits)
         selected = selected.filter(query)
@@ -555,6 +556,13 @@ class InboundReportAdmin(GuardedAdmin, InboundReportAdminBase):
         "raw_body",
     )
     readonly_fields = fields
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[InboundReport], search_term: str
+    ) -> tuple[QuerySet[InboundReport], bool]:
+        # A sender's number written any way is searched as its digits.
+        term = search_digits(search_term) or search_term
+        return super().get_search_results(request, queryset, term)
 
     @admin.display(description=gettext_lazy("outcome"), ordering="outcome")
     def outcome_badge(self, obj: InboundReport) -> SafeString:

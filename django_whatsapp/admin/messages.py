@@ -34,8 +34,10 @@ from django.utils.translation import gettext_lazy
 
 from .. import optout, window
 from ..forms import SEND_BUTTON, ComposeForm, copy_compose_url, template_compose_url
+from ..inputs import render_json
 from ..metadata import has_tag
 from ..models import Message, StatusEvent
+from ..numbers import search_digits
 from . import accounts as admin_accounts
 from . import actions as admin_actions
 from . import bulk as admin_bulk
@@ -231,9 +233,8 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
     ) -> tuple[QuerySet[Message], bool]:
-        term = search_term.strip()
-        if term.startswith("+") and term[1:].replace(" ", "").replace("-", "").isdigit():
-            search_term = term[1:].replace(" ", "").replace("-", "")
+        # A number written any way is searched as its digits (one number, one person).
+        search_term = search_digits(search_term) or search_term
         results, duplicates = super().get_search_results(request, queryset, search_term)
         in_params = template_params_match(queryset, search_term)
         if in_params is None:
@@ -357,8 +358,8 @@ class MessageAdmin(GuardedAdmin, admin.ModelAdmin):
     def metadata_json(self, obj: Message) -> SafeString | str:
         if not obj.metadata:
             return "-"
-        text = json.dumps(obj.metadata, ensure_ascii=False, indent=2, sort_keys=True)
-        return format_html("<pre>{}</pre>", text)
+        # Without recursion: metadata stored before it was checked may be 900 levels deep.
+        return format_html("<pre>{}</pre>", render_json(obj.metadata))
 
     @admin.display(description=gettext_lazy("content"))
     def content(self, obj: Message) -> SafeString:

@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy
 from .. import optout
 from ..bulk import _prototype
 from ..conf import DEFAULT_ACCOUNT, get_settings
+from ..inputs import check_input, storable
 from ..metadata import clean_links
 from ..models import Campaign, CampaignChunk, CampaignRejection, Message, Template
 from ..validation import clean_recipient, clean_template, clean_template_params
@@ -202,6 +203,10 @@ def create_from_rows(
         raise ValueError("chunk_size must be at least 1")
     if not str(name or "").strip():
         raise ValidationError({"name": _("Give the campaign a name.")})
+    try:
+        check_input(str(name))
+    except ValidationError as error:
+        raise ValidationError({"name": error}) from None
     # An unknown account is a configuration error, raised before anything is stored.
     account = get_settings(account).account
     links = clean_links(metadata, tags, target)
@@ -335,7 +340,7 @@ def _store(campaign: Campaign, rows: Iterator[Row], prototype: Message, header: 
         if rejected_total <= MAX_REJECTIONS_STORED:
             rejected.append(
                 CampaignRejection(
-                    campaign=campaign, line=line, value=str(value)[:255], reason=reason
+                    campaign=campaign, line=line, value=storable(str(value))[:255], reason=reason
                 )
             )
 

@@ -62,6 +62,7 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ..numbers import mask_number
 from ..signing import mask_url
 from . import CALLBACK, INBOUND, is_project_url
 
@@ -459,7 +460,7 @@ class Gateway:
             logger.info(
                 "Sandbox refused a type %s message to %s: %s",
                 message_type,
-                destination,
+                mask_number(destination),
                 outcome.body["name"],
             )
             return outcome
@@ -484,7 +485,7 @@ class Gateway:
             "Sandbox accepted message %s (type %s) to %s; steps %s every %.3gs%s",
             message_id,
             message_type,
-            destination,
+            mask_number(destination),
             "/".join(step.name.lower() for step in outcome),
             delay,
             ", with callbacks" if callback_url is not None else "",
@@ -592,7 +593,7 @@ class Gateway:
         logger.info(
             "Sandbox delivered inbound message %s from %s; the project answered HTTP %s",
             message_id,
-            number,
+            mask_number(number),
             response.status_code,
         )
         return InboundDelivery(message_id, url, payload, response.status_code, answer)

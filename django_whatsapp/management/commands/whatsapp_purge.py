@@ -4,10 +4,14 @@ options and reports.
 
 ``--older-than 180d`` (or the ``RETENTION`` setting) deletes the settled messages created
 before then, with their status events, and the inbound reports received before then; messages
-still on their way are kept unless ``--include-unsettled``. ``--contact NUMBER`` erases
-everything about one number. Rows go in batches of ``--batch-size`` (1,000), each in its own
-short transaction; ``--dry-run`` counts and deletes nothing. On a terminal a progress bar shows
-the batches.
+still on their way are kept unless ``--include-unsettled``.
+
+``--contact NUMBER`` erases everything about one number (written any way; a part of a number is
+refused): it prints what it will erase and asks before it does, unless ``--yes`` (or
+``--noinput``), as ``flush`` does.
+
+Rows go in batches of ``--batch-size`` (1,000), each in its own short transaction; ``--dry-run``
+counts and deletes nothing. On a terminal a progress bar shows the batches.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from django.utils import timezone
 
 from ... import retention
 from ...conf import get_settings, parse_duration
-from ...validation import clean_recipient
+from ...numbers import is_whole_number, normalize_number
 
 DEFAULT_BATCH_SIZE = retention.DEFAULT_BATCH_SIZE
 MAX_BATCH_SIZE = retention.MAX_BATCH_SIZE
@@ -87,6 +91,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="Count; delete nothing.")
         parser.add_argument(
+            "--yes",
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="With --contact: erase without asking first.",
+        )
+        parser.add_argument(
             "--batch-size",
             type=batch_size,
             default=DEFAULT_BATCH_SIZE,
@@ -114,6 +126,7 @@ class Command(BaseCommand):
         self.bar: Bar | None = None
         self.label: str | None = None
         self.batches = 0
+        self.counts: Counter[str] = Counter()
         how: dict[str, Any] = {
             "dry_run": self.dry_run,
             "batch_size": options["batch_size"],
@@ -122,16 +135,9 @@ class Command(BaseCommand):
         if options["contact"] is not None:
             if options["include_unsettled"]:
                 raise CommandError("--include-unsettled goes with --older-than.")
-            given = options["contact"]
-            try:
-                number = clean_recipient(given)
-            except ValidationError as error:
-                raise CommandError(f"--contact {given!r}: {' '.join(error.messages)}") from error
-            self.stdout.write(
-                f"{'Dry run: would erase' if self.dry_run else 'Erasing'} everything about "
-                f"+{number}."
-            )
-            counts = retention.erase_contact(number, **how)
+            if not self.erase(options["contact"], how, interactive=options["interactive"]):
+                return
+            counts = self.counts
         else:
             period = self.period(options["older_than"])
             cutoff = timezone.now() - period
@@ -144,6 +150,37 @@ class Command(BaseCommand):
             )
         self.end_bar()
         self.summary(counts)
+
+    def erase(self, given: str, how: dict[str, Any], *, interactive: bool) -> bool:
+        """Erase one customer: the plan first, then (asked, unless ``--yes``) the erasure; the
+        counts go to ``self.counts``. Returns False when nothing was to be done or asked for."""
+        try:
+            number = normalize_number(given)
+            if not is_whole_number(number):
+                raise ValidationError(f"+{number} could only be dialled locally.")
+        except ValidationError as error:
+            raise CommandError(
+                f"--contact {given!r}: {' '.join(error.messages)} Give the customer's whole "
+                "number, such as +380501234567: a part of a number is never erased."
+            ) from error
+        planned = retention.erase_contact(number, dry_run=True, batch_size=how["batch_size"])
+        if self.dry_run:
+            self.stdout.write(f"Dry run: would erase everything about +{number}.")
+            self.counts = planned
+            return True
+        if not planned:
+            self.stdout.write(self.style.SUCCESS(f"Nothing is stored about +{number}."))
+            return False
+        self.stdout.write(f"This erases everything stored about +{number}:")
+        self.summary(planned, deleted="  to delete", redacted="  to redact")
+        if interactive:
+            answer = input("It cannot be undone. Type 'yes' to continue, or 'no' to cancel: ")
+            if answer.strip().lower() != "yes":
+                self.stdout.write("Erasure cancelled: nothing was changed.")
+                return False
+        self.stdout.write(f"Erasing everything about +{number}.")
+        self.counts = retention.erase_contact(number, **how)
+        return True
 
     def period(self, given: str | None) -> timedelta:
         try:
@@ -176,12 +213,32 @@ class Command(BaseCommand):
             self.bar.finish()
         self.bar = None
 
-    def summary(self, counts: Counter[str]) -> None:
-        verb = "Would delete" if self.dry_run else "Deleted"
+    def summary(
+        self, counts: Counter[str], *, deleted: str | None = None, redacted: str | None = None
+    ) -> None:
+        """The counts: one line of what is deleted, one of what is redacted (when any)."""
+        if deleted is None:
+            deleted = "Would delete" if self.dry_run else "Deleted"
+        if redacted is None:
+            redacted = "Would redact" if self.dry_run else "Redacted"
         shown = [(name, counts[name]) for name in sorted(counts) if counts[name]]
+        gone = [(n, name) for name, n in shown if not name.startswith(retention.REDACTED)]
+        kept = [
+            (n, name[len(retention.REDACTED) :])
+            for name, n in shown
+            if name.startswith(retention.REDACTED)
+        ]
         if not shown:
-            self.stdout.write(self.style.SUCCESS(f"{verb} nothing."))
+            self.stdout.write(self.style.SUCCESS(f"{deleted} nothing."))
             return
-        self.stdout.write(
-            self.style.SUCCESS(f"{verb}: " + ", ".join(f"{n} {name}" for name, n in shown) + ".")
-        )
+        if gone:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"{deleted}: " + ", ".join(f"{n} {name}" for n, name in gone) + "."
+                )
+            )
+        if kept:
+            listed = ", ".join(f"{n} {name}" for n, name in kept)
+            self.stdout.write(
+                self.style.SUCCESS(f"{redacted} (the number made {retention.ERASED}): {listed}.")
+            )
