@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import TransactionTestCase
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -197,8 +198,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def reaches_the_database(item: pytest.Item) -> bool:
     fixtures = set(getattr(item, "fixturenames", ()))
+    test_class = getattr(item, "cls", None)
     return (
-        item.get_closest_marker("django_db") is not None
+        # Django's TestCase and TransactionTestCase (SimpleTestCase may not touch it).
+        (isinstance(test_class, type) and issubclass(test_class, TransactionTestCase))
+        or item.get_closest_marker("django_db") is not None
         or item.get_closest_marker("postgres") is not None
         or bool(DATABASE_FIXTURES & fixtures)
         or item.nodeid.split("::", 1)[0] in REACH_THE_DATABASE_THEMSELVES

@@ -11,6 +11,9 @@ import uuid
 from typing import Any
 
 import pytest
+from django.test import SimpleTestCase, TestCase
+
+from django_whatsapp.models import Message
 
 from .conftest import reaches_the_database
 from .simulated_time import EPOCH, SimulatedTime
@@ -123,3 +126,29 @@ def test_a_test_marked_postgres_reaches_the_database(request: pytest.FixtureRequ
 def test_a_test_with_neither_cannot_reach_it(request: pytest.FixtureRequest) -> None:
     # pytest-django refuses it any database access, so it passes or fails alike on either.
     assert not reaches_the_database(request.node)
+
+
+class DjangoTestCaseReachesIt(TestCase):
+    """A project's Django TestCase: Django gives it the database, with no mark."""
+
+    def test_it_may_query(self) -> None:
+        assert Message.objects.count() == 0
+
+
+class DjangoSimpleTestCaseDoesNot(SimpleTestCase):
+    def test_it_may_not_query(self) -> None:
+        assert SimpleTestCase.databases == set()
+
+
+def test_django_test_cases_are_told_apart(request: pytest.FixtureRequest) -> None:
+    # Collected again here: the run may have deselected them (-k, --database-tests-only).
+    module = request.node.getparent(pytest.Module)
+    assert module is not None
+    items = {
+        f"{node.name}::{item.name}": item
+        for node in module.collect()
+        if isinstance(node, pytest.Class) and node.name.startswith("Django")
+        for item in node.collect()
+    }
+    assert reaches_the_database(items["DjangoTestCaseReachesIt::test_it_may_query"])
+    assert not reaches_the_database(items["DjangoSimpleTestCaseDoesNot::test_it_may_not_query"])
