@@ -6,20 +6,19 @@ and at 100,000 messages (``BENCH_RESYNC_LARGE`` sets the second count).
 
 Each runs in a process of its own (``python -m benchmarks.resync resync|bare ...``), which
 reports its own wall time, CPU (``resource.getrusage``: user + system, every thread) and peak
-resident memory (``ru_maxrss``).
+resident memory (its own ``VmHWM``, :func:`benchmarks.harness.peak_rss_kib`; never
+``ru_maxrss``, which a child inherits from the process that forked it).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
 import sys
 import threading
 import time
 
-from .harness import ROOT, Figure, child_env, gateway
+from .harness import Figure, child_env, gateway, own_usage, run_child
 
 COUNT = 10_000
 LARGE = int(os.environ.get("BENCH_RESYNC_LARGE", "100000"))
@@ -51,16 +50,11 @@ def measure(base_url: str, count: int) -> dict[str, float]:
     from django.db import connection
 
     prepare(count)
-    done = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "benchmarks.resync", "resync", str(CONCURRENCY)],
-        cwd=ROOT,
+    figures = run_child(
+        ["-m", "benchmarks.resync", "resync", str(CONCURRENCY)],
         env=child_env(BENCH_DB_NAME=connection.settings_dict["NAME"], BENCH_GATEWAY_URL=base_url),
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=True,
     )
-    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
     from django_whatsapp.models import Message
 
     assert Message.objects.filter(status="delivered").count() == count
@@ -68,25 +62,11 @@ def measure(base_url: str, count: int) -> dict[str, float]:
 
 
 def measure_bare(base_url: str, count: int) -> dict[str, float]:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.resync",
-            "bare",
-            str(CONCURRENCY),
-            str(count),
-            base_url,
-        ],
-        cwd=ROOT,
+    return run_child(
+        ["-m", "benchmarks.resync", "bare", str(CONCURRENCY), str(count), base_url],
         env=child_env(),
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=True,
     )
-    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return figures
 
 
 def run() -> list[Figure]:
@@ -97,12 +77,12 @@ def run() -> list[Figure]:
     ratio = bare["seconds"] / normal["seconds"]
     resync_ms = normal["cpu"] * 1000 / COUNT
     bare_ms = bare["cpu"] * 1000 / COUNT
-    growth = large["max_rss_mb"] / normal["max_rss_mb"]
+    growth = large["peak_rss_mb"] / normal["peak_rss_mb"]
     print(
         f"resync: {COUNT} in {normal['seconds']:.2f}s, the bare poller {bare['seconds']:.2f}s; "
         f"CPU per poll {resync_ms:.2f} ms against {bare_ms:.2f} ms; peak RSS "
-        f"{normal['max_rss_mb']:.0f} MB ({LARGE}: {large['seconds']:.2f}s, "
-        f"{large['max_rss_mb']:.0f} MB)"
+        f"{normal['peak_rss_mb']:.0f} MB ({LARGE}: {large['seconds']:.2f}s, "
+        f"{large['peak_rss_mb']:.0f} MB)"
     )
     return [
         Figure(
@@ -115,18 +95,18 @@ def run() -> list[Figure]:
         Figure(
             "resync",
             f"peak RSS, {COUNT:,} messages",
-            normal["max_rss_mb"],
+            normal["peak_rss_mb"],
             "MB",
             "< 200",
-            normal["max_rss_mb"] < 200,
+            normal["peak_rss_mb"] < 200,
         ),
         Figure(
             "resync",
             f"peak RSS, {LARGE:,} messages",
-            large["max_rss_mb"],
+            large["peak_rss_mb"],
             "MB",
             "< 200",
-            large["max_rss_mb"] < 200,
+            large["peak_rss_mb"] < 200,
         ),
         Figure(
             "resync",
@@ -138,23 +118,6 @@ def run() -> list[Figure]:
         ),
         Figure("resync", f"resync, {LARGE:,} messages, seconds", large["seconds"], "s", "", None),
     ]
-
-
-def usage() -> dict[str, float]:
-    """This process's CPU seconds (``getrusage``) and peak resident memory. The peak is the
-    kernel's ``VmHWM`` for this program: ``ru_maxrss`` keeps the peak of the process that
-    forked it (on Linux it survives ``exec``), which is the benchmark runner's, hundreds of MB
-    after the admin's tables were built."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    peak_kb = float(own.ru_maxrss)
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    peak_kb = float(line.split()[1])
-    except OSError:
-        pass
-    return {"cpu": own.ru_utime + own.ru_stime, "max_rss_mb": peak_kb / 1024}
 
 
 def bare_child(concurrency: int, count: int, base_url: str) -> None:
@@ -187,7 +150,7 @@ def bare_child(concurrency: int, count: int, base_url: str) -> None:
         thread.join()
     seconds = time.perf_counter() - started
     assert len(answers) == count, len(answers)
-    print(json.dumps({"seconds": seconds, **usage()}))
+    print(json.dumps({"seconds": seconds, **own_usage()}))
 
 
 def child(concurrency: int) -> None:
@@ -205,7 +168,7 @@ def child(concurrency: int) -> None:
             "whatsapp_resync", "--concurrency", str(concurrency), stdout=devnull, stderr=devnull
         )
         seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, **usage()}))
+    print(json.dumps({"seconds": seconds, **own_usage()}))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ DATABASES = {
 DJANGO_WHATSAPP = {
     **DJANGO_WHATSAPP,
     "BASE_URL": os.environ.get("BENCH_GATEWAY_URL", "http://127.0.0.1:9/v1/api"),
+    # The lifecycle benchmark: callbacks come back to its gunicorn.
+    "CALLBACK_BASE_URL": os.environ.get(
+        "BENCH_CALLBACK_BASE_URL", DJANGO_WHATSAPP["CALLBACK_BASE_URL"]
+    ),
     "MAX_RETRIES": 0,
     "TIMEOUT": (5, 30),
 }

@@ -1,6 +1,7 @@
 """Settings for the campaign benchmark's worker processes: the benchmark settings, with the
 database task backend (django-tasks-db) and, when ``BENCH_RATE_LIMIT`` is set, the shared rate
-limit in Redis (DB 5, keys prefixed ``BENCH_REDIS_PREFIX``)."""
+limit in Redis (``BENCH_REDIS_URL``, by default DB 12, which the test suite does not use; keys
+prefixed ``BENCH_REDIS_PREFIX``)."""
 
 import os
 
@@ -11,8 +12,8 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "ratelimit": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        # BENCH_REDIS_URL: a Redis of the benchmark's own (the fault benchmark stops it).
-        "LOCATION": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"),
+        # BENCH_REDIS_URL: another Redis (the fault benchmark starts one of its own and stops it).
+        "LOCATION": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
         "KEY_PREFIX": os.environ.get("BENCH_REDIS_PREFIX", "dw-campaigns-bench"),
     },
 }

@@ -20,11 +20,22 @@ def bare(request: HttpRequest) -> HttpResponse:
     return HttpResponse('{"ok": true}', content_type="application/json")
 
 
+@csrf_exempt
+def answer(request: HttpRequest, key: str = "") -> HttpResponse:
+    """An answer and nothing else (no database): the lifecycle benchmark's bare receiver of
+    callbacks and replies."""
+    request.body  # noqa: B018 - read, as any receiver reads what it is sent
+    return HttpResponse('{"ok": true}', content_type="application/json")
+
+
 if login_not_required is not None:
     bare = login_not_required(bare)
+    answer = login_not_required(answer)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("whatsapp/", include("django_whatsapp.urls")),
     path("bare/", bare),
+    path("bare/callback/<str:key>/", answer),
+    path("bare/inbound/", answer),
 ]

@@ -197,7 +197,12 @@ def test_metadata_says_what_is_supported(dist: Dist) -> None:
     ):
         assert supported in classifiers
     runtime = sorted(r.replace(" ", "") for r in requires if "extra ==" not in r)
-    assert runtime == ["Django<6.2,>=5.2", "djangorestframework>=3.16.1", "requests>=2.31"]
+    assert runtime == [
+        "Django<6.2,>=5.2",
+        "djangorestframework>=3.16.1",
+        "phonenumbers>=8.13",
+        "requests>=2.31",
+    ]
 
 
 # -- a stranger's project -----------------------------------------------------------------------

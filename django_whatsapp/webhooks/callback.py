@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import services, signing
+from .. import services, signals, signing
 from ..conf import get_settings
 from ..models import Message, StatusEvent
 from .parsing import (
@@ -51,6 +51,10 @@ class _Lookup:
     instants: tuple[int, ...]
     names: list[str]
     converters: dict[int, tuple[list[Any], Any]]
+    #: the select list when nobody listens to ``status_changed``: only what the view and the
+    #: status rule read (``{row}`` as in :attr:`columns`), and those fields' names
+    lean_columns: str
+    lean_names: list[str]
 
     def load(self, alias: str, connection: Any, row: Iterable[Any]) -> Message:
         """The message from a row of the select list, the ORM's converters applied."""
@@ -78,6 +82,16 @@ class _Lookup:
                     values[position] = instant.astimezone(local).replace(tzinfo=None)
         return self.load(alias, connection, values)
 
+    def load_lean(self, alias: str, row: Iterable[Any]) -> Message:
+        """The message from a row of :attr:`lean_columns`: its other fields deferred (none of
+        them needs a converter)."""
+        return Message.from_db(alias, self.lean_names, list(row))
+
+
+#: What the view and the status rule read of a message when no ``status_changed`` receiver
+#: will be handed it: its key, its status (the answer) and its provider id (a report naming
+#: another one goes the long way).
+_LEAN_FIELDS = ("id", "status", "provider_message_id")
 
 #: Per connection object (each thread has its own), so converters never cross threads.
 _LOOKUPS: weakref.WeakKeyDictionary[Any, _Lookup] = weakref.WeakKeyDictionary()
@@ -100,12 +114,15 @@ def _lookup(alias: str, connection: Any) -> _Lookup:
                 text = f"(EXTRACT(EPOCH FROM {text}) * 1000000)::bigint"
                 instants.append(position)
             listed.append(text)
+        lean = [field for field in Message._meta.concrete_fields if field.name in _LEAN_FIELDS]
         lookup = _Lookup(
             sql,
             ", ".join(listed),
             tuple(instants),
             [column.target.attname for column in columns],
             compiler.get_converters(columns),
+            ", ".join("{row}." + connection.ops.quote_name(field.column) for field in lean),
+            [field.attname for field in lean],
         )
         _LOOKUPS[connection] = lookup
     return lookup
@@ -132,11 +149,27 @@ def _receive_in_one_statement(
 ) -> tuple[Message, StatusEvent | None] | None:
     """The first report through ``services.receive_report_by_uuid`` (PostgreSQL): the message
     and its new event, or ``None`` for no such message. Raises
-    :class:`~django_whatsapp.services.ReceiveFunctionMissing` before migration 0008 has run."""
+    :class:`~django_whatsapp.services.ReceiveFunctionMissing` before migration 0008 has run.
+
+    The message is read whole only when a ``status_changed`` receiver will be handed it;
+    otherwise the statement returns three of its 28 columns (reading and building the whole
+    message was a sixth of the view's CPU, and a fifth of the statement's on the server)."""
     lookup = _lookup(alias, connection)
+    if signals.status_changed.has_listeners(Message):
+        columns = lookup.columns
+
+        def load(row: Iterable[Any]) -> Message:
+            return lookup.load_counted(alias, connection, row)
+
+    else:
+        columns = lookup.lean_columns
+
+        def load(row: Iterable[Any]) -> Message:
+            return lookup.load_lean(alias, row)
+
     return services.receive_report_by_uuid(
-        lookup.columns,
-        lambda row: lookup.load_counted(alias, connection, row),
+        columns,
+        load,
         key,
         report["status"],
         source=StatusEvent.Source.CALLBACK,
