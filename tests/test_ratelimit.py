@@ -25,7 +25,7 @@ from django_whatsapp import checks
 from django_whatsapp.client import SharedBackoff, WhatsAppClient
 from django_whatsapp.conf import get_settings
 from django_whatsapp.exceptions import RateLimited
-from django_whatsapp.ratelimit import SharedRateLimit, gate_for, windows
+from django_whatsapp.ratelimit import DEFAULT_RATE_LIMIT_RETRIES, SharedRateLimit, gate_for, windows
 from django_whatsapp.sending import get_client, pooled_client
 
 from .conftest import API_KEY
@@ -309,3 +309,20 @@ def test_no_check_message_without_a_rate_limit(settings: Any) -> None:
         for m in checks.check_settings()
         if m.id in ("django_whatsapp.E010", "django_whatsapp.W011")
     ]
+
+
+def test_a_single_send_is_retried_a_bounded_number_of_times_without_keep_trying(
+    shared_cache: str,
+) -> None:
+    gate = SharedRateLimit(20, caches[shared_cache])
+    assert gate.rate_limit_retries() == DEFAULT_RATE_LIMIT_RETRIES
+    stopping = SharedRateLimit(20, caches[shared_cache], keep_trying=lambda: False)
+    assert stopping.rate_limit_retries() == 0
+
+
+def test_a_gates_repr_shows_its_budget_and_not_where_the_cache_is(
+    shared_cache: str, redis_url: str
+) -> None:
+    gate = SharedRateLimit(50, caches[shared_cache])
+    assert repr(gate) == "SharedRateLimit(rate=50, per_window=5, window=0.100s, pauses=0)"
+    assert redis_url not in repr(gate)

@@ -4,18 +4,25 @@ and no output."""
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 from django.utils import timezone
+from werkzeug import Request, Response
 
 from django_whatsapp import resync, services
+from django_whatsapp.client import WhatsAppClient
 from django_whatsapp.exceptions import WhatsAppError
 from django_whatsapp.models import Message
 from tests.conftest import STATUS_PATH, FakeGateway
+from tests.threads import HelperThreads
+from tests.waiting import LIMIT, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -139,3 +146,64 @@ def test_an_account_no_longer_configured_is_named_before_any_poll(gateway: FakeG
     with pytest.raises(ImproperlyConfigured, match="gone"):
         services.resync_selection(account="gone")
     assert gateway.requests == []
+
+
+def test_a_limit_reached_in_one_account_polls_nothing_of_the_next(
+    gateway: FakeGateway, settings: Any
+) -> None:
+    settings.DJANGO_WHATSAPP = {
+        **settings.DJANGO_WHATSAPP,
+        # A second account (polled after "default", in name order) on a gateway nothing listens
+        # at: any poll of it would fail.
+        "ACCOUNTS": {"zeta": {"API_KEY": "zeta-key", "BASE_URL": "http://127.0.0.1:9/v1"}},
+    }
+    for n in range(3):
+        message("accepted", 61 + n)
+        gateway.status(61 + n, 1)
+    message("accepted", 71, account="zeta")
+    reported: list[resync.Polled] = []
+    summary = services.resync_statuses(limit=2, on_polled=reported.append)
+    assert [p.error for p in reported] == [None, None]
+    assert summary == resync.ResyncSummary(total=2, changed=2, unchanged=0, failed=0)
+    assert polled_ids(gateway) == [61, 62]
+    assert [p.message.account for p in reported] == ["default", "default"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_command_clears_its_progress_bar_for_a_failure(gateway: FakeGateway) -> None:
+    failing = message("accepted", 91)
+    gateway.answer({"name": "Internal server error", "code": 2}, 500, path=STATUS_PATH)
+    out, err = Terminal(), io.StringIO()
+    call_command("whatsapp_resync", stdout=out, stderr=err)
+    assert err.getvalue().startswith(f"[1/1] message {failing.pk}: failed: Internal server error")
+    assert "\r\033[K" in out.getvalue()  # the bar made way for the failure's line
+    assert out.getvalue().endswith("Polled 1: 0 changed, 0 unchanged, 1 failed.\n")
+
+
+def test_polls_not_taken_are_cancelled_when_the_caller_stops(
+    gateway: FakeGateway, wa_client: WhatsAppClient, helper_threads: HelperThreads
+) -> None:
+    answer = threading.Event()
+
+    def held_answer(request: Request) -> Response:
+        answer.wait(LIMIT)  # the first poll stays in flight until the test lets it end
+        body = {"message_id": json.loads(request.get_data())["message_id"], "status": 1}
+        return Response(json.dumps(body), mimetype="application/json")
+
+    gateway.server.expect_request(STATUS_PATH, method="POST").respond_with_handler(held_answer)
+    messages = [message("accepted", 101 + n) for n in range(6)]
+    # One polling thread, every poll submitted before the first is handed over.
+    polls = resync.poll_statuses(messages, wa_client, 1, ahead=6)
+    first, _poll = next(polls)
+    assert first == messages[0]
+    waiting = [future for _message, future in polls.gi_frame.f_locals["queued"]]
+    assert len(waiting) == 5
+    helper_threads.start(polls.close)  # the caller stops taking polls
+    wait_until(lambda: all(f.cancelled() for f in waiting), what="the waiting polls to cancel")
+    answer.set()
+    helper_threads.join(what="the poll generator to close")
+    assert polled_ids(gateway) == [101]  # only the poll already in flight reached the gateway
