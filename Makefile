@@ -30,7 +30,8 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 	matrix browser-matrix docs chromium screenshots messages bench ci clean
 
 help:
-	@echo "make demo      - create .venv, install the demo's needs, migrate, seed, serve"
+	@echo "make demo      - create .venv, install the demo's needs, migrate, seed, serve (with a"
+	@echo "                 worker that sends campaigns, stopped with the server)"
 	@echo "                 http://$(HOST):$(PORT)/admin/ (another port: make demo PORT=8001)"
 	@echo "make test      - install test tools, then lint (ruff, no sleeps in tests), types (mypy"
 	@echo "                 --strict), the suite on SQLite (incl. the packaging test) and on"
@@ -71,10 +72,16 @@ ifneq ($(HOST):$(PORT),127.0.0.1:8000)
 demo: export WHATSAPP_CALLBACK_BASE_URL ?= http://$(HOST):$(PORT)
 endif
 
+# The server and, beside it, the worker that sends campaigns (Django's task framework, its queue
+# in the demo's database): started together, and the worker stopped when the server stops
+# (Ctrl+C included).
 demo: $(DEMO_STAMP)
 	cd example_project && $(abspath $(PY)) manage.py migrate --noinput
 	cd example_project && $(abspath $(PY)) manage.py demo_setup
-	cd example_project && $(abspath $(PY)) manage.py runserver $(HOST):$(PORT)
+	cd example_project && { $(abspath $(PY)) manage.py db_worker --no-reload --no-startup-delay & \
+		worker=$$!; trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
+		trap 'exit 130' INT TERM; \
+		$(abspath $(PY)) manage.py runserver $(HOST):$(PORT); }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

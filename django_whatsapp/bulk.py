@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -30,7 +30,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import faults, idempotency, optout, sending
+from . import expiry, faults, idempotency, optout, sending
 from .client import SendResult, WhatsAppClient
 from .conf import get_settings
 from .exceptions import WhatsAppError
@@ -152,6 +152,9 @@ def send_bulk(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    # Every message's expiry (see services.send_message):
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> BulkResult:
     """Send one text (``text``), image (``file_url``, ``text`` its caption) or template
     (``template`` with ``params`` and ``header``) to every recipient, each its own message.
@@ -173,6 +176,10 @@ def send_bulk(
     :attr:`BulkResult.existing`, and nothing is sent to them; a recipient whose first message had
     other content raises :class:`~django_whatsapp.exceptions.IdempotencyConflict`, before
     anything is stored.
+
+    ``expires_at`` or ``expires_in``: every message's expiry (see
+    :func:`~django_whatsapp.services.send_message`): a message not requested by then ends
+    ``not_sent`` with :class:`~django_whatsapp.exceptions.MessageExpired`, never sent late.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
@@ -184,6 +191,7 @@ def send_bulk(
             "or queue the messages (SEND_ASYNC or enqueue=True)."
         )
     links = clean_links(metadata, tags, target)
+    expires = expiry.clean(expires_at, expires_in)
     key = None
     if idempotency_key is not None:
         key = idempotency.clean_key(idempotency_key, reserve=RECIPIENT_ROOM)
@@ -198,6 +206,7 @@ def send_bulk(
         created_by=created_by,
         account=conf.account,
     )
+    prototype.expires_at = expires
     result = BulkResult()
     now = timezone.now()
     seen: set[str] = set()
@@ -297,6 +306,7 @@ def _copy(prototype: Message, recipient: str, now: datetime, key: str | None) ->
         ),
         created_by=prototype.created_by,
         account=prototype.account,
+        expires_at=prototype.expires_at,
         status=Message.Status.QUEUED,
         status_changed_at=now,
     )

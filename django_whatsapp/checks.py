@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from importlib import import_module
+from importlib.util import find_spec
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
 
 from . import logs, sandbox
 from .conf import MEMORY_URL, SETTING_NAME, WhatsAppSettings, get_settings
@@ -136,7 +139,61 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     messages.extend(_check_rate_limit_cache(conf))
     messages.extend(check_logs(conf))
+    messages.extend(_check_task_framework(conf))
     return messages
+
+
+def _framework_installed() -> bool:
+    return find_spec("django.tasks") is not None or find_spec("django_tasks") is not None
+
+
+def task_framework_problem() -> str | None:
+    """Why campaigns cannot be sent here, or ``None`` when they can: Django's task framework is
+    missing (Django 5.2 without its backport), its default backend cannot be loaded, or it runs
+    every task inside the web request that starts it (the immediate backend, Django 6's default),
+    which would send a whole campaign in that request. Said in the reader's language."""
+    if not _framework_installed():
+        return _(
+            "Campaigns (and queued sending, DJANGO_WHATSAPP['SEND_ASYNC']) need Django's task "
+            "framework: Django 6.0 or later, or on Django 5.2 its backport (pip install "
+            "django-tasks), with a TASKS backend that has workers, such as django-tasks-db "
+            "(manage.py db_worker)."
+        )
+    framework = "django.tasks" if find_spec("django.tasks") is not None else "django_tasks"
+    task_backends: Any = import_module(framework).task_backends
+    try:
+        backend = task_backends["default"]
+    except Exception as error:  # any failure to load the backend is reported
+        return _("The task framework's default backend (TASKS) cannot be loaded: %(error)s") % {
+            "error": error
+        }
+    if type(backend).__name__ == "ImmediateBackend":
+        return _(
+            "The task framework runs every task inside the web request that starts it (TASKS "
+            "uses the immediate backend, Django's default): a campaign would be sent by that "
+            "request. Set TASKS to a backend with workers, such as django-tasks-db (manage.py "
+            "db_worker)."
+        )
+    return None
+
+
+def _check_task_framework(conf: WhatsAppSettings) -> list[CheckMessage]:
+    """E020: queued sending is on, or the project configures TASKS, and there is no task
+    framework to run the tasks (campaigns need it too)."""
+    wanted = conf.SEND_ASYNC or cast(Any, settings).is_overridden("TASKS")
+    if not wanted or _framework_installed():
+        return []
+    return [
+        Error(
+            "Django's task framework is not installed, and "
+            + (f"{SETTING_NAME}['SEND_ASYNC'] is on" if conf.SEND_ASYNC else "TASKS is set")
+            + ": queued messages and campaigns cannot be sent.",
+            hint="On Django 5.2 install the backport (pip install django-tasks) and add "
+            "'django_tasks' to INSTALLED_APPS, with a backend that has workers, such as "
+            "django-tasks-db; Django 6.0 has it built in.",
+            id="django_whatsapp.E020",
+        )
+    ]
 
 
 def _check_accounts(names: tuple[str, ...]) -> list[CheckMessage]:
@@ -175,8 +232,16 @@ _ONE_PROCESS_CACHES = (
 
 
 def _check_rate_limit_cache(conf: WhatsAppSettings) -> list[CheckMessage]:
-    if conf.RATE_LIMIT is None:
+    """The cache of ``RATE_LIMIT`` and of ``DAILY_LIMIT`` (any account's)."""
+    limits = [conf]
+    for name in conf.accounts[1:]:
+        try:
+            limits.append(get_settings(name))
+        except ImproperlyConfigured:
+            continue  # E001 names it
+    if all(c.RATE_LIMIT is None and c.DAILY_LIMIT is None for c in limits):
         return []
+    what = "RATE_LIMIT" if any(c.RATE_LIMIT is not None for c in limits) else "DAILY_LIMIT"
     alias = conf.RATE_LIMIT_CACHE
     backend = settings.CACHES.get(alias, {}).get("BACKEND") if alias in settings.CACHES else None
     if backend is None:
@@ -190,7 +255,7 @@ def _check_rate_limit_cache(conf: WhatsAppSettings) -> list[CheckMessage]:
     if backend in _ONE_PROCESS_CACHES:
         return [
             Warning(
-                f"{SETTING_NAME}['RATE_LIMIT'] is kept in the cache {alias!r} ({backend}), which "
+                f"{SETTING_NAME}['{what}'] is kept in the cache {alias!r} ({backend}), which "
                 "limits one process only: several workers together would exceed the limit.",
                 hint="Point RATE_LIMIT_CACHE at a cache every process shares, such as "
                 "django.core.cache.backends.redis.RedisCache.",

@@ -159,6 +159,21 @@ DEFAULTS: dict[str, Any] = {
     # cannot be reached: queued and campaign sends wait half a second, then twice as long after
     # each failed try, up to this, with jitter (see faults.py).
     "OUTAGE_MAX_PAUSE": 5,
+    # The largest CSV file the admin's "Add campaign" takes, in bytes; a larger upload is refused
+    # while it is received, and nothing of it is kept.
+    "CAMPAIGN_UPLOAD_MAX_BYTES": 32 * 1024 * 1024,
+    # -- WhatsApp's own limits (tier.py, campaigns/hours.py, expiry.py) ------------------------
+    # The most unique recipients per moving 24 hours the account starts conversations with (its
+    # messaging tier: 250, 2000, 10000, 100000...); None: no limit. Counted in RATE_LIMIT_CACHE.
+    "DAILY_LIMIT": None,
+    # A recipient's time zone (a campaign's sending hours) where the number's country has
+    # several: {"US": "America/New_York"}; and the zone of a number whose zone is not known
+    # (None: settings.TIME_ZONE).
+    "RECIPIENT_TIME_ZONES": {},
+    "RECIPIENT_DEFAULT_TIME_ZONE": None,
+    # The dotted path of the callable that says what time it is for expiry, the daily limit and
+    # sending hours (a testing hook: a clock every process of a test reads).
+    "CLOCK": "django.utils.timezone.now",
 }
 
 #: ``BASE_URL`` for tests: the in-process gateway of :mod:`django_whatsapp.testing`.
@@ -170,7 +185,7 @@ WINDOW_POLICIES = ("off", "warn", "enforce")
 DEFAULT_ACCOUNT = "default"
 #: The keys an entry of ``ACCOUNTS`` may set. ``API_KEY`` and ``DEFAULT_SOURCE_ADDR`` belong to
 #: each account (never taken from the top level); the others default to the top-level values.
-#: ``RATE_LIMIT`` is accepted once the rate limiter's key is in ``DEFAULTS``.
+#: ``RATE_LIMIT`` and ``DAILY_LIMIT`` are each account's own budget (its own key, its own tier).
 ACCOUNT_KEYS = (
     "API_KEY",
     "BASE_URL",
@@ -180,6 +195,7 @@ ACCOUNT_KEYS = (
     "TIMEOUT",
     "MAX_RETRIES",
     "RATE_LIMIT",
+    "DAILY_LIMIT",
 )
 #: The keys an account does not take from the top level.
 OWN_ACCOUNT_KEYS = ("API_KEY", "DEFAULT_SOURCE_ADDR")
@@ -227,6 +243,15 @@ class WhatsAppSettings:
     #: The keys of the inbound URL's signature: the first signs, every one verifies
     #: (``INBOUND_SECRET``, else ``CALLBACK_SECRET``'s).
     INBOUND_SECRETS: tuple[str, ...] = field(default=(), repr=False)
+    CAMPAIGN_UPLOAD_MAX_BYTES: int = DEFAULTS["CAMPAIGN_UPLOAD_MAX_BYTES"]
+    #: The most unique recipients per moving 24 hours (``None``: no limit; tier.py).
+    DAILY_LIMIT: int | None = None
+    #: The zone of a recipient whose country has several, by ISO country code.
+    RECIPIENT_TIME_ZONES: dict[str, str] = field(default_factory=dict)
+    #: The zone of a recipient whose zone is not known (``None``: ``settings.TIME_ZONE``).
+    RECIPIENT_DEFAULT_TIME_ZONE: str | None = None
+    #: The dotted path of the limits' clock (clock.py).
+    CLOCK: str = "django.utils.timezone.now"
 
     def __repr__(self) -> str:
         return (
@@ -360,6 +385,60 @@ def _max_pause(value: Any) -> float:
     if not _seconds(value) or value < 0.5:
         raise _bad("OUTAGE_MAX_PAUSE", "must be a number of seconds, at least 0.5.")
     return float(value)
+
+
+def _daily_limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _bad(
+            "DAILY_LIMIT",
+            "must be None (no limit) or a whole number of recipients of at least 1 (the "
+            "account's messaging tier, such as 1000 or 10000).",
+        )
+    return value
+
+
+def _zone(value: Any, key: str) -> str:
+    """A time zone name that ``zoneinfo`` knows."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # on use
+
+    if isinstance(value, str) and value and "\x00" not in value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        else:
+            return value
+    raise _bad(key, f"must name a time zone such as 'Europe/Kyiv', not {value!r}.")
+
+
+def _recipient_zones(value: Any) -> dict[str, str]:
+    """``RECIPIENT_TIME_ZONES``: ISO country codes that ``phonenumbers`` knows, to zone names."""
+    if not isinstance(value, dict):
+        raise _bad("RECIPIENT_TIME_ZONES", 'must be a dict such as {"US": "America/New_York"}.')
+    import phonenumbers  # on use: reading settings loads no number metadata
+
+    zones = {}
+    for country, zone in value.items():
+        code = country.strip().upper() if isinstance(country, str) else None
+        if code is None or code not in phonenumbers.SUPPORTED_REGIONS:
+            raise _bad(
+                "RECIPIENT_TIME_ZONES",
+                f"keys must be two-letter ISO 3166 country codes such as 'US', not {country!r}.",
+            )
+        zones[code] = _zone(zone, f"RECIPIENT_TIME_ZONES'][{country!r}")
+    return zones
+
+
+def _clock(value: Any) -> str:
+    if not isinstance(value, str) or "." not in value.strip(". "):
+        raise _bad(
+            "CLOCK",
+            "must be the dotted path of a callable that returns an aware datetime, such as "
+            "'django.utils.timezone.now'.",
+        )
+    return value
 
 
 def get_settings(account: str | None = None) -> WhatsAppSettings:
@@ -604,4 +683,11 @@ def _validated(raw: dict[str, Any], account: str, accounts: tuple[str, ...]) -> 
         DEFAULT_REGION=_region(raw["DEFAULT_REGION"]),
         INBOUND_SECRETS=_secrets(raw["INBOUND_SECRET"], "INBOUND_SECRET")
         or _secrets(raw["CALLBACK_SECRET"]),
+        CAMPAIGN_UPLOAD_MAX_BYTES=_int(raw, "CAMPAIGN_UPLOAD_MAX_BYTES", 1),
+        DAILY_LIMIT=_daily_limit(raw["DAILY_LIMIT"]),
+        RECIPIENT_TIME_ZONES=_recipient_zones(raw["RECIPIENT_TIME_ZONES"]),
+        RECIPIENT_DEFAULT_TIME_ZONE=None
+        if raw["RECIPIENT_DEFAULT_TIME_ZONE"] in (None, "")
+        else _zone(raw["RECIPIENT_DEFAULT_TIME_ZONE"], "RECIPIENT_DEFAULT_TIME_ZONE"),
+        CLOCK=_clock(raw["CLOCK"]),
     )

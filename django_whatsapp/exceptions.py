@@ -151,6 +151,34 @@ class OptedOut(WhatsAppError):
     default_message = "The recipient opted out of messages: nothing is sent to them."
 
 
+class MessageExpired(WhatsAppError):
+    """The message was not requested by its ``expires_at``: it ends ``not_sent`` with this
+    error, refused here before any request, and is never sent late (a one-time code or a flash
+    sale is worthless an hour late). The message's own fault: never retried by the app."""
+
+    default_name = "Expired"
+    default_message = "The message was not requested before it expired: it is not sent late."
+
+
+class DailyLimitReached(WhatsAppError):
+    """The account's ``DAILY_LIMIT`` (its messaging tier: unique recipients per moving 24
+    hours) is reached: no request was made. ``retry_at`` is when a place frees. Queued and
+    campaign sends wait until then (``queued``); a single inline send ends ``not_sent`` with
+    this error. A recipient whose own 24-hour conversation is open, or who was counted in the
+    last 24 hours already, is never refused for it."""
+
+    default_name = "Daily limit reached"
+    default_message = (
+        "The account's daily limit of new recipients (its messaging tier) is reached: nothing "
+        "was sent."
+    )
+
+    def __init__(self, *args: Any, retry_at: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: When the moving 24 hours frees a place (an aware datetime), if known.
+        self.retry_at = retry_at
+
+
 class GatewayServerError(WhatsAppError):
     """500, codes 2, 4, 5, 6 (or any 5xx answer): the gateway failed; retried (after
     ``retry_after`` seconds when the answer said so)."""
@@ -234,7 +262,7 @@ class CampaignNotRunning(ValueError):
         self.campaign = campaign
         super().__init__(
             _(
-                "This message belongs to the campaign \u201c%(name)s\u201d, which is "
+                "This message belongs to the campaign “%(name)s”, which is "
                 "%(status)s: only the running campaign sends its messages."
             )
             % {"name": campaign.name, "status": campaign.get_status_display().lower()}

@@ -15,6 +15,9 @@ sends, bulk, queued tasks, campaigns):
   paused with the reason, its queued sends wait, and the messages refused for that reason are
   ``queued`` again, until an operator resumes after the top-up (``resume_campaign`` or
   ``release_account``);
+- :attr:`Fault.LIMIT`: the account's own daily limit (``DAILY_LIMIT``, its messaging tier) is
+  reached, and nothing was requested: queued and campaign work waits (``queued``, not before
+  the time a place frees); nothing is held and no breaker opens;
 - :attr:`Fault.SYSTEM`: the request certainly did not reach the gateway, or the gateway failed
   (it could not be reached, it answered server errors or 429 after the retries, the rate-limit
   cache could not be reached). Queued and campaign work *waits*: the message is ``queued``
@@ -50,6 +53,7 @@ from .client import SendResult
 from .conf import get_settings
 from .exceptions import (
     AuthenticationFailed,
+    DailyLimitReached,
     GatewayServerError,
     InsufficientBalance,
     NotRequested,
@@ -81,11 +85,13 @@ class Fault(enum.StrEnum):
     MAYBE_SENT = "maybe_sent"
     ACCOUNT = "account"
     SYSTEM = "system"
+    LIMIT = "limit"
 
     @property
     def is_final(self) -> bool:
         """Whether the message's status is settled by it for good (for queued and campaign
-        work: the account's and the system's faults put the message back to ``queued``)."""
+        work: the account's and the system's faults, and the daily limit, put the message back
+        to ``queued``)."""
         return self in (Fault.SENT, Fault.MESSAGE, Fault.MAYBE_SENT)
 
 
@@ -100,6 +106,8 @@ def classify(outcome: SendResult | BaseException) -> Fault:
         return Fault.MAYBE_SENT
     if isinstance(outcome, InsufficientBalance | AuthenticationFailed):
         return Fault.ACCOUNT
+    if isinstance(outcome, DailyLimitReached):
+        return Fault.LIMIT
     if isinstance(
         outcome,
         RateLimitUnavailable | GatewayServerError | RateLimited | TransportError | NotRequested,
@@ -119,7 +127,7 @@ def describe(error: BaseException) -> str:
     elif isinstance(error, RateLimitUnavailable):
         what = _("The cache that holds the shared rate limit cannot be reached.")
     elif isinstance(error, RateLimited):
-        what = _("The gateway keeps answering \u201ctoo many requests\u201d.")
+        what = _("The gateway keeps answering “too many requests”.")
     elif isinstance(error, GatewayServerError):
         what = _("The gateway answers with server errors.")
     else:
@@ -312,15 +320,3 @@ def seconds_to_wait(row: AccountState | None, *, now: datetime | None = None) ->
         return None
     left = (row.next_try_at - (now or timezone.now())).total_seconds()
     return left if left > 0 else None
-
-
-def outage_summary(row: AccountState | None) -> dict[str, Any] | None:
-    """For pages and commands: what the account waits for, since when, and its next try."""
-    if row is None or row.waiting_since is None:
-        return None
-    return {
-        "reason": row.wait_reason,
-        "since": row.waiting_since,
-        "next_try_at": row.next_try_at,
-        "failures": row.failures,
-    }

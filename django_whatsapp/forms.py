@@ -158,7 +158,7 @@ class ComposeForm(forms.ModelForm):
         label=_("sender"),
         required=False,
         max_length=40,
-        help_text=_("Leave empty to use the default sender."),
+        help_text=_("Leave empty to use the account's sender."),
     )
     text = forms.CharField(
         label=_("text"), required=False, widget=forms.Textarea(attrs={"rows": 5, "cols": 60})
@@ -203,8 +203,16 @@ class ComposeForm(forms.ModelForm):
         if instance.pk is not None and instance.message_type == Kind.MEDIA:
             self.initial.setdefault("caption", instance.text)
             self.initial["text"] = ""
-        if instance.pk is None and not self.initial.get("source_addr"):
-            self.initial["source_addr"] = get_settings().DEFAULT_SOURCE_ADDR or ""
+        # The sender left empty is the chosen account's (shown as the placeholder, which the
+        # page's script changes with the account).
+        known = get_settings().accounts
+        account = instance.account if instance.account in known else get_settings().account
+        self.fields["source_addr"].widget.attrs["placeholder"] = (
+            get_settings(account).DEFAULT_SOURCE_ADDR or ""
+        )
+        self.fields["destination_addr"].widget.attrs["data-wa-check-url"] = reverse(
+            "admin:django_whatsapp_message_recipient_check"
+        )
         if instance.pk is not None:
             self.initial.setdefault("destination_addr", instance.destination_addr)
         template = self.chosen_template

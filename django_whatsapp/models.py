@@ -307,6 +307,17 @@ class Message(models.Model):
         on_delete=models.SET_NULL,
         related_name="messages",
     )
+    # -- WhatsApp's limits (expiry.py, tier.py, campaigns/hours.py) ----------------------------
+    expires_at = models.DateTimeField(
+        _("expires"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Not requested by then, the message is not sent at all (never late)."),
+    )
+    #: Not claimed before this time: the recipient's sending hours open, or the daily limit
+    #: frees a place (the error fields say which).
+    send_after = models.DateTimeField(_("not before"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("message")

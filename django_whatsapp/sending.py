@@ -13,11 +13,12 @@ import logging
 import math
 import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from contextlib import nullcontext
-from datetime import datetime
-from typing import Any, NamedTuple, cast
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import requests
 from django.db import DatabaseError, DataError, IntegrityError, connections, router, transaction
@@ -26,17 +27,21 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from requests.adapters import HTTPAdapter
 
-from . import faults, optout, signals, window
+from . import clock, expiry, faults, optout, signals, tier, window
+from .campaigns.hours import SendingHours, opens_at
 from .client import SendResult, WhatsAppClient
 from .conf import WhatsAppSettings, account_for_sender, get_settings
 from .exceptions import (
     CampaignNotRunning,
+    DailyLimitReached,
     NotRequested,
+    RateLimitUnavailable,
     ServiceWindowClosed,
     TransportError,
     WhatsAppError,
 )
 from .faults import Fault
+from .inputs import storable
 from .models import Message, StatusEvent, Template
 from .numbers import mask_number
 from .payloads import message_payload
@@ -124,11 +129,7 @@ def storable_answer(value: Any, depth: int = 0) -> Any:
     surrogates in strings and keys become escapes (``\\x00``, ``\\ud800``), numbers that are
     not finite become strings, and parts nested deeper than ``MAX_KEPT_DEPTH`` become text."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", errors="backslashreplace").decode("utf-8")
-        return value.replace("\x00", "\\x00")
+        return storable(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict | list) and depth >= MAX_KEPT_DEPTH:
@@ -231,7 +232,7 @@ def send_now(
     conf = get_settings(message.account)
     # A configuration error (no API key, no callback secret) surfaces before any row is written.
     client = client or get_client(conf)
-    payload = claim_for_sending(message, conf, confirmation=confirmation)
+    payload = claim_for_sending(message, conf, confirmation=confirmation, deferred=deferred)
     if payload is None:
         return message
     try:
@@ -255,7 +256,11 @@ def ensure_campaign_running(message: Message) -> None:
 
 
 def claim_for_sending(
-    message: Message, conf: WhatsAppSettings | None = None, *, confirmation: bool = False
+    message: Message,
+    conf: WhatsAppSettings | None = None,
+    *,
+    confirmation: bool = False,
+    deferred: bool = False,
 ) -> dict[str, Any] | None:
     """Save (when unsaved), validate and claim a message; return the request body to submit, or
     ``None`` when another caller has it or it is not ``draft`` or ``queued`` (it is then
@@ -268,7 +273,10 @@ def claim_for_sending(
     (``not_sent`` with :class:`~django_whatsapp.exceptions.OptedOut` or
     :class:`~django_whatsapp.exceptions.ServiceWindowClosed`, ``None`` returned), the opt-out
     unless ``confirmation`` says it is the opt-out's own confirmation
-    (:func:`django_whatsapp.optout.confirm`). The checks are :func:`prepare_claimed`'s.
+    (:func:`django_whatsapp.optout.confirm`). So is an expired message
+    (:class:`~django_whatsapp.exceptions.MessageExpired`). The checks are
+    :func:`prepare_claimed`'s; ``deferred`` (queued work) makes a message over the daily limit
+    wait (``queued``) instead of failing.
     """
     conf = conf or get_settings(message.account)
     callback_url(message.uuid, conf)  # a configuration error surfaces before any row is written
@@ -284,7 +292,7 @@ def claim_for_sending(
         message.refresh_from_db()
         return None
     message.status, message.status_changed_at, message.submitted_at = Status.SENDING, now, now
-    [ready] = prepare_claimed([message], conf, confirmation=confirmation)
+    [ready] = prepare_claimed([message], conf, confirmation=confirmation, deferred=deferred)
     if ready.raised and ready.refusal is not None:
         raise ready.refusal
     return ready.payload
@@ -352,7 +360,7 @@ def _record_one(
 def _record(
     message: Message, outcome: SendResult | BaseException, fault: Fault, *, deferred: bool
 ) -> None:
-    if deferred and fault in (Fault.ACCOUNT, Fault.SYSTEM):
+    if deferred and fault in (Fault.ACCOUNT, Fault.SYSTEM, Fault.LIMIT):
         assert isinstance(outcome, WhatsAppError)  # noqa: S101 - classify's contract
         _back_to_queued(message, outcome)
         return
@@ -408,17 +416,29 @@ def _record_accepted_one(message: Message, result: SendResult) -> None:
 
 def _back_to_queued(message: Message, error: WhatsAppError) -> None:
     """A fault of the account or of the system met by queued or campaign work: the message goes
-    back to ``queued`` (not final), the error kept, to be sent when the fault is over."""
+    back to ``queued`` (not final), the error kept, to be sent when the fault is over. Over the
+    daily limit, it is not claimed again before a place frees (``send_after``)."""
     now = timezone.now()
+    later: dict[str, Any] = {}
+    if isinstance(error, DailyLimitReached) and error.retry_at is not None:
+        later["send_after"] = error.retry_at
     Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
         status=Status.QUEUED,
         status_changed_at=now,
         submitted_at=None,
         attempts=F("attempts") + error.attempts,
         **error_fields(error),
+        **later,
     )
     message.refresh_from_db(
-        fields=["status", "status_changed_at", "submitted_at", "attempts", *_ERROR_COLUMNS]
+        fields=[
+            "status",
+            "status_changed_at",
+            "submitted_at",
+            "attempts",
+            "send_after",
+            *_ERROR_COLUMNS,
+        ]
     )
 
 
@@ -439,7 +459,7 @@ def _not_recorded(
         message.pk,
         "accepted" if isinstance(outcome, SendResult) else type(outcome).__name__,
     )
-    if deferred and fault in (Fault.ACCOUNT, Fault.SYSTEM):
+    if deferred and fault in (Fault.ACCOUNT, Fault.SYSTEM, Fault.LIMIT):
         status = Status.QUEUED
     elif fault in (Fault.SENT, Fault.MAYBE_SENT):
         status = Status.UNKNOWN  # the gateway took it or may have: a callback settles it
@@ -552,12 +572,13 @@ UPDATE {message} SET status = %s, status_changed_at = %s, submitted_at = %s
 WHERE id IN (
     SELECT id FROM {message}
     WHERE campaign_id = %s AND id >= %s AND id <= %s AND status IN (%s, %s)
+        AND (send_after IS NULL OR send_after <= %s)
     ORDER BY id LIMIT %s{lock}
 )
 AND status IN (%s, %s)
 AND EXISTS (SELECT 1 FROM {campaign} WHERE id = %s AND status = %s)
 RETURNING id, uuid, destination_addr, template_params, attempts, metadata, tags,
-    target_content_type_id, target_object_id
+    target_content_type_id, target_object_id, expires_at
 """
 
 
@@ -567,16 +588,25 @@ def _json(field: Any, value: Any, connection: Any) -> Any:
 
 
 def claim_batch(
-    campaign: Any, first_id: int, last_id: int, limit: int, now: datetime | None = None
+    campaign: Any,
+    first_id: int,
+    last_id: int,
+    limit: int,
+    now: datetime | None = None,
+    *,
+    due_by: datetime | None = None,
 ) -> list[Message]:
     """Claim (``draft``/``queued`` -> ``sending``) at most ``limit`` messages of ``campaign``
     with ids in ``[first_id, last_id]``, in ONE statement, and only while the campaign is
     ``running``; return them with their content filled in from the campaign, ready for
     :func:`~django_whatsapp.payloads.message_payload`. Of concurrent callers, each message goes
-    to exactly one. ``message_sending`` is not sent here (see the campaign engine)."""
+    to exactly one. ``message_sending`` is not sent here (see the campaign engine). A message
+    whose ``send_after`` is later than ``due_by`` (by default the clock's time,
+    :func:`django_whatsapp.clock.now`) waits: it is not claimed."""
     from .models import Campaign
 
     now = now or timezone.now()
+    due_by = due_by or clock.now()
     alias = router.db_for_write(Message)
     connection = connections[alias]
     sql = _CLAIM_SQL.format(
@@ -594,6 +624,7 @@ def claim_batch(
         first_id,
         last_id,
         *SENDABLE,
+        due_by,
         limit,
         *SENDABLE,
         campaign.pk,
@@ -612,7 +643,18 @@ def claim_batch(
     metadata_field = Message._meta.get_field("metadata")
     tags_field = Message._meta.get_field("tags")
     for row in sorted(rows):
-        pk, uuid, destination, template_params, attempts, metadata, tags, target_type, target = row
+        (
+            pk,
+            uuid,
+            destination,
+            template_params,
+            attempts,
+            metadata,
+            tags,
+            target_type,
+            target,
+            expires_at,
+        ) = row
         message = Message(
             pk=pk,
             uuid=uuid_field.to_python(uuid),
@@ -633,11 +675,20 @@ def claim_batch(
             status=Status.SENDING,
             status_changed_at=now,
             submitted_at=now,
+            expires_at=_moment(expires_at),
         )
         message._state.adding = False
         message._state.db = alias
         claimed.append(message)
     return claimed
+
+
+def _moment(value: Any) -> datetime | None:
+    """A datetime column as a raw query reads it (SQLite: text in UTC), made aware."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return timezone.make_aware(moment, UTC) if timezone.is_naive(moment) else moment
 
 
 #: Records a batch of accepted sends in one statement: each row's provider id and attempts,
@@ -868,58 +919,172 @@ def many_callback_url(message_uuid: uuid.UUID, conf: WhatsAppSettings) -> str | 
 
 class Prepared(NamedTuple):
     """A claimed message made ready (:func:`prepare_claimed`): its request ``payload``, or the
-    ``refusal`` already recorded on it (``not_sent``, never submitted). ``raised``: the refusal
-    is what a ``message_sending`` receiver (or building the payload) raised, not the opt-out
-    or the window policy."""
+    ``refusal`` already recorded on it (``not_sent``, never submitted; or ``queued`` again for
+    deferred work). ``raised``: the refusal is what a ``message_sending`` receiver (or building
+    the payload) raised, not the opt-out, the window policy or a limit. ``waits_until``: the
+    message went back to ``queued`` without a request, not to be claimed before then (its
+    recipient's sending hours, or the daily limit: ``refusal`` is then
+    :class:`~django_whatsapp.exceptions.DailyLimitReached`)."""
 
     message: Message
     payload: dict[str, Any] | None
     refusal: Exception | None = None
     raised: bool = False
+    waits_until: datetime | None = None
+
+
+#: The error name a message waiting for its recipient's sending hours carries (it is queued).
+OUTSIDE_HOURS = "Outside sending hours"
 
 
 def prepare_claimed(
-    messages: Sequence[Message], conf: WhatsAppSettings, *, confirmation: bool = False
+    messages: Sequence[Message],
+    conf: WhatsAppSettings,
+    *,
+    confirmation: bool = False,
+    deferred: bool = False,
+    hours: SendingHours | None = None,
 ) -> list[Prepared]:
-    """Each claimed message with its request body, after the opt-out (one query for them all;
-    skipped for the opt-out's own ``confirmation``), the window policy and the
-    ``message_sending`` receivers; or with what refused it, recorded on the message."""
+    """Each claimed message with its request body, or with what refused it or made it wait,
+    recorded on the message, in the order given. In turn:
+
+    1. its expiry (:mod:`django_whatsapp.expiry`): an expired message is ``not_sent``;
+    2. the opt-out (one query for them all; skipped for the opt-out's own ``confirmation``) and
+       the window policy;
+    3. ``hours``, a campaign's sending hours: a recipient outside them waits, ``queued`` with
+       ``send_after`` at their next opening;
+    4. ``DAILY_LIMIT`` (:mod:`django_whatsapp.tier`; one query of the contacts' windows and a
+       few cache reads for them all): a new recipient over the limit ends ``not_sent`` with
+       :class:`~django_whatsapp.exceptions.DailyLimitReached`, or with ``deferred`` (queued and
+       campaign work) waits, ``queued``, until a place frees;
+    5. the ``message_sending`` receivers.
+    """
+    now = clock.now()
+    done: dict[int, Prepared] = {}
+    live: list[tuple[int, Message]] = []
+    for position, message in enumerate(messages):
+        if expiry.expired(message, now):
+            done[position] = _refuse(message, expiry.error(message), deferred=deferred)
+        else:
+            live.append((position, message))
     opted_out = (
-        set() if confirmation else optout.opted_out_numbers(m.destination_addr for m in messages)
+        optout.opted_out_numbers(m.destination_addr for _p, m in live)
+        if live and not confirmation
+        else set()
     )
-    prepared: list[Prepared] = []
-    for message in messages:
-        refused: Exception | None = (
+    passed: list[tuple[int, Message]] = []
+    for position, message in live:
+        refused: WhatsAppError | None = (
             optout.refusal(message) if message.destination_addr in opted_out else None
         )
-        raised = False
         if refused is None:
             try:
                 window.check(message, conf)  # SERVICE_WINDOW_POLICY: raises under "enforce"
             except ServiceWindowClosed as error:
                 refused = error
         if refused is None:
-            try:
-                payload = message_payload(
-                    message, callback_url=many_callback_url(message.uuid, conf)
-                )
-                signals.message_sending.send(sender=Message, message=message, payload=payload)
-            except Exception as exc:
-                refused, raised = exc, True
-            else:
-                prepared.append(Prepared(message, payload))
-                continue
-        # Refused before any request: kept as not_sent with the reason, never submitted.
-        Message.objects.filter(pk=message.pk).update(submitted_at=None)
-        message.submitted_at = None
-        record_send(
-            message,
-            WhatsAppError(f"{type(refused).__name__}: {refused}", name="Not submitted")
-            if raised
-            else cast(WhatsAppError, refused),
+            passed.append((position, message))
+        else:
+            done[position] = _refuse(message, refused, deferred=deferred)
+    if hours is not None and passed:
+        passed = _outside_hours(passed, hours, conf, now, done)
+    if conf.DAILY_LIMIT is not None and not confirmation and passed:
+        passed = _take_places(passed, conf, now, done, deferred=deferred)
+    for position, message in passed:
+        try:
+            payload = message_payload(message, callback_url=many_callback_url(message.uuid, conf))
+            signals.message_sending.send(sender=Message, message=message, payload=payload)
+        except Exception as exc:
+            vetoed = WhatsAppError(f"{type(exc).__name__}: {exc}", name="Not submitted")
+            done[position] = _refuse(message, vetoed, deferred=deferred, shown=exc)
+        else:
+            done[position] = Prepared(message, payload)
+    return [done[position] for position in range(len(messages))]
+
+
+def _refuse(
+    message: Message, error: WhatsAppError, *, deferred: bool, shown: Exception | None = None
+) -> Prepared:
+    """Record a refusal before any request: ``not_sent`` with the reason, never submitted (or,
+    for deferred work and a fault that is not the message's, ``queued`` again). ``shown``: what
+    a receiver raised, when ``error`` stands for it."""
+    Message.objects.filter(pk=message.pk).update(submitted_at=None)
+    message.submitted_at = None
+    record_send(message, error, deferred=deferred)
+    waits = message.send_after if message.status == Status.QUEUED else None
+    return Prepared(message, None, shown or error, shown is not None, waits)
+
+
+def _outside_hours(
+    passed: list[tuple[int, Message]],
+    hours: SendingHours,
+    conf: WhatsAppSettings,
+    now: datetime,
+    done: dict[int, Prepared],
+) -> list[tuple[int, Message]]:
+    """Recipients outside their sending hours go back to ``queued`` until the hours open (one
+    UPDATE per opening); returns the others."""
+    waiting: defaultdict[datetime, list[tuple[int, Message]]] = defaultdict(list)
+    rest = []
+    for position, message in passed:
+        opening = opens_at(message.destination_addr, hours, now, conf)
+        if opening is None:
+            rest.append((position, message))
+        else:
+            waiting[opening].append((position, message))
+    changed = timezone.now()
+    for opening, group in waiting.items():
+        detail = _(
+            "Outside the recipient's sending hours (%(hours)s in their own time): waits until "
+            "%(when)s."
+        ) % {"hours": str(hours), "when": opening.isoformat(timespec="minutes")}
+        fields: dict[str, Any] = {
+            "status": Status.QUEUED,
+            "status_changed_at": changed,
+            "submitted_at": None,
+            "send_after": opening,
+            "error_code": None,
+            "error_name": OUTSIDE_HOURS,
+            "error_message": detail,
+        }
+        Message.objects.filter(pk__in=[m.pk for _p, m in group], status=Status.SENDING).update(
+            **fields
         )
-        prepared.append(Prepared(message, None, refused, raised))
-    return prepared
+        for position, message in group:
+            for name, value in fields.items():
+                setattr(message, name, value)
+            done[position] = Prepared(message, None, waits_until=opening)
+    return rest
+
+
+def _take_places(
+    passed: list[tuple[int, Message]],
+    conf: WhatsAppSettings,
+    now: datetime,
+    done: dict[int, Prepared],
+    *,
+    deferred: bool,
+) -> list[tuple[int, Message]]:
+    """Take the recipients' places in the daily limit; refuse those over it, or all when the
+    cache that counts it cannot be reached (fail closed). Returns the admitted ones."""
+    numbers = [m.destination_addr for _p, m in passed]
+    conversing = {n for n, state in window.states(numbers, now=now).items() if state.is_open}
+    try:
+        admission = tier.admit(conf, numbers, now, free=conversing)
+    except RateLimitUnavailable as error:
+        for position, message in passed:
+            done[position] = _refuse(message, error, deferred=deferred)
+        return []
+    if not admission.refused:
+        return passed
+    over = admission.error()
+    rest = []
+    for position, message in passed:
+        if message.destination_addr in admission.refused:
+            done[position] = _refuse(message, over, deferred=deferred)
+        else:
+            rest.append((position, message))
+    return rest
 
 
 def outcome_of(future: Future[SendResult]) -> SendResult | BaseException:

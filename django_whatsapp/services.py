@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -21,7 +21,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import idempotency, signals
+from . import expiry, idempotency, signals
 from .bulk import BulkResult
 from .bulk import send_bulk as _send_bulk
 from .campaigns.audience import campaign_from_csv, create_campaign
@@ -36,6 +36,8 @@ from .campaigns.control import (
     resume_campaign,
     start_campaign,
 )
+from .campaigns.duplicate import copy_campaign
+from .campaigns.estimate import CampaignEstimate, campaign_estimate
 from .client import WhatsAppClient
 from .conf import DEFAULT_ACCOUNT, get_settings
 from .metadata import clean_links
@@ -76,6 +78,7 @@ Source = StatusEvent.Source
 # Names that live in lower rooms, documented here as the services' surface (SPEC section 6).
 __all__ = [
     "BulkResult",
+    "CampaignEstimate",
     "CampaignProgress",
     "CampaignStateError",
     "NotRetryable",
@@ -86,11 +89,13 @@ __all__ = [
     "apply_poll",
     "apply_polls",
     "apply_status",
+    "campaign_estimate",
     "campaign_from_csv",
     "campaign_progress",
     "campaign_results",
     "cancel_campaign",
     "claim_for_sending",
+    "copy_campaign",
     "create_campaign",
     "enqueue_message",
     "get_client",
@@ -151,6 +156,20 @@ def _add_own_data(
         message.idempotency_key = idempotency.clean_key(idempotency_key)
 
 
+def _set_expiry(message: Message, expires_at: Any, expires_in: Any) -> None:
+    """Set the expiry a caller asked for on a message being built (:func:`expiry.clean`);
+    raises ``ValidationError`` for a bad one."""
+    expires = expiry.clean(expires_at, expires_in)
+    if expires is None:
+        return
+    if message.pk is not None:
+        raise ValueError(
+            "expires_at and expires_in are given when a message is built; this one is already "
+            "stored."
+        )
+    message.expires_at = expires
+
+
 def send_message(
     message: Message,
     *,
@@ -162,6 +181,9 @@ def send_message(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    # Its expiry (see expiry.clean), for a message being built:
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> Message:
     """Submit a message to the gateway, at most once however many callers ask at the same time.
 
@@ -186,10 +208,17 @@ def send_message(
     a crash left unclaimed, is sent); when its content (recipient, type, text, image, template,
     parameters, header) differs, :class:`~django_whatsapp.exceptions.IdempotencyConflict` is
     raised.
+
+    ``expires_at`` (an aware datetime) or ``expires_in`` (a ``timedelta`` from now) sets an
+    unsaved message's expiry: not requested by then (it waited in a queue, behind a held
+    account, an outage or the daily limit), it ends ``not_sent`` with
+    :class:`~django_whatsapp.exceptions.MessageExpired` and is never sent late. A naive
+    datetime, both at once, or anything else raises ``ValidationError`` (nothing stored).
     """
     if account is not None and message.pk is None:
         get_settings(account)  # an unknown account is a configuration error, raised now
         message.account = account
+    _set_expiry(message, expires_at, expires_in)
     _add_own_data(message, metadata, tags, target, idempotency_key)
     if message.pk is None and message.idempotency_key:
         message.idempotency_key = idempotency.clean_key(message.idempotency_key)
@@ -225,11 +254,14 @@ def send_text(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> Message:
     """Send a text message to ``to`` (digits; ``+``, spaces and dashes are stripped), through
     ``account`` (a name in ``ACCOUNTS``; the default account when not given).
 
-    ``metadata``, ``tags``, ``target`` and ``idempotency_key``: see :func:`send_message`."""
+    ``metadata``, ``tags``, ``target``, ``idempotency_key``, ``expires_at`` and ``expires_in``:
+    see :func:`send_message`."""
     message = Message(
         message_type=Message.MessageType.TEXT,
         destination_addr=str(to),
@@ -247,6 +279,8 @@ def send_text(
         tags=tags,
         target=target,
         idempotency_key=idempotency_key,
+        expires_at=expires_at,
+        expires_in=expires_in,
     )
 
 
@@ -265,8 +299,11 @@ def send_media(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> Message:
-    """Send an image (a .jpg, .jpeg or .png URL) with an optional caption."""
+    """Send an image (a .jpg, .jpeg or .png URL) with an optional caption. The keyword
+    arguments: see :func:`send_text`."""
     message = Message(
         message_type=Message.MessageType.MEDIA,
         destination_addr=str(to),
@@ -285,6 +322,8 @@ def send_media(
         tags=tags,
         target=target,
         idempotency_key=idempotency_key,
+        expires_at=expires_at,
+        expires_in=expires_in,
     )
 
 
@@ -304,9 +343,12 @@ def send_template(
     tags: Sequence[str] | None = None,
     target: models.Model | None = None,
     idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
+    expires_in: timedelta | None = None,
 ) -> Message:
     """Send a registered template (a :class:`Template` or its name) with its body parameters
-    and, when the template has a header, the header's text or image URL."""
+    and, when the template has a header, the header's text or image URL. The keyword
+    arguments: see :func:`send_text`."""
     errors: dict[str, Any] = {}
     resolved: Template | None = None
     try:
@@ -338,6 +380,8 @@ def send_template(
         tags=tags,
         target=target,
         idempotency_key=idempotency_key,
+        expires_at=expires_at,
+        expires_in=expires_in,
     )
 
 

@@ -18,9 +18,9 @@ except ImportError:  # Django 5.2: the backport
         from django_tasks import task  # type: ignore[no-redef,import-not-found,unused-ignore]
     except ImportError as error:
         raise ImproperlyConfigured(
-            "DJANGO_WHATSAPP['SEND_ASYNC'] needs Django's task framework: Django 6.0+, or on "
-            "Django 5.2 the backport (pip install django-tasks) with a TASKS backend such as "
-            "django-tasks-db."
+            "Campaigns and queued sending (DJANGO_WHATSAPP['SEND_ASYNC']) need Django's task "
+            "framework: Django 6.0+, or on Django 5.2 the backport (pip install django-tasks) "
+            "with a TASKS backend such as django-tasks-db."
         ) from error
 
 import logging
@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import faults, optout
+from . import clock, expiry, faults, optout
 from .campaigns import engine
 from .conf import get_settings
 from .models import Campaign, CampaignChunk, Message
@@ -55,15 +55,29 @@ def send_message_task(message_id: int) -> str | None:
     ``queued`` until the account is released; while the gateway or the rate-limit cache cannot be
     reached, the task runs again when the account's next try is due, and one task at a time
     tries (the others wait for its answer). Returns ``"held"`` or ``"waiting"`` then.
+
+    WhatsApp's limits: an expired message ends ``not_sent`` without a request
+    (:mod:`django_whatsapp.expiry`), also while its account is held (the task runs again at its
+    expiry); over the account's ``DAILY_LIMIT`` it stays ``queued`` and the task runs again
+    when a place frees (``send_after``), returning ``"waiting"``.
     """
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         return None
     if message.status not in (Status.DRAFT, Status.QUEUED):
         return str(message.status)
+    now = clock.now()
+    if expiry.expired(message, now):
+        send_now(message, deferred=True)  # refused before any request: not_sent, Expired
+        return str(message.status)
+    if message.send_after is not None and message.send_after > now:
+        _later(message_id, _until(message, message.send_after, now))
+        return "waiting"
     account = message.account
     row = faults.state(account)
     if row is not None and row.held_since is not None:
+        if message.expires_at is not None:
+            _later(message_id, _until(message, message.expires_at, now))  # to expire it then
         return "held"  # release_account hands it out again
     trying = False
     if row is not None and row.waiting_since is not None:
@@ -74,6 +88,11 @@ def send_message_task(message_id: int) -> str | None:
             _later(message_id, left if left is not None else CHECK_AGAIN)
             return "waiting"
     send_now(message, deferred=True)
+    now = clock.now()
+    if message.status == Status.QUEUED and message.send_after and message.send_after > now:
+        # Over the daily limit: again when a place frees (or at its expiry, to expire it).
+        _later(message_id, _until(message, message.send_after, now))
+        return "waiting"
     if message.status == Status.QUEUED:
         # Back to queued for a fault of the account (held: wait for the release) or of the
         # system (note_outage set the next try).
@@ -91,6 +110,14 @@ def send_message_task(message_id: int) -> str | None:
 
 #: Seconds a task waits to look again when another task's try is out.
 CHECK_AGAIN = 1.0
+
+
+def _until(message: Message, moment: datetime, now: datetime) -> float:
+    """Seconds from ``now`` to ``moment``, or to the message's expiry when that comes first
+    (the clock's times; at least a tenth of a second)."""
+    if message.expires_at is not None:
+        moment = min(moment, message.expires_at)
+    return max((moment - now).total_seconds(), 0.1)
 
 
 def backend_defers() -> bool:
@@ -151,8 +178,9 @@ def enqueue_message(message: Message) -> Message:
         message.status, message.status_changed_at = Status.QUEUED, now
     elif message.status != Status.QUEUED:
         return message
-    if optout.refusal(message) is not None:
-        # The recipient opted out: refused now (not_sent, OptedOut kept), no task enqueued.
+    if optout.refusal(message) is not None or expiry.expired(message):
+        # The recipient opted out, or the message expired: refused now (not_sent, the error
+        # kept), no task enqueued.
         claim_for_sending(message, conf)
         return message
     transaction.on_commit(partial(_enqueue, message.pk))
@@ -180,7 +208,7 @@ def send_campaign_chunk(chunk_id: int) -> str:
     campaign_id = (
         CampaignChunk.objects.filter(pk=chunk_id).values_list("campaign_id", flat=True).first()
     )
-    if campaign_id is not None and run.outcome in ("done", "lost"):
+    if campaign_id is not None and run.outcome in ("done", "lost", "waiting"):
         plan = engine.tick(campaign_id)
         _follow(campaign_id, plan)
         if not plan.chunk_ids:

@@ -69,7 +69,8 @@ def test_compose_page_has_a_section_per_type_and_both_buttons(admin_client: Clie
     assert 'name="_send"' in html
     assert 'id="wa-templates"' in html  # the template bodies for the preview script
     assert "django_whatsapp/compose.js" in html
-    assert 'value="TestCo"' in html  # the default sender
+    # The default sender, as the sender's placeholder: left empty, it is the account's.
+    assert 'placeholder="TestCo"' in html
 
 
 def test_choosing_a_template_by_link_shows_its_body_header_and_one_input_per_placeholder(
@@ -421,8 +422,13 @@ def test_without_an_api_key_the_draft_is_kept_and_the_operator_told(
             "The gateway refused the access key",
         ),
         (
-            {"error_name": "Odd", "error_message": "Something else"},
+            {"error_name": "Odd", "error_message": "Something else", "attempts": 1},
             "The gateway refused the message",
+        ),
+        (
+            # Refused before any request, for a reason this app does not know the name of.
+            {"error_name": "Odd", "error_message": "Something else", "attempts": 0},
+            "The message was stopped before it went out",
         ),
         ({"status": Status.UNKNOWN, "error_name": "Transport error"}, "No answer from the gateway"),
     ],
@@ -574,6 +580,7 @@ def test_a_copy_of_an_image_keeps_its_url_and_caption(admin_client: Client) -> N
         text="Cat",
         error_name="Odd",
         error_message="Something else",
+        attempts=1,
     )
 
     html = admin_client.get(change_url(message)).content.decode()
@@ -594,7 +601,7 @@ def test_a_copy_of_an_image_keeps_its_url_and_caption(admin_client: Client) -> N
         ({"error_name": "Not submitted", "error_message": "RuntimeError: hook"}, True),
         (WINDOW_CLOSED, False),
         ({"error_code": 1, "error_name": "Invalid Parameter: text"}, False),
-        ({"error_name": "Odd", "error_message": "Something else"}, False),
+        ({"error_name": "Odd", "error_message": "Something else", "attempts": 1}, False),
     ],
 )
 def test_retry_is_offered_only_where_it_can_help(
@@ -622,6 +629,7 @@ def test_the_retry_action_skips_messages_a_retry_cannot_help(
             "action": "retry_not_sent",
             "index": 0,
             "_selected_action": [closed.pk, refused.pk, busy.pk],
+            "post": "yes",
         },
         follow=True,
     )

@@ -132,7 +132,9 @@ def test_the_page_is_compose_with_a_list_of_recipients(
 
     html = page.content.decode()
     form = page.context["form"]
-    assert form["source_addr"].value() == "DemoShop"  # the sender prefilled
+    # The account's sender, as the placeholder of the sender left empty.
+    assert form["source_addr"].value() is None
+    assert 'placeholder="DemoShop"' in html
     for section in ('data-wa-type="1"', 'data-wa-type="2"', 'data-wa-type="4"'):
         assert section in html
     assert 'id="wa-preview"' in html

@@ -110,7 +110,7 @@ def page_url(campaign: Campaign, what: str = "change") -> str:
 # -- create from a CSV upload ------------------------------------------------------------------
 
 
-def test_the_list_shows_each_campaigns_progress_from_its_chunks(
+def test_the_list_shows_each_campaigns_progress_as_its_page_does(
     operator: Client, gateway: FakeGateway
 ) -> None:
     gateway.accept()
@@ -185,6 +185,7 @@ def test_template_preview_fills_each_rows_parameters_from_its_columns(
         text="",
         template=template.pk,
         header="https://cdn.example.com/h.png",
+        param_source="columns",
         param_columns="name, order",
     )
     html = response.content.decode()
@@ -306,15 +307,28 @@ def test_bad_input_is_shown_on_its_field_and_creates_nothing(
         message_type=4,
         template=template.pk,
         header="https://cdn.example.com/h.png",
+        param_source="columns",
         param_columns="name, city",
     )
-    errors = " ".join(missing.context["form"].non_field_errors())
+    errors = " ".join(missing.context["form"].errors["csv_file"])
     assert "city" in errors
     assert "phone, name, order" in errors
-    both = preview(
-        operator, message_type=4, template=template.pk, param_columns="name, order", param_1="x"
+    unnamed = preview(
+        operator, message_type=4, template=template.pk, param_source="columns", param_1="x"
     )
-    assert "not both" in both.context["form"].errors["param_columns"][0]
+    assert "Name the columns" in unnamed.context["form"].errors["param_columns"][0]
+    # Parameters for everyone: the column names typed before are not read.
+    fixed = preview(
+        operator,
+        message_type=4,
+        template=template.pk,
+        header="https://cdn.example.com/h.png",
+        param_source="fixed",
+        param_columns="name, city",
+        param_1="x",
+        param_2="y",
+    )
+    assert fixed.context["preview"] is not None
     blank = operator.post(
         ADD, {"name": "X", "message_type": 1, "text": "Hi", "csv_file": csv_file(""), "_preview": 1}
     )
@@ -336,7 +350,9 @@ def test_an_upload_of_another_session_is_not_taken(
     assert Campaign.objects.count() == 0
 
 
-def test_a_file_that_is_not_utf8_has_its_bad_rows_rejected(operator: Client) -> None:
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line(
+    operator: Client, settings: Any
+) -> None:
     raw = "phone,name\n+380500000001,Ann\n+38050000\xe9002,Bob\n".encode("latin-1")
     response = operator.post(
         ADD,
@@ -349,8 +365,11 @@ def test_a_file_that_is_not_utf8_has_its_bad_rows_rejected(operator: Client) -> 
             "_preview": "1",
         },
     )
-    shown = response.context["preview"]
-    assert (shown.valid, [r.line for r in shown.rejected]) == (1, [3])
+    assert response.context["preview"] is None
+    (error,) = response.context["form"].errors["csv_file"]
+    assert "not UTF-8 text from line 3 on" in error
+    assert uploads(settings) == []  # a file that cannot be read is not kept
+    assert Campaign.objects.count() == 0
 
 
 def test_the_forms_labels_follow_the_active_language() -> None:
@@ -395,7 +414,7 @@ def test_actions_need_the_sending_and_the_change_permission(django_user_model: A
         django_user_model, "runner", "view_campaign", "change_campaign", "send_message"
     )
     assert b"/start/" in runner.get(page_url(campaign)).content
-    assert runner.post(page_url(campaign, "start")).status_code == 302
+    assert runner.post(page_url(campaign, "start"), {"confirmed": "yes"}).status_code == 302
     campaign.refresh_from_db()
     assert campaign.status == CStatus.RUNNING
 
@@ -403,8 +422,10 @@ def test_actions_need_the_sending_and_the_change_permission(django_user_model: A
 def test_actions_answer_get_with_405_and_need_the_csrf_token(operator: Client) -> None:
     campaign = make_campaign()
     services.start_campaign(campaign)
-    for action in ("start", "pause", "resume", "cancel"):
+    for action in ("pause", "resume"):
         assert operator.get(page_url(campaign, action)).status_code == 405
+    for action in ("start", "cancel"):  # they ask first: GET is the question
+        assert operator.get(page_url(campaign, action)).status_code == 200
     guarded = Client(enforce_csrf_checks=True)
     guarded.force_login(User.objects.get(username="operator"))
     assert guarded.post(page_url(campaign, "pause")).status_code == 403
@@ -424,7 +445,7 @@ def test_pause_resume_and_cancel_change_the_campaign_through_the_services(
 ) -> None:
     gateway.accept()
     campaign = make_campaign(5)
-    operator.post(page_url(campaign, "start"))
+    operator.post(page_url(campaign, "start"), {"confirmed": "yes"})
     campaign.refresh_from_db()
     assert campaign.status == CStatus.RUNNING
     paused = operator.post(page_url(campaign, "pause"), follow=True)
@@ -438,7 +459,7 @@ def test_pause_resume_and_cancel_change_the_campaign_through_the_services(
     operator.post(page_url(campaign, "resume"))
     campaign.refresh_from_db()
     assert campaign.status == CStatus.RUNNING
-    operator.post(page_url(campaign, "cancel"))
+    operator.post(page_url(campaign, "cancel"), {"confirmed": "yes"})
     campaign.refresh_from_db()
     assert campaign.status == CStatus.CANCELLED
     run_queue()
@@ -467,11 +488,11 @@ def test_the_page_shows_progress_counts_funnel_and_rejected_rows(
     run_queue()
     page = operator.get(page_url(campaign))
     html = page.content.decode()
-    assert 'id="wa-progress"' in html
+    assert 'id="wa-progress-bar"' in html
     assert 'data-percent="100"' in html
     assert 'data-step="accepted" data-count="4"' in html
     assert '<li data-status="accepted">' in html
-    assert "campaign__exact=" in html  # counts link to the campaign's messages
+    assert "campaign__id__exact=" in html  # counts link to the campaign's messages
 
 
 def test_the_progress_json_follows_the_campaign(operator: Client, gateway: FakeGateway) -> None:
@@ -575,6 +596,7 @@ def test_with_several_accounts_the_campaign_goes_through_the_chosen_one(
     }
     first = preview(operator, account="outlet")
     assert "account" in first.context["form"].fields
+    assert 'name="account"' in first.content.decode()  # offered on the page
     create(operator, first, launch="draft")
     campaign = Campaign.objects.get()
     assert campaign.account == "outlet"

@@ -29,9 +29,15 @@ def funnel(response: Any) -> dict[str, tuple[int, int]]:
 
 
 def act(client: Client, action: str, messages: list[Message]) -> str:
+    """Run a list action, answering "Yes" where it asks first (the actions that send)."""
     response = client.post(
         LIST_URL,
-        {"action": action, "index": 0, "_selected_action": [m.pk for m in messages]},
+        {
+            "action": action,
+            "index": 0,
+            "_selected_action": [m.pk for m in messages],
+            "post": "yes",
+        },
         follow=True,
     )
     assert response.status_code == 200
@@ -56,7 +62,7 @@ def test_columns_show_recipient_type_preview_badge_and_times(
     assert "order_ready: Hello Ann, your order A-42 is ready." in html
     assert "Image cat.png - Cat" in html
     assert 'data-status="seen">Seen</span>' in html
-    assert "column-created_at" in html
+    assert "column-created_at_when" in html
     # The type is in the preview (and a filter), the submitted time on the message's page:
     # the list fits a 1280 px screen beside the navigation and the filters.
     assert "column-message_type" not in html
@@ -74,15 +80,18 @@ def test_summary_counts_by_status_and_funnel_by_rank(admin_client: Client) -> No
         (Status.FAILED, 1),
     ]:
         for _ in range(count):
-            make(status)
+            # Each sent message was asked of the gateway once: the refused one too.
+            make(status, attempts=0 if status == Status.DRAFT else 1)
+    # Refused here before any request (a customer who opted out): no part of the funnel.
+    make(Status.NOT_SENT, attempts=0, error_name="Opted out")
     response = admin_client.get(LIST_URL)
     result = summary(response)
-    assert result.total == 12
-    assert result.submitted == 10
+    assert result.total == 13
+    assert (result.submitted, result.refused) == (10, 1)
     counts = {item.status: item.count for item in result.statuses}
     assert counts == {
         "draft": 2,
-        "not_sent": 1,
+        "not_sent": 2,
         "accepted": 1,
         "sent": 1,
         "delivered": 2,
@@ -296,11 +305,21 @@ def test_the_direction_filter_reads_outgoing_and_incoming(admin_client: Client) 
 
 
 @pytest.mark.parametrize(
-    ("language", "expected"),
-    [("en", "Jan. 5, 2026, 2:07 p.m."), ("uk", "05 січня 2026 р. 14:07")],  # noqa: RUF001
+    ("language", "minute", "expected", "to_the_second"),
+    [
+        ("en", 7, "Jan. 5, 2026, 2:07 p.m.", "Jan. 5, 2026, 2:07:09 p.m."),
+        # On the hour Django's English format drops the minutes ("2 p.m."); the console not.
+        ("en", 0, "Jan. 5, 2026, 2:00 p.m.", "Jan. 5, 2026, 2:00:09 p.m."),
+        ("uk", 7, "05 січня 2026 р. 14:07", "05 січня 2026 р. 14:07:09"),  # noqa: RUF001
+    ],
 )
 def test_one_date_time_format_across_the_console_in_the_users_language(
-    admin_client: Client, settings: Any, language: str, expected: str
+    admin_client: Client,
+    settings: Any,
+    language: str,
+    minute: int,
+    expected: str,
+    to_the_second: str,
 ) -> None:
     from datetime import UTC, datetime
 
@@ -308,7 +327,7 @@ def test_one_date_time_format_across_the_console_in_the_users_language(
 
     from django_whatsapp.models import StatusEvent
 
-    moment = datetime(2026, 1, 5, 14, 7, 9, tzinfo=UTC)
+    moment = datetime(2026, 1, 5, 14, minute, 9, tzinfo=UTC)
     message = make(Status.DELIVERED, destination_addr="380671234567")
     Message.objects.filter(pk=message.pk).update(
         created_at=moment, submitted_at=moment, status_changed_at=moment
@@ -316,8 +335,10 @@ def test_one_date_time_format_across_the_console_in_the_users_language(
     StatusEvent.objects.create(message=message, status=Status.DELIVERED)
     StatusEvent.objects.filter(message=message).update(received_at=moment)
     with translation.override(language):
-        shown = formats.date_format(moment, "DATETIME_FORMAT")
-    assert shown == expected
+        django_shown = formats.date_format(moment, "DATETIME_FORMAT")
+    # Django's own format, where it keeps the minutes.
+    assert (django_shown == expected) is (minute != 0 or language != "en")
+    shown = expected
     settings.LANGUAGE_CODE = language  # the user's language (no LocaleMiddleware here)
     pages = {
         "list": LIST_URL,
@@ -329,8 +350,11 @@ def test_one_date_time_format_across_the_console_in_the_users_language(
     for name, url in pages.items():
         html = admin_client.get(url).content.decode()
         assert shown in html, name
+        # Each page names the time zone of its times, once.
+        assert html.count('id="wa-time-zone"') == 1, name
+        assert "UTC" in html.split('id="wa-time-zone"')[1].split("</p>")[0], name
     timeline = admin_client.get(pages["message page"])
     events = timeline.content.decode().split('class="wa-timeline"')[1]
-    assert shown in events
+    assert to_the_second in events  # a timeline to the second
     bubble = timeline.content.decode().split('class="wa-bubble-meta"')[1]
     assert shown in bubble.split("</div>")[0]

@@ -1,7 +1,10 @@
 """Every page of the app's admin answers 200 or 400 whatever its query string holds: a NUL byte
 (which PostgreSQL cannot store or compare) is refused with a 400 that says why, a lone surrogate
 (``%ED%A0%80``, not UTF-8) is read as the replacement character, a huge value and an unknown
-parameter are answered like any other value. Runs on SQLite and on PostgreSQL."""
+parameter are answered like any other value; a list refuses, with a 400 that says why, a filter
+it does not have and a filter value of the wrong kind (where Django would redirect to its
+"Database error" page). Runs on SQLite and on PostgreSQL. Every list with hostile values of every
+filter it offers: tests/test_admin_hostile_filters.py."""
 
 from __future__ import annotations
 
@@ -139,6 +142,28 @@ MODEL_PAGES = {
     "inbound report",
 }
 DATE_PARAMS = {"created_at__year", "created_at__month", "received_at__year"}
+#: What each list's filters among PARAMS compare (any other filter is not the list's: a 400).
+LIST_FILTERS: dict[str, dict[str, str]] = {
+    "message list": {
+        "status__exact": "text",
+        "direction__exact": "text",
+        "message_type__exact": "number",
+        "message_type": "number",
+        "template__id__exact": "number",
+        "template": "number",
+        "destination_addr": "text",
+    },
+    "status events": {"status__exact": "text", "source__exact": "text"},
+    "templates": {
+        "is_active__exact": "yes or no",
+        "language_code__exact": "text",
+        "header_type__exact": "text",
+    },
+    "inbound reports": {"outcome__exact": "text", "method__exact": "text"},
+}
+#: The parameters a list reads itself (search, page, ordering, ...), not filters (a change
+#: form's ``_changelist_filters`` is not one of them).
+LIST_OWN = {"q", "p", "o", "e", "all", "_popup", "_to_field"}
 
 
 def expected(page: str, param: str, kind: str) -> int:
@@ -149,6 +174,14 @@ def expected(page: str, param: str, kind: str) -> int:
         return 400  # not a year or a month: said so, not a failed drill-down
     if param == "q" and kind.startswith("huge"):
         return 400  # longer than any search worth running (and than SQLite's LIKE takes)
+    if page in LIST_FILTERS and param not in LIST_OWN:
+        compared = LIST_FILTERS[page].get(param)
+        if compared is None:
+            return 400  # not a filter of this list
+        if compared == "number" and kind != "negative":
+            return 400  # not a whole number, or beyond any column
+        if compared == "yes or no":
+            return 400
     return 200
 
 
@@ -161,11 +194,16 @@ QUERIES: dict[str, Callable[[str], str]] = {
 }
 
 
+#: The lists whose date drill-down is on another field than ``created_at``.
+DRILL_DOWN = {"status events": "received_at", "inbound reports": "received_at"}
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_a_valid_date_drill_down_is_shown(
     admin_client: Client, admin_urls: dict[str, str], page: str
 ) -> None:
-    status, _ = get(admin_client, f"{admin_urls[page]}?created_at__year=2026&created_at__month=1")
+    field = DRILL_DOWN.get(page, "created_at")
+    status, _ = get(admin_client, f"{admin_urls[page]}?{field}__year=2026&{field}__month=1")
 
     assert status == 200
 
@@ -197,9 +235,12 @@ def test_odd_values_in_every_parameter_are_answered(
 def test_unknown_parameters_are_ignored_or_reported(
     admin_client: Client, admin_urls: dict[str, str], page: str
 ) -> None:
-    status, _ = get(admin_client, f"{admin_urls[page]}?nonsense=1&status__in=a,b&id__gt=x")
+    status, body = get(admin_client, f"{admin_urls[page]}?nonsense=1&status__in=a,b&id__gt=x")
 
-    assert status == 200
+    if page in LIST_FILTERS:  # a list reads every parameter as a filter: these are not its
+        assert (status, "not valid" in body) == (400, True)
+    else:
+        assert status == 200
 
 
 def test_the_conversation_search_with_a_nul_byte_keeps_the_list_reachable(

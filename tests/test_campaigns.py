@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from django_whatsapp import services, signals
 from django_whatsapp.campaigns import engine
-from django_whatsapp.campaigns.audience import MAX_REJECTIONS_STORED
+from django_whatsapp.campaigns.audience import MAX_REJECTIONS_STORED, REPEATED_REASON
 from django_whatsapp.models import Campaign, CampaignChunk, Message, Template
 from django_whatsapp.sending import claim_batch
 from django_whatsapp.signing import callback_url
@@ -79,8 +79,12 @@ def test_create_streams_validates_and_counts_each_row() -> None:
     assert campaign.status == CStatus.DRAFT
     assert (campaign.rows_read, campaign.recipients_count) == (9, 5)
     assert (campaign.rejected_count, campaign.duplicates_count) == (3, 1)
-    rejected = list(campaign.rejections.values_list("line", "value"))
+    rows = campaign.rejections.order_by("line")
+    rejected = list(rows.exclude(reason=REPEATED_REASON).values_list("line", "value"))
     assert rejected == [(6, "not a number"), (8, ""), (9, given[8])]
+    # The repeated number is listed too, with its line.
+    repeated = list(rows.filter(reason=REPEATED_REASON).values_list("line", "value"))
+    assert repeated == [(7, "+380500000001")]
     assert all(r.reason for r in campaign.rejections.all())
     messages = Message.objects.filter(campaign=campaign)
     assert sorted(messages.values_list("destination_addr", flat=True)) == [

@@ -480,7 +480,7 @@ def test_the_message_lists_send_drafts_leaves_a_campaigns_drafts_to_their_campai
     ids = list(Message.objects.filter(campaign=campaign).values_list("pk", flat=True))
     response = admin_client.post(
         reverse("admin:django_whatsapp_message_changelist"),
-        {"action": "send_drafts", "index": 0, "_selected_action": ids},
+        {"action": "send_drafts", "index": 0, "_selected_action": ids, "post": "yes"},
         follow=True,
     )
     assert response.status_code == 200

@@ -4,10 +4,12 @@ PostgreSQL gets the callback's function (and a callback before it exists still a
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.apps import apps
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
@@ -137,11 +139,17 @@ def test_the_callback_function_comes_and_goes_with_its_migration() -> None:
     assert function_exists()
 
 
+#: Migration 0008, whose operations create and drop the function.
+FUNCTION_MIGRATION = import_module("django_whatsapp.migrations.0008_receive_report_function")
+
+
 def test_a_callback_before_the_function_exists_is_applied_the_long_way(
     client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     """New code deployed before ``migrate``: the function is missing, and a callback is still
-    applied (found, recorded, raised), not answered 503 until the migration runs."""
+    applied (found, recorded, raised), not answered 503 until the migration runs. The function
+    is dropped as unapplying 0008 does, alone (unapplying 0008 itself would also take the later
+    migrations' columns, which the code of this version reads)."""
     if connection.vendor != "postgresql":
         pytest.skip("the function is PostgreSQL's; elsewhere the long way is the only way")
     message = make_message()
@@ -149,14 +157,16 @@ def test_a_callback_before_the_function_exists_is_applied_the_long_way(
     assert url is not None
     path = urlsplit(url).path
     try:
-        migrate(AFTER)
+        with connection.schema_editor() as editor:
+            FUNCTION_MIGRATION.drop(apps, editor)
         assert not function_exists()
         answers = [
             client.post(path, '{"status": "delivered"}', content_type="application/json")
             for _ in range(2)
         ]
     finally:
-        migrate_to_the_latest()
+        with connection.schema_editor() as editor:
+            FUNCTION_MIGRATION.create(apps, editor)
 
     assert [answer.status_code for answer in answers] == [200, 200]
     assert answers[0].json() == {"ok": True, "status": "delivered", "applied": 1, "duplicates": 0}

@@ -1,7 +1,11 @@
 """What the operator can do to messages from the admin: send drafts, refresh statuses, retry.
 
 Each goes through :mod:`django_whatsapp.services`; the admin checks the ``send_message``
-permission before any of them runs, and each reports what it did with ``message_user``.
+permission before any of them runs, and each reports what it did with ``message_user``. The list
+actions that send (drafts, retries) cannot be undone: like Django's delete, they first show a
+page saying how many messages will go and how many are skipped, and act on its "Yes".
+A message of a campaign that is not running is never sent from here: the refusal says why
+(the campaign's status, and what paused it) and what helps (resuming the campaign).
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -64,13 +70,30 @@ def _not_configured(
     )
 
 
+def campaign_refusal(error: CampaignNotRunning) -> str:
+    """Why a campaign's message was not sent from the admin, and what helps."""
+    campaign = error.campaign
+    advice = (
+        _("Resume the campaign to send it.")
+        if campaign.status == campaign.Status.PAUSED
+        else _("Only its campaign sends it, while it runs.")
+    )
+    reason = getattr(campaign, "pause_reason", "")
+    why = _(" It was paused: %(reason)s.") % {"reason": reason} if reason else ""
+    return _("Not sent: %(error)s%(why)s %(advice)s") % {
+        "error": error,
+        "why": why,
+        "advice": advice,
+    }
+
+
 def send_one(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, message: Message) -> None:
     try:
         services.send_message(message)
+    except CampaignNotRunning as error:
+        modeladmin.message_user(request, campaign_refusal(error), messages.ERROR)
     except ImproperlyConfigured as error:
         _not_configured(modeladmin, request, error)
-    except CampaignNotRunning as error:
-        modeladmin.message_user(request, str(error), messages.WARNING)
     except ValidationError as error:
         modeladmin.message_user(request, "; ".join(error.messages), messages.ERROR)
     else:
@@ -110,7 +133,9 @@ def retry_one(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, message: 
         return
     try:
         services.retry_message(message, user=request.user)
-    except (services.NotRetryable, CampaignNotRunning) as error:
+    except CampaignNotRunning as error:
+        modeladmin.message_user(request, campaign_refusal(error), messages.ERROR)
+    except services.NotRetryable as error:
         modeladmin.message_user(request, str(error), messages.WARNING)
     except ImproperlyConfigured as error:
         _not_configured(modeladmin, request, error)
@@ -161,14 +186,70 @@ def _send_each(
         else:
             sent += 1
     if outside is not None:
-        modeladmin.message_user(request, str(outside), messages.WARNING)
+        modeladmin.message_user(request, campaign_refusal(outside), messages.WARNING)
     return sent, failed, skipped
 
 
-@admin.action(description=gettext_lazy("Send selected drafts"), permissions=["send"])
+def confirmation(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Message],
+    *,
+    action: str,
+    title: str,
+    going: int,
+    skipped: int,
+    going_words: str,
+    skipped_words: str,
+) -> TemplateResponse | None:
+    """The page asking "Yes, send them" before an action that sends, or ``None`` once it was
+    answered (the POST carries ``post=yes``) or nothing would go."""
+    if request.POST.get("post") == "yes" or not going:
+        return None
+    # Every message of the filtered list (Django's "select all"): asked again the same way.
+    across = request.POST.get("select_across") == "1"
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.opts,
+        "title": title,
+        "subtitle": None,
+        "action": action,
+        "going": going,
+        "going_words": going_words,
+        "skipped": skipped,
+        "skipped_words": skipped_words,
+        "select_across": across,
+        "selected": [] if across else [str(pk) for pk in queryset.values_list("pk", flat=True)],
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": modeladmin.media,
+    }
+    return TemplateResponse(request, "django_whatsapp/admin/message/confirm_action.html", context)
+
+
+@admin.action(description=gettext_lazy("Send selected drafts…"), permissions=["send"])
 def send_drafts(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Message]
-) -> None:
+) -> TemplateResponse | None:
+    drafts = queryset.filter(status=Status.DRAFT).count()
+    asked = confirmation(
+        modeladmin,
+        request,
+        queryset,
+        action="send_drafts",
+        title=_("Send the selected drafts?"),
+        going=drafts,
+        skipped=queryset.count() - drafts,
+        going_words=ngettext(
+            "%(count)d draft will be sent now; it cannot be called back.",
+            "%(count)d drafts will be sent now; they cannot be called back.",
+            drafts,
+        )
+        % {"count": drafts},
+        skipped_words=_("%(count)d selected messages are not drafts and are skipped.")
+        % {"count": queryset.count() - drafts},
+    )
+    if asked is not None:
+        return asked
     counts = _send_each(
         modeladmin,
         request,
@@ -177,7 +258,7 @@ def send_drafts(
         services.send_message,
     )
     if counts is None:
-        return
+        return None
     sent, failed, skipped = counts
     modeladmin.message_user(
         request,
@@ -194,6 +275,7 @@ def send_drafts(
         ),
         _level(failed),
     )
+    return None
 
 
 @admin.action(description=gettext_lazy("Refresh status"), permissions=["send"])
@@ -230,12 +312,37 @@ def refresh_statuses(
         ),
         _level(failed),
     )
+    return None
 
 
-@admin.action(description=gettext_lazy("Retry not sent"), permissions=["send"])
+@admin.action(description=gettext_lazy("Retry not sent…"), permissions=["send"])
 def retry_not_sent(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Message]
-) -> None:
+) -> TemplateResponse | None:
+    candidates = list(queryset.filter(status=Status.NOT_SENT)[:10_000])
+    going = sum(1 for message in candidates if retry_helps(message))
+    skipped = queryset.count() - going
+    asked = confirmation(
+        modeladmin,
+        request,
+        queryset,
+        action="retry_not_sent",
+        title=_("Send the selected messages again?"),
+        going=going,
+        skipped=skipped,
+        going_words=ngettext(
+            "%(count)d message that was not sent will be sent again now.",
+            "%(count)d messages that were not sent will be sent again now.",
+            going,
+        )
+        % {"count": going},
+        skipped_words=_(
+            "%(count)d selected messages are skipped: not “not sent”, or a retry cannot help."
+        )
+        % {"count": skipped},
+    )
+    if asked is not None:
+        return asked
     counts = _send_each(
         modeladmin,
         request,
@@ -244,7 +351,7 @@ def retry_not_sent(
         lambda message: services.retry_message(message, user=request.user),
     )
     if counts is None:
-        return
+        return None
     sent, failed, skipped = counts
     modeladmin.message_user(
         request,
@@ -264,3 +371,4 @@ def retry_not_sent(
         ),
         _level(failed),
     )
+    return None

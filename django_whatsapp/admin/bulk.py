@@ -28,6 +28,7 @@ from ..forms import (
 )
 from ..models import Message, Template
 from . import accounts as admin_accounts
+from . import display
 
 MAX_RECIPIENTS = 10_000
 Kind = Message.MessageType
@@ -49,7 +50,7 @@ class BulkSendForm(forms.Form):
         label=_("Sender"),
         required=False,
         max_length=20,
-        help_text=_("Leave empty to use the default sender."),
+        help_text=_("Leave empty to use the account's sender."),
     )
     message_type = forms.TypedChoiceField(
         label=_("Type"),
@@ -89,8 +90,10 @@ class BulkSendForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.refresh_only = self.is_bound and REFRESH_BUTTON in self.data
-        if not self.is_bound:
-            self.initial.setdefault("source_addr", get_settings().DEFAULT_SOURCE_ADDR or "")
+        # The sender left empty is the chosen account's (see admin/accounts.py).
+        self.fields["source_addr"].widget.attrs["placeholder"] = (
+            get_settings().DEFAULT_SOURCE_ADDR or ""
+        )
         self.chosen_template = self._chosen_template()
         self.param_names: list[str] = []
         template = self.chosen_template
@@ -232,15 +235,6 @@ def _report(modeladmin: admin.ModelAdmin[Message], request: HttpRequest, result:
         )
 
 
-def compose_i18n() -> dict[str, str]:
-    """The words compose.js shows in the preview."""
-    return {
-        "empty": str(_("Type a message to see how it will look.")),
-        "choose_template": str(_("Choose a template to see it here.")),
-        "template": str(_("Template %(name)s (%(language)s)")),
-    }
-
-
 def bulk_send_view(modeladmin: admin.ModelAdmin[Message], request: HttpRequest) -> HttpResponse:
     """GET shows the form; POST sends through ``bulk.send_bulk`` and goes back to the list."""
     user = request.user
@@ -273,7 +267,7 @@ def bulk_send_view(modeladmin: admin.ModelAdmin[Message], request: HttpRequest) 
         "title": _("Send to many"),
         "form": form,
         "template_data": form.template_data,
-        "compose_i18n": compose_i18n(),
+        "compose_i18n": display.compose_i18n(),
         "media": modeladmin.media,
     }
     return TemplateResponse(request, "django_whatsapp/admin/message/bulk_send.html", context)

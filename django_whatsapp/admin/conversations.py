@@ -31,6 +31,7 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -43,6 +44,7 @@ from ..numbers import search_digits
 from ..sandbox.gateway import gateway
 from . import display
 from .actions import report_send
+from .dates import when_column
 from .display import CSS
 from .guard import GuardedAdmin, guard_urls
 
@@ -123,13 +125,15 @@ def can_change_opt_out(request: HttpRequest) -> bool:
 
 
 def opt_out_context(request: HttpRequest, number: str) -> dict[str, Any]:
-    """What a conversation page shows of the contact's opt-out, and where its button posts."""
+    """What a conversation page shows of the contact's opt-out, and where its button posts
+    (``next``: where the button comes back to, the conversation when not given)."""
     contact = Contact.objects.filter(number=number).only("opted_out_at", "opt_out_reason").first()
     return {
         "opted_out_at": contact.opted_out_at if contact else None,
         "reason": contact.opt_out_reason if contact else "",
         "can_change": can_change_opt_out(request),
         "url": _url("conversation_opt_out", number),
+        "next": "",
     }
 
 
@@ -149,9 +153,15 @@ def reply_account(number: str) -> str:
     return latest.account if latest.account in get_settings().accounts else DEFAULT_ACCOUNT
 
 
-def window_badge(state: window.WindowState) -> SafeString:
-    """The contact's window as a badge: open (and for how long), or closed."""
+def window_badge(state: window.WindowState, *, opted_out: bool = False) -> SafeString:
+    """The contact's window as a badge: open (and for how long), or closed; for a contact who
+    opted out, that (nothing is sent to them, whatever the window)."""
     remaining = state.remaining
+    if opted_out:
+        label, tone = _("Opted out: nothing is sent"), "bad"
+        return format_html(
+            '<span class="wa-badge wa-tone-{}" data-window="opted-out">{}</span>', tone, label
+        )
     if remaining is not None:
         hours, rest = divmod(int(remaining.total_seconds()), 3600)
         label = _("Window open: %(hours)d h %(minutes)02d min left") % {
@@ -195,6 +205,7 @@ class ConversationRow:
     last_at: Any
     total: int
     window: window.WindowState
+    opted_out: bool = False
 
     @property
     def url(self) -> str:
@@ -218,12 +229,13 @@ class ConversationRow:
 
     @property
     def window_badge(self) -> SafeString:
-        return window_badge(self.window)
+        return window_badge(self.window, opted_out=self.opted_out)
 
 
 def conversations(search: str = "", *, waiting: bool = False) -> QuerySet[Any]:
     """One row per contact (``destination_addr``): ``last_at``, ``total`` and the latest
-    message's ``last_pk`` and ``last_direction``, newest first."""
+    message's ``last_pk`` and ``last_direction``, newest first. A number that only ever got
+    campaign messages (and never wrote) is no conversation: it is left out."""
     selected = Message.objects.all()
     term = search.strip()
     if term:
@@ -241,9 +253,11 @@ def conversations(search: str = "", *, waiting: bool = False) -> QuerySet[Any]:
         .annotate(
             last_at=Max("created_at"),
             total=Count("pk"),
+            own=Count("pk", filter=Q(campaign__isnull=True)),
             last_pk=Subquery(latest.values("pk")[:1]),
             last_direction=Subquery(latest.values("direction")[:1]),
         )
+        .filter(own__gt=0)
         .order_by("-last_at", "destination_addr")
     )
     if waiting:
@@ -256,6 +270,9 @@ class ConversationAdmin(ConversationAdminBase):
 
     class Media:
         css = CSS
+
+    #: What the list reads besides ``q`` and ``p`` (tests walk every list's parameters).
+    list_params = ("waiting",)
 
     # -- permissions: those of messages -------------------------------------------------------
 
@@ -331,6 +348,7 @@ class ConversationAdmin(ConversationAdminBase):
         )
         windows = window.states(numbers)
         names = dict(Contact.objects.filter(number__in=numbers).values_list("number", "name"))
+        opted_out = optout.opted_out_numbers(numbers)
         rows = [
             ConversationRow(
                 number=group["destination_addr"],
@@ -339,6 +357,7 @@ class ConversationAdmin(ConversationAdminBase):
                 last_at=group["last_at"],
                 total=group["total"],
                 window=windows[group["destination_addr"]],
+                opted_out=group["destination_addr"] in opted_out,
             )
             for group in groups
         ]
@@ -395,7 +414,7 @@ class ConversationAdmin(ConversationAdminBase):
             hidden=total - len(shown),
             all_url=f"{thread_url(number)}?all=1",
             window_state=state,
-            window_badge=window_badge(state),
+            window_badge=window_badge(state, opted_out=opt_out["opted_out_at"] is not None),
             policy=policy,
             reply_form=form,
             reply_blocked=reply_allowed and blocked,
@@ -441,7 +460,12 @@ class ConversationAdmin(ConversationAdminBase):
             self.message_user(request, done % {"number": f"+{number}"}, messages.SUCCESS)
         else:
             self.message_user(request, _("Nothing changed."), messages.INFO)
-        return HttpResponseRedirect(thread_url(number))
+        back = request.POST.get("next") or ""
+        if not url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            back = thread_url(number)
+        return HttpResponseRedirect(back)
 
     def reply_view(self, request: HttpRequest, number: str) -> HttpResponse:
         if request.method != "POST":
@@ -539,12 +563,20 @@ class InboundReportAdmin(GuardedAdmin, InboundReportAdminBase):
     class Media:
         css = CSS
 
-    list_display = ("received_at", "method", "outcome_badge", "sender", "content_type", "body_size")
+    list_display = (
+        "received_at_when",
+        "method",
+        "outcome_badge",
+        "sender",
+        "content_type",
+        "body_size",
+    )
     list_filter = ("outcome", "method")
     date_hierarchy = "received_at"
     search_fields = ("sender", "body", "query_string")
+    received_at_when = when_column(InboundReport, "received_at")
     fields = (
-        "received_at",
+        "received_at_when",
         "outcome_badge",
         "detail",
         "message_links",

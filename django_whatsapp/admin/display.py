@@ -1,27 +1,35 @@
 """How the operator's console shows messages: status badges, previews, errors in plain words,
-and the status summary and delivery funnel above the message list."""
+and what the screens share (the compose preview's words, CSV cells); the counts and funnel are
+in :mod:`.summary`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
 from django.template.loader import render_to_string
+from django.utils import formats, timezone
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from ..campaigns.control import CANCELLED_ERROR_NAME
 from ..exceptions import (
+    DailyLimitReached,
+    MessageExpired,
+    OptedOut,
+    RateLimitUnavailable,
     bounded,
     invalid_parameter_name,
     is_invalid_parameter_name,
     mentions_service_window,
 )
-from ..models import PLACEHOLDER_RE, Message
-from ..status_rule import STATUS_ORDER, STATUS_RANK
+from ..models import PLACEHOLDER_RE, Contact, Message
+from ..sending import OUTSIDE_HOURS
+from . import accounts as admin_accounts
+from .dates import time_of_day_format, when
 
 Status = Message.Status
 Kind = Message.MessageType
@@ -126,6 +134,10 @@ class Remedy:
     COPY = "copy"
     #: Nothing to do but wait: the gateway may have the message.
     WAIT = "wait"
+    #: The customer opted out: only they (START) or an operator on their page can undo it.
+    OPT_IN = "opt_in"
+    #: Nothing the operator can do about this message (its campaign was cancelled).
+    NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -171,18 +183,22 @@ def parameter_in_words(raw: str) -> str:
     return raw.strip("[] ") or _("a parameter")
 
 
-def explain_error(message: Message) -> Explanation | None:
+def explain_error(message: Message, *, look_up: bool = True) -> Explanation | None:
     """What went wrong with a message, for the operator, or ``None`` when nothing did.
 
     The explanation's ``remedy`` says what can help: a closed 24-hour window takes a template
     (:attr:`Remedy.TEMPLATE`); a value the gateway refused needs a corrected copy
     (:attr:`Remedy.COPY`); a rate limit, a server error, an empty balance or a refused access key
     (once fixed) and a connection that failed are worth a retry (:attr:`Remedy.RETRY`); a lost
-    answer waits for the report (:attr:`Remedy.WAIT`).
+    answer waits for the report (:attr:`Remedy.WAIT`). ``look_up=False`` (a list's row) reads
+    nothing more from the database: the title is right, the advice general.
     """
     name, detail = message.error_name or "", message.error_message or ""
     text = f"{bounded(name)} {bounded(detail)}"
     code = message.error_code
+    own = _refused_here(message, name, look_up)
+    if own is not None:
+        return own
     if mentions_service_window(text):
         return Explanation(
             _("The customer's 24-hour window is closed"),
@@ -207,9 +223,10 @@ def explain_error(message: Message) -> Explanation | None:
         )
     lowered = text.lower()
     if code == 3 or "balance" in lowered:
+        advice = _("Top up the DecisionTelecom account, then retry the message.")
+        held = admin_accounts.state_notice(message.account) if look_up else None
         return Explanation(
-            _("The account balance is empty"),
-            _("Top up the DecisionTelecom account, then retry the message."),
+            _("The account balance is empty"), f"{held} {advice}" if held else advice
         )
     if code == 0 or "too many" in lowered or "rate limit" in lowered:
         return Explanation(
@@ -261,8 +278,93 @@ def explain_error(message: Message) -> Explanation | None:
         return Explanation(
             str(Status(message.status).label), by_status[message.status], Remedy.COPY
         )
+    if (name or detail) and message.attempts == 0:
+        return Explanation(
+            _("The message was stopped before it went out"),
+            _("The gateway was never asked. Retry it once the cause below is fixed."),
+        )
     if name or detail:
         return Explanation(_("The gateway refused the message"), detail or name, Remedy.COPY)
+    return None
+
+
+def _refused_here(message: Message, name: str, look_up: bool = True) -> Explanation | None:
+    """A refusal of this app's own, before any request: said in the reader's language (the
+    stored error is English, for logs), with what can help."""
+    if name == OptedOut.default_name and not look_up:
+        return Explanation(
+            _("The customer opted out"), _("Nothing is sent to them."), Remedy.OPT_IN
+        )
+    if name == OptedOut.default_name:
+        contact = (
+            Contact.objects.filter(number=message.destination_addr)
+            .only("opted_out_at", "opt_out_reason")
+            .first()
+        )
+        if contact is None or contact.opted_out_at is None:
+            return Explanation(
+                _("The customer had opted out"),
+                _(
+                    "Nothing was sent: the customer had opted out when this message was to go. "
+                    "They have opted in again since: it can be sent again."
+                ),
+            )
+        advice = _(
+            "%(number)s opted out on %(time)s (%(reason)s), so nothing is sent to them: the "
+            "gateway was never asked, and sending again or a copy would be refused the same way. "
+            "Only the customer (by writing START) or an operator, on their contact page, can "
+            "opt them in again."
+        ) % {
+            "number": recipient(message),
+            "time": when(contact.opted_out_at),
+            "reason": contact.opt_out_reason or _("no reason kept"),
+        }
+        return Explanation(_("The customer opted out"), advice, Remedy.OPT_IN)
+    if name == CANCELLED_ERROR_NAME:
+        return Explanation(
+            _("The campaign was cancelled before this message was sent"),
+            _(
+                "Nothing was sent to this recipient. To send the campaign's message again, "
+                "duplicate the campaign from its page."
+            ),
+            Remedy.NONE,
+        )
+    if name == RateLimitUnavailable.default_name:
+        return Explanation(
+            _("The rate limit could not be checked"),
+            _(
+                "The cache that holds the shared rate limit (RATE_LIMIT_CACHE) could not be "
+                "reached, so nothing was sent. Retry the message once it answers."
+            ),
+        )
+    if name == MessageExpired.default_name:
+        return Explanation(
+            _("The message expired before it could be sent"),
+            _(
+                "Nothing was sent: its time to go out had passed (it waited behind a paused "
+                "account, a campaign or the daily limit), and a late message is worth nothing. "
+                "Send a new one if it is still wanted."
+            ),
+            Remedy.NONE,
+        )
+    if name == DailyLimitReached.default_name:
+        return Explanation(
+            _("The account's daily limit was reached"),
+            _(
+                "Nothing was sent: the account already started conversations with as many "
+                "customers as its messaging tier allows in 24 hours (DAILY_LIMIT). Retry it "
+                "later, or queue it: queued messages wait for a place by themselves."
+            ),
+        )
+    if name == OUTSIDE_HOURS:
+        return Explanation(
+            _("Waiting for the recipient's sending hours"),
+            _(
+                "It is night where the customer lives: the campaign sends this message when "
+                "its sending hours open in the customer's own time zone."
+            ),
+            Remedy.WAIT,
+        )
     return None
 
 
@@ -275,86 +377,37 @@ def retry_helps(message: Message) -> bool:
     return why is None or why.retry_helps
 
 
-# -- the summary above the message list --------------------------------------------------------
+# -- shared by the screens ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StatusCount:
-    status: str
-    label: str
-    count: int
-    url: str
-
-    @property
-    def badge(self) -> SafeString:
-        return status_badge(self.status)
-
-
-@dataclass(frozen=True)
-class FunnelStep:
-    key: str
-    label: str
-    count: int
-    percent: int
+def compose_i18n() -> dict[str, str]:
+    """The words compose.js shows in the preview, and the time of day its bubble shows (the
+    site's, in the console's one way)."""
+    now = timezone.localtime()
+    return {
+        "empty": str(_("Type a message to see how it will look.")),
+        "choose_template": str(_("Choose a template to see it here.")),
+        "template": str(_("Template %(name)s (%(language)s)")),
+        "now": formats.time_format(now, time_of_day_format(False)),
+    }
 
 
-@dataclass(frozen=True)
-class Summary:
-    #: Every message of the list, both directions: the number the list shows.
-    total: int
-    #: Of which received from customers (no delivery to count).
-    incoming: int
-    submitted: int
-    statuses: list[StatusCount]
-    funnel: list[FunnelStep]
+class Echo:
+    """A file-like object whose ``write`` returns what it was given: csv.writer's rows as
+    strings, for a streamed response."""
+
+    def write(self, value: str) -> str:
+        return value
 
 
-def _at_least(counts: dict[str, int], lowest: str, highest: str = Status.SEEN) -> int:
-    """Messages that reached ``lowest`` on the way to ``highest`` (a seen message was also
-    delivered and accepted)."""
-    low, high = STATUS_RANK[lowest], STATUS_RANK[highest]
-    return sum(n for status, n in counts.items() if low <= STATUS_RANK[status] <= high)
+def csv_cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (a leading ``=``, ``@``, tab or
+    carriage return is quoted with ``'``; numbers such as ``+380...`` stay as they are)."""
+    first = value[:1]
+    if first in ("=", "@", "\t", "\r") or (first in ("+", "-") and not _numeric(value)):
+        return f"'{value}"
+    return value
 
 
-def status_summary(queryset: QuerySet[Message], link: Any = None) -> Summary:
-    """Counts of ``queryset``, in one query: every message (the number the list shows), the
-    incoming ones, and the outgoing ones by status with their delivery funnel.
-
-    ``link(status)`` gives the URL listing the outgoing messages of a status. Percentages are of
-    the messages submitted to the gateway (every status but draft and queued). Accepted counts
-    every message the gateway took, including those later rejected or failed; delivered and seen
-    count the messages that reached them.
-    """
-    outgoing = Q(direction=Message.Direction.OUTBOUND)
-    aggregated: dict[str, int] = queryset.aggregate(
-        _incoming=Count("pk", filter=~outgoing),
-        **{status: Count("pk", filter=outgoing & Q(status=status)) for status in STATUS_ORDER},
-    )
-    incoming = aggregated.pop("_incoming")
-    counts = aggregated
-    total = sum(counts.values())
-    submitted = total - counts[Status.DRAFT] - counts[Status.QUEUED]
-    provider_final = (Status.REJECTED, Status.ERROR, Status.FAILED, Status.DELETED)
-    accepted = _at_least(counts, Status.ACCEPTED) + sum(counts[s] for s in provider_final)
-
-    def step(key: str, label: str, count: int) -> FunnelStep:
-        percent = round(100 * count / submitted) if submitted else 0
-        return FunnelStep(key, label, count, percent)
-
-    return Summary(
-        total=total + incoming,
-        incoming=incoming,
-        submitted=submitted,
-        statuses=[
-            StatusCount(
-                status, str(Status(status).label), counts[status], link(status) if link else ""
-            )
-            for status in STATUS_ORDER
-            if counts[status]
-        ],
-        funnel=[
-            step("accepted", _("Accepted"), accepted),
-            step("delivered", _("Delivered"), _at_least(counts, Status.DELIVERED)),
-            step("seen", _("Seen"), counts[Status.SEEN]),
-        ],
-    )
+def _numeric(value: str) -> bool:
+    return value[1:].replace(".", "", 1).isdigit()

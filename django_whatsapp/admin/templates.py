@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from ..forms import TemplateAdminForm
 from ..models import Message, Template
 from . import display
+from .dates import when_column
 from .display import CSS
 from .guard import GuardedAdmin
 
@@ -34,9 +35,10 @@ class TemplateAdmin(GuardedAdmin, admin.ModelAdmin):
         "header_type",
         "placeholders",
         "is_active",
-        "updated_at",
+        "updated_at_when",
         "send_test",
     )
+    updated_at_when = when_column(Template, "updated_at")
     list_editable = ("is_active",)
     list_filter = ("is_active", "language_code", "header_type")
     search_fields = ("name", "body")

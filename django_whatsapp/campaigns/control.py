@@ -18,24 +18,14 @@ from typing import Any
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .. import faults
+from .. import clock, faults
 from ..models import Campaign, CampaignChunk, Message
+from ..sending import OUTSIDE_HOURS
 from ..status_rule import status_rank
-from .states import CampaignStateError, move, pause_with_reason, sweep_cancelled
-
-#: CampaignStateError, the error of every status change, is the states module's.
-__all__ = [
-    "CampaignProgress",
-    "CampaignStateError",
-    "campaign_export",
-    "campaign_progress",
-    "campaign_results",
-    "cancel_campaign",
-    "pause_campaign",
-    "release_account",
-    "resume_campaign",
-    "start_campaign",
-]
+from .rows import CSV_METADATA_KEY
+from .states import CANCELLED_ERROR_NAME as CANCELLED_ERROR_NAME
+from .states import CampaignStateError as CampaignStateError
+from .states import move, pause_with_reason, sweep_cancelled
 
 logger = logging.getLogger("django_whatsapp")
 
@@ -69,10 +59,12 @@ def start_campaign(campaign: Campaign, *, send_at: datetime | None = None) -> Ca
 
 
 def _hand_out(campaign: Campaign, enqueue_chunks: Any, schedule_tick: Any) -> None:
+    """Hand every pending chunk out now, those that waited too (their recipients' hours or
+    the daily limit are looked at again; the ones still waiting are released again)."""
     now = timezone.now()
     pending = CampaignChunk.objects.filter(campaign=campaign, state=CampaignChunk.State.PENDING)
     ids = list(pending.order_by("first_id").values_list("pk", flat=True))
-    pending.update(queued_at=now)
+    pending.update(queued_at=now, not_before=None)
     enqueue_chunks(ids)
     schedule_tick(campaign.pk, None)
 
@@ -136,15 +128,21 @@ def cancel_campaign(campaign: Campaign) -> Campaign:
 
 @dataclass(frozen=True)
 class CampaignProgress:
-    """A campaign's messages by status at one moment, from one aggregate query.
+    """A campaign's messages by status at one moment, from one aggregate query: the numbers
+    every screen shows (the command's ``status``, the admin's list and page).
 
     ``settled``: messages past ``sending`` (the gateway answered, or they will not be sent);
+    ``cancelled``: those of them the campaign's cancellation left unsent; ``sent``: the others;
     ``percent``: settled of all. The funnel counts the messages the gateway accepted, and of
-    those the ones delivered and seen, as of the latest reports.
+    those the ones delivered and seen, as of the latest reports. ``waiting_for_hours``: of the
+    messages waiting, those whose recipients wait for their sending hours to open (their
+    morning).
     """
 
     total: int
     counts: dict[str, int] = field(default_factory=dict)
+    cancelled: int = 0
+    waiting_for_hours: int = 0
 
     @property
     def waiting(self) -> int:
@@ -159,8 +157,17 @@ class CampaignProgress:
         return self.total - self.waiting - self.in_flight
 
     @property
+    def sent(self) -> int:
+        """Settled messages but those the cancellation left unsent."""
+        return self.settled - self.cancelled
+
+    @property
     def percent(self) -> float:
         return round(100 * self.settled / self.total, 1) if self.total else 100.0
+
+    def share(self, count: int) -> int:
+        """``count`` as a whole percentage of all messages (rounded down)."""
+        return 100 * count // self.total if self.total else 0
 
     @property
     def funnel(self) -> list[tuple[str, int]]:
@@ -183,13 +190,68 @@ class CampaignProgress:
         ]
 
 
-def campaign_progress(campaign: Campaign) -> CampaignProgress:
-    """The campaign's counts per status, progress and funnel now (one aggregate query)."""
-    counts = Message.objects.filter(campaign=campaign).aggregate(
-        **{status: Count("pk", filter=Q(status=status)) for status in Status.values}
+def _cancelled() -> Q:
+    return Q(status=Status.NOT_SENT, error_name=CANCELLED_ERROR_NAME)
+
+
+def _for_hours() -> Q:
+    """The messages waiting for their recipients' sending hours to open (their morning)."""
+    return Q(
+        status__in=(Status.DRAFT, Status.QUEUED),
+        send_after__gt=clock.now(),
+        error_name=OUTSIDE_HOURS,
     )
+
+
+def campaign_progress(campaign: Campaign) -> CampaignProgress:
+    """The campaign's counts per status, progress and funnel now, and how many of its
+    recipients wait for their sending hours (one aggregate query)."""
+    counts = Message.objects.filter(campaign=campaign).aggregate(
+        _cancelled=Count("pk", filter=_cancelled()),
+        _for_hours=Count("pk", filter=_for_hours()),
+        **{status: Count("pk", filter=Q(status=status)) for status in Status.values},
+    )
+    cancelled = counts.pop("_cancelled")
+    for_hours = counts.pop("_for_hours")
     present = {status: n for status, n in counts.items() if n}
-    return CampaignProgress(total=sum(present.values()), counts=present)
+    return CampaignProgress(
+        total=sum(present.values()),
+        counts=present,
+        cancelled=cancelled,
+        waiting_for_hours=for_hours,
+    )
+
+
+def campaigns_progress(campaign_ids: list[int]) -> dict[int, CampaignProgress]:
+    """:func:`campaign_progress` of several campaigns in one grouped query (the admin's list);
+    a campaign without messages is missing from the answer."""
+    rows = (
+        Message.objects.filter(campaign_id__in=campaign_ids)
+        .order_by()
+        .values("campaign_id", "status")
+        .annotate(
+            count=Count("pk"),
+            cancelled=Count("pk", filter=_cancelled()),
+            for_hours=Count("pk", filter=_for_hours()),
+        )
+    )
+    counts: dict[int, dict[str, int]] = {}
+    cancelled: dict[int, int] = {}
+    for_hours: dict[int, int] = {}
+    for row in rows:
+        pk = row["campaign_id"]
+        counts.setdefault(pk, {})[row["status"]] = row["count"]
+        cancelled[pk] = cancelled.get(pk, 0) + row["cancelled"]
+        for_hours[pk] = for_hours.get(pk, 0) + row["for_hours"]
+    return {
+        pk: CampaignProgress(
+            total=sum(by.values()),
+            counts=by,
+            cancelled=cancelled.get(pk, 0),
+            waiting_for_hours=for_hours.get(pk, 0),
+        )
+        for pk, by in counts.items()
+    }
 
 
 #: The columns of :func:`campaign_results`.
@@ -252,11 +314,27 @@ EXPORT_COLUMNS = (
 )
 
 
+def csv_columns_of(campaign: Campaign) -> list[str]:
+    """The CSV columns the campaign's messages keep (its audience file's, but the number), in the
+    file's order; none for a campaign not made from a file."""
+    cells = (
+        Message.objects.filter(campaign=campaign, metadata__has_key=CSV_METADATA_KEY)
+        .order_by("pk")
+        .values_list("metadata", flat=True)
+        .first()
+    )
+    kept = (cells or {}).get(CSV_METADATA_KEY)
+    return [str(name) for name in kept] if isinstance(kept, dict) else []
+
+
 def campaign_export(campaign: Campaign) -> Iterator[list[str]]:
-    """Like :func:`campaign_results`, with the error's text and every timestamp (created,
-    submitted, status changed): a header, then one row per message in id order, read as a
-    stream. For the admin's "Export CSV"."""
-    yield list(EXPORT_COLUMNS)
+    """Like :func:`campaign_results`, with the error's text, every timestamp (created,
+    submitted, status changed) and the audience file's own columns (:func:`csv_columns_of`; a
+    name clashing with one of these gets `` (csv)``): a header, then one row per message in id
+    order, read as a stream. For the admin's "Export CSV"."""
+    own = csv_columns_of(campaign)
+    header = list(EXPORT_COLUMNS)
+    yield header + [f"{name} (csv)" if name in EXPORT_COLUMNS else name for name in own]
     rows = (
         Message.objects.filter(campaign=campaign)
         .order_by("pk")
@@ -270,10 +348,14 @@ def campaign_export(campaign: Campaign) -> Iterator[list[str]]:
             "created_at",
             "submitted_at",
             "status_changed_at",
+            "metadata",
         )
         .iterator(chunk_size=2000)
     )
-    for number, status, provider_id, code, name, detail, created, submitted, changed in rows:
+    for row in rows:
+        number, status, provider_id, code, name, detail, created, submitted, changed, data = row
+        cells = (data or {}).get(CSV_METADATA_KEY) if own else None
+        cells = cells if isinstance(cells, dict) else {}
         yield [
             f"+{number}",
             status,
@@ -282,4 +364,5 @@ def campaign_export(campaign: Campaign) -> Iterator[list[str]]:
             name,
             detail,
             *(moment.isoformat() if moment else "" for moment in (created, submitted, changed)),
+            *(str(cells.get(column, "")) for column in own),
         ]

@@ -17,14 +17,24 @@ A chunk is a range of the campaign's message ids (:class:`CampaignChunk`). A tas
    (:func:`~django_whatsapp.sending.record_accepted`). The campaign's status is read at least
    every ``CHECK_EVERY`` seconds: pause and cancel stop the claims at once, and rate-limited
    requests still waiting give their messages back to ``queued``.
-4. **Finish.** The chunk becomes ``done``, or, when the campaign was paused or cancelled,
-   ``pending`` again for ``resume_campaign`` to hand out.
+
+   WhatsApp's limits are kept on the way (``sending.prepare_claimed``): an expired message
+   ends ``not_sent``; a recipient outside the campaign's sending hours in their own time waits
+   (``queued``, ``send_after`` their next opening) while the others are sent; and once the
+   account's ``DAILY_LIMIT`` is reached, the run claims no more: the recipients refused wait
+   for a place to free.
+4. **Finish.** The chunk becomes ``done``; or ``pending`` again, for ``resume_campaign`` to hand
+   out, when the campaign was paused or cancelled; or ``pending`` with ``not_before`` when its
+   remaining recipients all wait (their hours, the daily limit): the tick hands it out again
+   then.
 
 The **tick** (:func:`tick`, run by the ``campaign_tick`` task) starts a scheduled campaign when
-its ``send_at`` comes, hands out chunks that are pending and not handed out, and chunks whose
-lease ran out (a killed worker's) to the task framework again, marks the campaign ``done`` when
-every chunk is, and says when the next tick is due. Each chunk task ends by asking for a tick
-too, so the remaining workers pick up a dead worker's chunk without an operator.
+its ``send_at`` comes, sweeps its waiting recipients once its ``expires_at`` has passed, hands
+out chunks that are pending and not handed out (a waiting chunk once its ``not_before`` comes,
+by :func:`django_whatsapp.clock.now`), and chunks whose lease ran out (a killed worker's) to the
+task framework again, marks the campaign ``done`` when every chunk is, and says when the next
+tick is due. Each chunk task ends by asking for a tick too, so the remaining workers pick up a
+dead worker's chunk without an operator.
 """
 
 from __future__ import annotations
@@ -40,17 +50,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from django.db.models import Q
+from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
 
-from .. import faults
+from .. import clock, expiry, faults
 from ..client import SendResult, WhatsAppClient
 from ..conf import get_settings
-from ..exceptions import RateLimited
+from ..exceptions import DailyLimitReached, RateLimited
 from ..faults import Fault
 from ..models import Campaign, CampaignChunk, Message, StatusEvent
 from ..ratelimit import gate_for
 from ..sending import (
+    SENDABLE,
     Recorded,
     claim_batch,
     outcome_of,
@@ -60,6 +71,7 @@ from ..sending import (
     requeue,
 )
 from ..status_rule import _apply
+from .hours import of_campaign
 from .states import pause_account_campaigns, sweep_cancelled
 
 logger = logging.getLogger("django_whatsapp")
@@ -74,9 +86,11 @@ CHECK_EVERY = 0.5
 
 @dataclass
 class ChunkRun:
-    """What one run of a chunk did. ``outcome``: ``done``, ``stopped`` (the campaign was
-    paused or cancelled), ``busy`` (another run holds it, or it is done), ``lost`` (its lease
-    was taken over), ``missing``."""
+    """What one run of a chunk did. ``outcome``: ``done``, ``waiting`` (its remaining recipients
+    all wait, until ``waits_until``: their sending hours, the daily limit), ``stopped`` (the
+    campaign was paused or cancelled), ``busy`` (another run holds it, or it is done), ``lost``
+    (its lease was taken over), ``missing``. ``waiting`` counts the recipients this run put
+    back to wait."""
 
     chunk_id: int
     outcome: str
@@ -84,6 +98,8 @@ class ChunkRun:
     failed: int = 0
     requeued: int = 0
     settled_unknown: int = 0
+    waiting: int = 0
+    waits_until: datetime | None = None
 
 
 @dataclass
@@ -125,12 +141,12 @@ def _renew(chunk_id: int, token: str, seconds: float) -> bool:
     )
 
 
-def _release(chunk_id: int, token: str, *, done: bool) -> None:
+def _release(chunk_id: int, token: str, *, done: bool, not_before: datetime | None = None) -> None:
     changes: dict[str, object] = {"leased_until": None, "lease_token": ""}
     if done:
         changes.update(state=State.DONE, finished_at=timezone.now())
     else:
-        changes.update(state=State.PENDING, queued_at=None)
+        changes.update(state=State.PENDING, queued_at=None, not_before=not_before)
     CampaignChunk.objects.filter(pk=chunk_id, lease_token=token).update(**changes)
 
 
@@ -212,17 +228,46 @@ def run_chunk(
     finally:
         if own_client:
             client.close()
-    _release(chunk_id, token, done=run.outcome == "done")
+    if run.outcome == "done":
+        run.waits_until = waits_until(chunk, run.waits_until)
+        if run.waits_until is not None:
+            run.outcome = "waiting"
+    waiting = run.waits_until if run.outcome == "waiting" else None
+    _release(chunk_id, token, done=run.outcome == "done", not_before=waiting)
     logger.info(
-        "WhatsApp campaign %s chunk %s: %s (%d accepted, %d failed, %d requeued)",
+        "WhatsApp campaign %s chunk %s: %s (%d accepted, %d failed, %d requeued, %d waiting)",
         campaign.pk,
         chunk_id,
         run.outcome,
         run.accepted,
         run.failed,
         run.requeued,
+        run.waiting,
     )
     return run
+
+
+def waits_until(chunk: CampaignChunk, limit_until: datetime | None = None) -> datetime | None:
+    """When a chunk whose run claimed all it could may go on: ``None`` when none of its
+    recipients is left to send; else ``limit_until`` (the daily limit was reached) or now when
+    some are due, else the soonest time one of them waits for."""
+    now = clock.now()
+    left = Message.objects.filter(
+        campaign_id=chunk.campaign_id,
+        pk__gte=chunk.first_id,
+        pk__lte=chunk.last_id,
+        status__in=SENDABLE,
+    ).aggregate(
+        count=Count("pk"),
+        due=Count("pk", filter=Q(send_after__isnull=True) | Q(send_after__lte=now)),
+        soonest=Min("send_after"),
+    )
+    if not left["count"]:
+        return None
+    if left["due"]:
+        return limit_until or now
+    soonest: datetime = left["soonest"]
+    return soonest
 
 
 class Breaker:
@@ -305,6 +350,7 @@ def _send_chunk(
 ) -> None:
     conf = get_settings(campaign.account)
     lease = conf.CAMPAIGN_LEASE
+    hours = of_campaign(campaign)
     in_flight: dict[Future[SendResult], Message] = {}
     exhausted = False
     checked = renewed = time.monotonic()
@@ -332,7 +378,13 @@ def _send_chunk(
                     run.outcome = "lost"
                     stop.set()
             room = concurrency - len(in_flight)
-            if not stop.is_set() and not exhausted and room >= max(1, concurrency // 2):
+            limited = run.waits_until is not None  # the daily limit is reached: claim no more
+            if (
+                not stop.is_set()
+                and not exhausted
+                and not limited
+                and room >= max(1, concurrency // 2)
+            ):
                 room = breaker.room(room)
             else:
                 room = 0
@@ -348,16 +400,30 @@ def _send_chunk(
                         run.outcome = "stopped"
                         stop.set()
                 # A recipient who opted out since the import is refused here, before any
-                # request; so is a message the window policy or a receiver refuses.
-                for prepared in prepare_claimed(claimed, conf):
-                    if prepared.payload is None:
-                        run.failed += 1
-                    else:
+                # request; so is a message that expired, or that the window policy or a
+                # receiver refuses. Recipients outside their sending hours, or over the daily
+                # limit, wait.
+                fault = False
+                for prepared in prepare_claimed(claimed, conf, deferred=True, hours=hours):
+                    if prepared.payload is not None:
                         in_flight[pool.submit(client.send, prepared.payload)] = prepared.message
+                    elif prepared.waits_until is not None:
+                        run.waiting += 1
+                        if isinstance(prepared.refusal, DailyLimitReached):
+                            run.waits_until = min(
+                                run.waits_until or prepared.waits_until, prepared.waits_until
+                            )
+                    elif prepared.message.status == Status.QUEUED:
+                        run.requeued += 1  # the cache that counts the daily limit failed
+                        fault = True
+                    else:
+                        run.failed += 1
+                if fault:
+                    breaker.refresh()
                 if not in_flight:
                     breaker.nothing_to_try()
             if not in_flight:
-                if exhausted or stop.is_set():
+                if exhausted or stop.is_set() or run.waits_until is not None:
                     return
                 if breaker.waiting:
                     # The gateway or the rate-limit cache cannot be reached: wait for the next
@@ -422,6 +488,7 @@ def tick(campaign_id: int, *, interval: float | None = None) -> Tick:
     conf = get_settings()
     interval = interval if interval is not None else conf.CAMPAIGN_LEASE / 3
     now = timezone.now()
+    moment = clock.now()
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None:
         return Tick()
@@ -435,12 +502,17 @@ def tick(campaign_id: int, *, interval: float | None = None) -> Tick:
     if campaign.status != Campaign.Status.RUNNING:
         return Tick()
     chunks = CampaignChunk.objects.filter(campaign=campaign)
-    # Pending chunks not handed out (released by a pause), chunks whose lease ran out (their
-    # worker died), and pending chunks handed out long ago whose job may have been lost (a
-    # second job for a chunk is harmless: the lease admits one run).
+    if campaign.expires_at is not None and campaign.expires_at <= moment:
+        # Its recipients not sent by now are not sent at all; chunks left with nothing are done.
+        expiry.sweep(Message.objects.filter(campaign=campaign), moment)
+        close_empty_chunks(campaign)
+    # Pending chunks not handed out (released by a pause, or waiting until their not_before),
+    # chunks whose lease ran out (their worker died), and pending chunks handed out long ago
+    # whose job may have been lost (a second job for a chunk is harmless: the lease admits one
+    # run).
     forgotten = now - timedelta(seconds=10 * conf.CAMPAIGN_LEASE)
     due = chunks.filter(
-        Q(state=State.PENDING, queued_at__isnull=True)
+        Q(state=State.PENDING, queued_at__isnull=True) & not_waiting(moment)
         | Q(state=State.PENDING, queued_at__lt=forgotten)
         | Q(state=State.LEASED, leased_until__lt=now)
     )
@@ -451,6 +523,27 @@ def tick(campaign_id: int, *, interval: float | None = None) -> Tick:
         finish(campaign)
         return Tick()
     return Tick(chunk_ids=ids, next_at=now + timedelta(seconds=interval))
+
+
+def not_waiting(moment: datetime) -> Q:
+    """Chunks that do not wait (no ``not_before``, or it has come by ``moment``)."""
+    return Q(not_before__isnull=True) | Q(not_before__lte=moment)
+
+
+def close_empty_chunks(campaign: Campaign) -> int:
+    """Pending chunks of the campaign with no recipient left to send (they expired, say) are
+    ``done``. Returns how many."""
+    left = Message.objects.filter(
+        campaign_id=OuterRef("campaign_id"),
+        pk__gte=OuterRef("first_id"),
+        pk__lte=OuterRef("last_id"),
+        status__in=SENDABLE,
+    )
+    return (
+        CampaignChunk.objects.filter(campaign=campaign, state=State.PENDING)
+        .exclude(Exists(left))
+        .update(state=State.DONE, finished_at=timezone.now(), queued_at=None)
+    )
 
 
 def wait_for_a_dead_lease(
@@ -467,10 +560,10 @@ def wait_for_a_dead_lease(
     ``2 * CHECK_EVERY``); a lease renewed meanwhile is a live worker's, and nothing more is
     waited for. The time a lease was last renewed says nothing by itself: a worker killed just
     after renewing looks as fresh as a live one. Returns ``[]`` when no chunk is leased or one
-    is still pending."""
+    is still pending (a chunk that waits for its not_before does not count)."""
     lease = get_settings().CAMPAIGN_LEASE
     chunks = CampaignChunk.objects.filter(campaign_id=campaign_id)
-    if chunks.filter(state=State.PENDING).exists():
+    if chunks.filter(state=State.PENDING).filter(not_waiting(clock.now())).exists():
         return []
     held = (
         chunks.filter(state=State.LEASED, leased_until__isnull=False)

@@ -73,6 +73,12 @@ class Campaign(models.Model):
     pause_reason = models.TextField(_("pause reason"), blank=True)
     #: When the campaign tick task is next due (one chain of ticks per campaign).
     next_tick_at = models.DateTimeField(_("next tick"), null=True, blank=True, editable=False)
+    #: Recipients not sent by then are not sent at all (each message carries it too).
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    #: The sending hours, in each recipient's own time (both set, or neither): outside them a
+    #: recipient waits for the next opening while the campaign sends the others.
+    sending_hours_start = models.TimeField(_("sending hours from"), null=True, blank=True)
+    sending_hours_end = models.TimeField(_("sending hours until"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("campaign")
@@ -115,6 +121,9 @@ class CampaignChunk(models.Model):
     queued_at = models.DateTimeField(_("handed to the task framework"), null=True, blank=True)
     runs = models.PositiveIntegerField(_("runs"), default=0)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    #: A pending chunk whose remaining recipients all wait (their sending hours, the daily
+    #: limit) is handed out again at this time, not before.
+    not_before = models.DateTimeField(_("not before"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("campaign chunk")

@@ -19,6 +19,8 @@ logger = logging.getLogger("django_whatsapp")
 
 CampaignStatus = Campaign.Status
 Status = Message.Status
+#: ``error_name`` of the messages a cancelled campaign leaves unsent.
+CANCELLED_ERROR_NAME = "Campaign cancelled"
 
 
 class CampaignStateError(ValueError):
@@ -83,6 +85,6 @@ def sweep_cancelled(campaign: Campaign) -> int:
         status=Status.NOT_SENT,
         status_changed_at=timezone.now(),
         error_code=None,
-        error_name="Campaign cancelled",
+        error_name=CANCELLED_ERROR_NAME,
         error_message=_("The campaign was cancelled before this message was sent."),
     )

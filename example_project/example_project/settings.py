@@ -5,6 +5,7 @@ over the file. With no ``WHATSAPP_API_KEY`` the project talks to its own sandbox
 at ``/sandbox/`` on this same server, so everything works offline.
 """
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import environ
@@ -32,6 +33,15 @@ INSTALLED_APPS = [
     "demo",
 ]
 
+# -- campaigns and queued sends: Django's task framework, its queue in this database -----------
+# `make demo` runs `manage.py db_worker` beside the server: the worker sends campaigns (a
+# campaign is never sent inside a web request). Django 6 has the framework built in; on Django
+# 5.2 it is the django-tasks backport.
+if find_spec("django.tasks") is None:
+    INSTALLED_APPS.append("django_tasks")
+INSTALLED_APPS.append("django_tasks_db")
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,7 +63,8 @@ WSGI_APPLICATION = "example_project.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # admin/base_site.html: the admin with a language switcher.
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

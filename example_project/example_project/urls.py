@@ -1,4 +1,5 @@
-"""URLs of the example project: the admin, the WhatsApp callback and, without a key, the sandbox."""
+"""URLs of the example project: the admin (with a language switcher), the WhatsApp callback and,
+without a key, the sandbox."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -13,6 +14,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("admin/", admin.site.urls),
     path("whatsapp/", include("django_whatsapp.urls")),
+    # The admin's language switcher (templates/admin/base_site.html) posts here.
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
 
 if settings.WHATSAPP_SANDBOX:

@@ -1,6 +1,7 @@
 """Campaigns in a real browser: upload a CSV, see the first rows as bubbles and the bad row, create
 and start the campaign, and watch the page's progress bar (polled by campaign.js) reach 100%
-while a worker sends it to the sandbox gateway."""
+while a worker sends it to the sandbox gateway; cancel one after its confirmation page, and see
+what was sent and what was cancelled in two colours."""
 
 from __future__ import annotations
 
@@ -90,6 +91,9 @@ def test_upload_preview_create_start_and_watch_the_progress(
     expect(console.locator("fieldset[data-wa-type='1']")).to_be_hidden()
     console.select_option("#id_template", str(template.pk))
     expect(console.locator("#wa-template-body")).to_contain_text("your order")
+    console.check("input[name=param_source][value='columns']")
+    # Only the chosen source of the parameters shows.
+    expect(console.locator("#wa-params")).to_be_hidden()
     console.fill("#id_param_columns", "name, order")
     console.fill("#id_number_column", "phone")
     console.set_input_files(
@@ -122,14 +126,15 @@ def test_upload_preview_create_start_and_watch_the_progress(
         1,
     )
     root = console.locator(".wa-campaign")
-    expect(root).to_have_attribute("data-live", "true")  # campaign.js polls the progress
-    expect(console.locator("#wa-progress")).to_have_attribute("data-percent", "0")
+    expect(root).to_have_attribute("data-polling", "true")  # campaign.js polls the progress
+    bar = console.locator("#wa-progress-bar .wa-progress")
+    expect(bar).to_have_attribute("data-percent", "0")
     expect(console.locator("#wa-rejections tr[data-line='4']")).to_contain_text("not-a-number")
 
     work_the_queue(campaign)  # a worker sends the campaign to the sandbox
 
-    expect(console.locator("#wa-progress")).to_have_attribute("data-percent", "100", timeout=20_000)
-    expect(console.locator("#wa-progress-percent")).to_have_text("100%")
+    expect(bar).to_have_attribute("data-percent", "100", timeout=20_000)
+    expect(console.locator("#wa-progress-bar .wa-progress-words")).to_have_text("100%")
     expect(console.locator("#wa-campaign-badge .wa-badge")).to_have_attribute(
         "data-status", "done", timeout=20_000
     )
@@ -163,3 +168,44 @@ def test_pause_and_resume_from_the_page(console: Page, site: Any) -> None:
     )
     campaign.refresh_from_db()
     assert campaign.status == "running"
+
+
+def test_cancel_asks_first_with_the_numbers_and_the_bar_shows_sent_and_cancelled(
+    console: Page, site: Any
+) -> None:
+    from django_whatsapp import services
+
+    campaign = services.create_campaign(
+        "Promo", [f"+38050000{n:04d}" for n in range(1011, 1015)], text="Hi"
+    )
+    services.start_campaign(campaign)
+    # One message went out before the operator cancels; three wait.
+    first = Message.objects.filter(campaign=campaign).order_by("pk").first()
+    assert first is not None
+    Message.objects.filter(pk=first.pk).update(status="sent", attempts=1)
+    console.goto(f"{site.url}/admin/django_whatsapp/campaign/{campaign.pk}/change/")
+    console.click("a[data-action=cancel]")
+
+    box = console.locator(".wa-confirm-box")
+    expect(box).to_have_attribute("data-waiting", "3")
+    expect(console.locator("#wa-confirm-waiting")).to_contain_text("3 messages not sent yet")
+    expect(console.locator("#wa-confirm-settled")).to_contain_text("1 message already sent")
+    campaign.refresh_from_db()
+    assert campaign.status == "running"  # nothing happened yet
+
+    console.click("input[type=submit][value='Yes, cancel the campaign']")
+    expect(console.locator(".messagelist")).to_contain_text("is cancelled")
+    bar = console.locator("#wa-progress-bar .wa-progress")
+    expect(bar).to_have_attribute("data-sent", "25")
+    expect(bar).to_have_attribute("data-cancelled", "75")
+    sent_colour = console.locator("#wa-progress-bar .wa-progress-fill").evaluate(
+        "node => getComputedStyle(node).backgroundColor"
+    )
+    cancelled_look = console.locator("#wa-progress-bar .wa-progress-cancelled").evaluate(
+        "node => getComputedStyle(node).backgroundImage"
+    )
+    assert sent_colour not in ("", "rgba(0, 0, 0, 0)")
+    assert "gradient" in cancelled_look  # striped grey: another look than the sent part
+    expect(console.locator("#wa-progress-bar .wa-progress-words")).to_have_text(
+        "25% sent, 75% cancelled"
+    )

@@ -151,6 +151,10 @@ def test_an_action_on_the_list_sends_the_selected_drafts(console: Page, site: An
         console.check(f"input.action-select[value='{message.pk}']")
     console.select_option("select[name=action]", "send_drafts")
     console.click("button[name=index]")
+    # Sending cannot be undone: the page asks first, with the numbers.
+    expect(console.locator("#wa-confirm-going")).to_contain_text("3 drafts will be sent now")
+    assert Message.objects.filter(status="draft").count() == 3
+    console.click("input[type=submit][value='Yes, send them']")
     expect(console.locator(".messagelist")).to_contain_text(
         "2 drafts sent. 1 message not sent. 0 messages skipped: not drafts."
     )

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from django_whatsapp.models import Message, StatusEvent, Template
+from django_whatsapp.models import Campaign, Message, StatusEvent, Template
 
 from .conftest import REPO, wait_for_status
 
@@ -194,3 +194,56 @@ def test_screenshots(
     page.click("input[name=_save]")
     expect(page.locator(".field-file_url .errorlist")).to_be_visible()
     page.screenshot(path=IMG / "compose-ru.png", full_page=True)
+
+    # A campaign: its page (progress, counts, funnel, chart, rejected and repeated rows), and the
+    # upload's preview.
+    from django_whatsapp import services
+
+    # Campaigns sent by workers (the framework's dummy backend here: nothing runs in the page).
+    from .test_campaigns import DUMMY
+
+    settings.TASKS = {"default": {"BACKEND": DUMMY}}
+    settings.MEDIA_ROOT = str(tmp_path / "media")  # where the upload waits for the campaign
+    audience = [f"+3806712{n:05d}" for n in range(40)] + ["+380671200003", "not-a-number"]
+    campaign = services.create_campaign("Spring sale", audience, text="Spring sale: -20% today!")
+    Campaign.objects.filter(pk=campaign.pk).update(status="running", started_at=now_minus(3))
+    plan = [(Status.SEEN, 16), (Status.DELIVERED, 9), (Status.SENT, 4), (Status.FAILED, 2)]
+    ids = list(
+        Message.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True)
+    )
+    start = 0
+    for status, count in plan:
+        for index, pk in enumerate(ids[start : start + count]):
+            when = now_minus(3 - (start + index) / 12)
+            Message.objects.filter(pk=pk).update(
+                status=status, attempts=1, submitted_at=when, status_changed_at=when
+            )
+        start += count
+    page.set_viewport_size({"width": 1280, "height": 900})
+    settings.LANGUAGE_CODE = "en"
+    page.goto(f"{site.url}/admin/django_whatsapp/campaign/{campaign.pk}/change/")
+    expect(page.locator("#wa-chart")).to_be_visible()
+    page.screenshot(path=IMG / "campaign.png", full_page=True)
+
+    page.goto(f"{site.url}/admin/django_whatsapp/campaign/add/")
+    page.fill("#id_name", "Orders ready")
+    page.fill("#id_text", "Your order is ready for pickup.")
+    page.fill("#id_number_column", "phone")
+    page.set_input_files(
+        "#id_csv_file",
+        {
+            "name": "audience.csv",
+            "mimeType": "text/csv",
+            "buffer": (
+                b"phone,name\n+380671234561,Olena\n+380671234562,Taras\n+380671234563,Iryna\n"
+                b"not-a-number,Petro\n+380671234561,Olena\n"
+            ),
+        },
+    )
+    page.click("input[name=_preview]")
+    expect(page.locator("#wa-campaign-preview")).to_be_visible()
+    page.screenshot(path=IMG / "campaign-add.png", full_page=True)
+
+
+def now_minus(hours: float) -> Any:
+    return timezone.now() - timedelta(hours=hours)

@@ -2,7 +2,8 @@
 
 ``create`` reads the audience from a CSV file as a stream (any size) and reports the rows it
 rejected; ``start``, ``pause``, ``resume`` and ``cancel`` change a campaign's status; ``status``
-prints its counts per status and its progress (with ``--watch`` on a terminal, a progress bar
+prints its counts per status, its progress, how many recipients wait for their sending hours,
+and the expected duration and finish time (with ``--watch`` on a terminal, a progress bar
 redrawn until the campaign is finished).
 """
 
@@ -19,6 +20,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ... import services
+from ...campaigns.csvfile import Utf8Lines
+from ...campaigns.rows import REPEATED_REASON, reason_in_words
 from ...models import Campaign
 from .whatsapp_resync import Progress
 
@@ -36,6 +39,14 @@ def parse_send_at(value: str) -> datetime:
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
     return parsed
+
+
+def parse_hours(value: str) -> tuple[str, str]:
+    """``HH:MM-HH:MM`` as the pair ``create_campaign(sending_hours=...)`` takes."""
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise CommandError(f"--sending-hours {value!r} is not HH:MM-HH:MM (e.g. 09:00-20:00).")
+    return start.strip(), end.strip()
 
 
 def _describe(error: ValidationError) -> str:
@@ -88,6 +99,16 @@ class Command(BaseCommand):
         create.add_argument(
             "--send-at", metavar="ISO", help="Send it at this time (with --start, or later)."
         )
+        create.add_argument(
+            "--expires-at",
+            metavar="ISO",
+            help="Recipients not sent by this time are not sent at all.",
+        )
+        create.add_argument(
+            "--sending-hours",
+            metavar="HH:MM-HH:MM",
+            help="Send each recipient only between these hours in their own time zone.",
+        )
         for name, text in (
             ("start", "Start a draft campaign (now, or at its send-at time)."),
             ("pause", "Pause a running campaign."),
@@ -137,6 +158,10 @@ class Command(BaseCommand):
             "send_at": send_at,
             "account": options["account"],
         }
+        if options.get("expires_at"):
+            content["expires_at"] = parse_send_at(options["expires_at"])
+        if options.get("sending_hours"):
+            content["sending_hours"] = parse_hours(options["sending_hours"])
         if options["template"]:
             content.update(template=options["template"], header=options["header"])
         elif options["image"]:
@@ -144,7 +169,7 @@ class Command(BaseCommand):
         else:
             content.update(text=options["text"])
         try:
-            with path.open(newline="", encoding="utf-8-sig") as file:
+            with Utf8Lines(path.open("rb")) as file:
                 campaign = services.campaign_from_csv(
                     options["name"],
                     file,
@@ -154,21 +179,31 @@ class Command(BaseCommand):
                 )
         except OSError as error:
             raise CommandError(f"--csv {path}: {error.strerror or error}.") from error
-        except UnicodeDecodeError as error:
-            raise CommandError(f"--csv {path} is not UTF-8 text: {error.reason}.") from error
         except ValidationError as error:
-            raise CommandError(_describe(error)) from error
+            # All or nothing: no campaign was stored.
+            raise CommandError(f"{_describe(error)} Nothing was stored.") from error
         except ImproperlyConfigured as error:  # an unknown --account
             raise CommandError(f"Nothing was stored. {error}") from error
+        repeated = campaign.duplicates_count
         self.stdout.write(
             f"Campaign {campaign.pk} ({campaign.name}) created: {campaign.recipients_count} "
-            f"recipients, {campaign.rejected_count} rejected rows, "
-            f"{campaign.duplicates_count} duplicates."
+            f"recipients, {campaign.rejected_count} rejected rows, {repeated} duplicates "
+            f"({campaign.rows_read} rows read)."
         )
-        for rejection in campaign.rejections.order_by("line")[:SHOW_REJECTIONS]:
-            self.stdout.write(f"  line {rejection.line}: {rejection.value!r}: {rejection.reason}")
-        if campaign.rejected_count > SHOW_REJECTIONS:
-            self.stdout.write(f"  ... and {campaign.rejected_count - SHOW_REJECTIONS} more.")
+        rows = campaign.rejections.order_by("line")
+        piles = (
+            ("Rejected rows", rows.exclude(reason=REPEATED_REASON), campaign.rejected_count),
+            ("Repeated numbers (sent once)", rows.filter(reason=REPEATED_REASON), repeated),
+        )
+        for title, listed, count in piles:
+            if not count:
+                continue
+            self.stdout.write(f"{title}:")
+            for rejection in listed[:SHOW_REJECTIONS]:
+                reason = reason_in_words(rejection.reason)
+                self.stdout.write(f"  line {rejection.line}: {rejection.value!r}: {reason}")
+            if count > SHOW_REJECTIONS:
+                self.stdout.write(f"  ... and {count - SHOW_REJECTIONS} more.")
         if options["start"]:
             try:
                 services.start_campaign(campaign)
@@ -190,6 +225,14 @@ class Command(BaseCommand):
         self.stdout.write(f"  funnel: {funnel}")
         if campaign.rejected_count:
             self.stdout.write(f"  rejected rows at import: {campaign.rejected_count}")
+        if campaign.expires_at is not None:
+            self.stdout.write(f"  expires at: {campaign.expires_at.isoformat()}")
+        if progress.waiting_for_hours:
+            self.stdout.write(f"  waiting for their sending hours: {progress.waiting_for_hours}")
+        if not campaign.is_finished:
+            estimate = services.campaign_estimate(campaign)
+            self.stdout.write(f"  expected: {estimate.text}")
+            self.stdout.write(f"  (from {estimate.basis})")
         if watch and self.stdout.isatty() and progress.total:
             self.watch(campaign, progress.total)
 

@@ -1,6 +1,10 @@
-/* django-whatsapp: the compose page. Shows only the chosen type's fields, builds one input per
-   placeholder of the chosen template, and renders a live preview of the message. Without this
-   script the page still works: every section is shown and "Update form" re-renders it. */
+/* django-whatsapp: the compose page (and "Send to many", "Add campaign"). Shows only the chosen
+   type's fields, builds one input per placeholder of the chosen template, renders a live preview
+   of the message, shows the chosen account's sender as the sender's placeholder, says while the
+   recipient is typed when a message to them would be refused (opted out) or may be (the 24-hour
+   window), and on "Add campaign" shows only the chosen source of the template's parameters.
+   Without this script the page still works: every section is shown, "Update form" re-renders
+   it, and the server says the same things when the form is sent. */
 (function () {
     "use strict";
 
@@ -47,6 +51,64 @@
             box.prepend(img);
         }
         return box;
+    }
+
+    /* The sender left empty is the chosen account's: its placeholder shows which. */
+    function followAccount(form) {
+        const account = form.querySelector("select[data-wa-senders]");
+        const sender = form.elements.namedItem("source_addr");
+        if (!account || !sender) return;
+        const senders = JSON.parse(account.dataset.waSenders);
+        const show = () => { sender.placeholder = senders[account.value] || ""; };
+        account.addEventListener("change", show);
+        show();
+    }
+
+    /* While the number is typed: a message to an opted-out customer would be refused. */
+    function checkRecipient(form) {
+        const input = form.querySelector("input[data-wa-check-url]");
+        const note = document.getElementById("wa-recipient-warning");
+        if (!input || !note) return;
+        let timer = null;
+        let asked = "";
+        const ask = () => {
+            const number = input.value.trim();
+            if (number === asked) return;
+            asked = number;
+            if (number.replace(/\D/g, "").length < 6) {
+                note.hidden = true;
+                return;
+            }
+            const url = input.dataset.waCheckUrl + "?" + new URLSearchParams({number: number});
+            fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+                .then((response) => (response.ok ? response.json() : {warnings: []}))
+                .then((answer) => {
+                    if (number !== asked) return;
+                    note.textContent = answer.warnings.join(" ");
+                    note.hidden = !answer.warnings.length;
+                })
+                .catch(() => { note.hidden = true; });
+        };
+        input.addEventListener("input", () => {
+            window.clearTimeout(timer);
+            timer = window.setTimeout(ask, 300);
+        });
+        ask();
+    }
+
+    /* "Add campaign": the template's parameters from columns of the file, or the same for
+       everyone; only the chosen one's inputs show. */
+    function paramSource(form) {
+        const choices = form.querySelectorAll('input[name="param_source"]');
+        const parts = document.querySelectorAll("[data-wa-params]");
+        if (!choices.length || !parts.length) return;
+        const show = () => {
+            const checked = form.querySelector('input[name="param_source"]:checked');
+            const source = checked ? checked.value : "fixed";
+            parts.forEach((part) => { part.hidden = part.dataset.waParams !== source; });
+        };
+        choices.forEach((choice) => choice.addEventListener("change", show));
+        show();
     }
 
     function init() {
@@ -148,12 +210,14 @@
             if (!parts.length) {
                 parts.push(el("div", {"class": "wa-bubble-empty", text: type === "4" ? i18n.choose_template : i18n.empty}));
             }
-            const now = new Date();
-            const time = String(now.getHours()).padStart(2, "0") + ":" + String(now.getMinutes()).padStart(2, "0");
-            parts.push(el("div", {"class": "wa-bubble-meta", text: time}));
+            /* The site's time of day, written as every page of the console writes times. */
+            parts.push(el("div", {"class": "wa-bubble-meta", text: i18n.now || ""}));
             bubble.replaceChildren(...parts);
         }
 
+        followAccount(form);
+        checkRecipient(form);
+        paramSource(form);
         typeInputs.forEach((input) => input.addEventListener("change", () => { showType(); render(); }));
         templateSelect.addEventListener("change", () => { showTemplate(true); render(); });
         form.addEventListener("input", render);
