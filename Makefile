@@ -20,9 +20,14 @@ PORT ?= 8000
 COVERAGE_GATE := 97
 # Each run keeps its own data file; `make coverage` combines them and enforces the gate.
 COVERAGE := --cov=django_whatsapp --cov-branch --cov-report=
+# The suite runs over both cores (pytest-xdist); PYTEST_WORKERS=0 runs it in one process. Each
+# worker has its own test database (suffix _gw0, _gw1) and its own Redis server; the modules in
+# tests/conftest.py's RUN_WHOLE_IN_ONE_WORKER stay in one worker.
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: help install demo test lint types pytest pytest-postgres coverage packaging matrix docs \
-	chromium screenshots messages bench ci clean
+.PHONY: help install demo test lint types pytest pytest-browser pytest-postgres coverage packaging \
+	matrix browser-matrix docs chromium screenshots messages bench ci clean
 
 help:
 	@echo "make demo      - create .venv, install the demo's needs, migrate, seed, serve (with a"
@@ -31,7 +36,9 @@ help:
 	@echo "make test      - install test tools, then lint (ruff, no sleeps in tests), types (mypy"
 	@echo "                 --strict), the suite on SQLite (incl. the packaging test) and on"
 	@echo "                 PostgreSQL, then their combined branch coverage (at least $(COVERAGE_GATE)%)"
-	@echo "make matrix    - the suite on Python 3.12 + Django 6.0 and Python 3.13 + Django 6.1 (nox)"
+	@echo "make matrix    - the suite on Python 3.12 + Django 6.0 and Python 3.13 + Django 6.1 (nox),"
+	@echo "                 with the browser tests on 3.13 + 6.1"
+	@echo "make browser-matrix - only the browser tests on Python 3.13 + Django 6.1 (nox)"
 	@echo "make docs      - build the Sphinx docs into docs/_build/html, warnings are errors"
 	@echo "make packaging - only the packaging test: build, install into a new project, send"
 	@echo "make screenshots - retake docs/img/*.png in headless Chromium"
@@ -84,21 +91,25 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy
 
-# The suite on SQLite; its coverage data goes to .coverage.sqlite (the old data is removed first).
-# The browser tests run in a pytest process of their own: Playwright's event loop and the live
-# server's shared in-memory database stay apart from the rest of the suite.
+# The suite on SQLite over both cores; its coverage data goes to .coverage.sqlite (the old data
+# is removed first). Then the browser tests, in a pytest process of their own: Playwright's event
+# loop and the live server's shared in-memory database stay apart from the rest of the suite.
 pytest: $(BROWSER_STAMP) chromium
 	rm -f .coverage .coverage.sqlite
-	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(COVERAGE) --ignore=tests/browser
+	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(XDIST) $(COVERAGE) --ignore=tests/browser
+	$(MAKE) --no-print-directory pytest-browser
+
+pytest-browser: $(BROWSER_STAMP) chromium
 	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(COVERAGE) --cov-append tests/browser
 
-# The same suite on PostgreSQL whenever one answers at 127.0.0.1:5432 (required in CI); its
-# coverage data goes to .coverage.postgres. The packaging test (no database) and the browser
-# tests (the same pages on either database) ran in `pytest`.
-pytest-postgres: $(BROWSER_STAMP)
+# The suite again on PostgreSQL whenever one answers at 127.0.0.1:5432 (required in CI), over
+# both cores; its coverage data goes to .coverage.postgres. Only the tests that can reach the
+# database (--database-tests-only, tests/conftest.py): the others cannot tell the two databases
+# apart and ran in `pytest`, as did the browser tests (the same pages on either database).
+pytest-postgres: $(STAMP)
 	rm -f .coverage.postgres
-	COVERAGE_FILE=.coverage.postgres VENV=$(VENV) scripts/pytest-postgres -m "not packaging" \
-		--ignore=tests/browser $(COVERAGE)
+	COVERAGE_FILE=.coverage.postgres VENV=$(VENV) scripts/pytest-postgres $(XDIST) \
+		--database-tests-only -m "not packaging" --ignore=tests/browser $(COVERAGE)
 
 # After both runs: their data combined into .coverage, reported, and the gate enforced.
 coverage: $(STAMP)
@@ -115,9 +126,15 @@ $(NOX_STAMP): $(PY)
 	$(PIP) install --quiet 'nox>=2025.5'
 	@touch $(NOX_STAMP)
 
-# The pairs in noxfile.py tagged "matrix"; each session has its own virtualenv under .nox/.
-matrix: $(NOX_STAMP)
+# The pairs in noxfile.py tagged "matrix"; each session has its own virtualenv under .nox/,
+# kept between runs (--reuse-venv=yes: a second run installs nothing new). The pairs of BROWSER
+# (Python 3.13 + Django 6.1) run the browser tests too, in the same virtualenv.
+matrix: $(NOX_STAMP) chromium
 	$(VENV)/bin/nox --reuse-venv=yes -t matrix
+
+# The browser tests alone on the pairs of BROWSER (noxfile.py's "browser" sessions).
+browser-matrix: $(NOX_STAMP) chromium
+	$(VENV)/bin/nox --reuse-venv=yes -t browser
 
 $(DOCS_STAMP): $(STAMP)
 	$(PIP) install --quiet -e '.[docs]'

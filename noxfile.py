@@ -2,12 +2,16 @@
 
 ``make matrix`` runs the sessions tagged ``matrix`` (Python 3.12 with Django 6.0, Python 3.13 with
 Django 6.1); ``make test`` covers Python 3.11 with Django 5.2 in ``.venv``, with lint, types and
-coverage. Every session runs the suite on SQLite, then again on PostgreSQL when one answers at
-127.0.0.1:5432 (required in CI). Django's deprecation warnings are errors everywhere (setup.cfg).
+coverage. Every session runs the whole suite on SQLite, then on PostgreSQL (when one answers at
+127.0.0.1:5432; required in CI) the modules that touch database-specific code, both over the two
+cores (pytest-xdist); on the pairs of ``BROWSER`` the session runs the browser tests last, in the
+same virtualenv. ``make browser-matrix`` runs the "browser" sessions alone. Django's deprecation
+warnings are errors everywhere (setup.cfg).
 
     nox -l                               # the sessions
     nox -t matrix                        # what CI runs
     nox -s "tests(py3.11-django5.2)"     # one pair; arguments after -- go to pytest
+    nox -s "browser(py3.13-django6.1)"   # the browser tests on that pair
 
 Interpreters are found on PATH or under pyenv (``$PYENV_ROOT/versions``); a missing one fails the
 session rather than skipping it, so the matrix cannot pass without running.
@@ -20,6 +24,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -31,6 +36,12 @@ PAIRS = [
 ]
 #: The pairs ``make test`` does not already cover.
 MATRIX = {"3.12", "3.13"}
+#: The pairs whose "tests" session also runs the browser tests (tests/browser, Debian's Chromium),
+#: and whose "browser" session ``make browser-matrix`` runs; ``make test`` runs them on 3.11 with
+#: Django 5.2.
+BROWSER = {"3.13"}
+#: pytest-xdist over both cores, as in the Makefile (tests/conftest.py keeps some modules whole).
+XDIST = ["-n", os.environ.get("PYTEST_WORKERS", "2"), "--dist", "loadgroup"]
 
 nox.options.default_venv_backend = "virtualenv"
 nox.options.download_python = "never"
@@ -69,7 +80,10 @@ def _runs(candidate: str, version: str) -> bool:
     return result.returncode == 0
 
 
-#: The test modules the matrix also runs on PostgreSQL.
+#: The test modules the matrix also runs on PostgreSQL: those whose behaviour differs there (races
+#: and row locks, the one-statement status rule and the fast paths, workers, database failures).
+#: Every module with a test marked ``postgres`` joins them by itself (:func:`postgres_selection`);
+#: list here the others that exercise PostgreSQL-only code.
 POSTGRES_MODULES = [
     "tests/test_reliability_concurrency.py",
     "tests/test_reliability_faults.py",
@@ -87,25 +101,41 @@ POSTGRES_MODULES = [
     "tests/test_campaign_workers.py",
     "tests/test_tasks_worker.py",
     "tests/test_purge.py",
+    "tests/test_callback_fast_path.py",
+    "tests/test_migration_indexes.py",
+    "tests/test_resync_volume.py",
 ]
 
 
-@nox.session
-@nox.parametrize(
-    ("python", "django"),
-    [
+def postgres_selection() -> list[str]:
+    """``POSTGRES_MODULES`` and every test module with a test marked ``postgres`` (a new module
+    of tests that need PostgreSQL is run there without being listed)."""
+    marked = sorted(
+        str(path)
+        for path in Path("tests").glob("test_*.py")
+        if "mark.postgres" in path.read_text(encoding="utf-8")
+    )
+    return list(dict.fromkeys([*POSTGRES_MODULES, *marked]))
+
+
+def pairs(tag: str, chosen: set[str]) -> list[Any]:
+    """The nox parameters of ``PAIRS`` (the interpreter, Django, and whether the pair is one of
+    ``BROWSER``), tagged ``tag`` where the Python version is ``chosen``."""
+    return [
         nox.param(
             interpreter(python),
             django,
+            python in BROWSER,
             id=f"py{python}-django{django.rsplit('.', 1)[0]}",
-            tags=["matrix"] if python in MATRIX else [],
+            tags=[tag] if python in chosen else [],
         )
         for python, django in PAIRS
-    ],
-)
-def tests(session: nox.Session, django: str) -> None:
-    """The suite on one Python and Django pair: SQLite, then PostgreSQL."""
-    session.install("--quiet", "-e", ".[test]", f"django=={django}")
+    ]
+
+
+def install(session: nox.Session, django: str, extras: str) -> None:
+    """The package with ``extras`` and Django pinned, then check that Django is that version."""
+    session.install("--quiet", "-e", f".[{extras}]", f"django=={django}")
     session.run(
         "python",
         "-c",
@@ -113,21 +143,42 @@ def tests(session: nox.Session, django: str) -> None:
         "print('Python', sys.version.split()[0], 'Django', v); sys.exit(v != sys.argv[1])",
         django,
     )
+
+
+@nox.session
+@nox.parametrize(("python", "django", "browser_too"), pairs("matrix", MATRIX))
+def tests(session: nox.Session, django: str, browser_too: bool) -> None:
+    """The suite on one Python and Django pair: SQLite, then PostgreSQL (then the browser)."""
+    install(session, django, "test,browser" if browser_too else "test")
     # The packaging test builds once, in `make test`; the browser tests need Chromium and run
-    # there too.
+    # there too (and in the "browser" sessions).
     select = ["-m", "not packaging", "--ignore=tests/browser", *session.posargs]
-    session.run("pytest", "-p", "no:cacheprovider", *select)
-    # On PostgreSQL, the modules whose behaviour differs there (races and row locks, the
-    # one-statement status rule, workers, database failures): `make test` runs the whole suite
-    # on PostgreSQL for the main pair; here the other versions are checked where they matter,
-    # which keeps CI well inside its time. Arguments given to nox replace this selection.
+    session.run("pytest", "-p", "no:cacheprovider", *XDIST, *select)
+    # On PostgreSQL, the modules whose behaviour differs there: `make test` runs every test that
+    # can reach the database on PostgreSQL for the main pair; here the other versions are checked
+    # where they matter. Arguments given to nox replace this selection.
     session.run(
         "scripts/pytest-postgres",
-        *(select if session.posargs else [*select, *POSTGRES_MODULES]),
+        *XDIST,
+        *(select if session.posargs else [*select, *postgres_selection()]),
         env={
             "VENV": session.virtualenv.location,
-            # Its own test database, so that sessions and other checkouts never share one.
-            "DJANGO_TEST_DB_NAME": "test_django_whatsapp_" + re.sub(r"\W", "_", django),
+            # Its own test database, so that sessions and other checkouts never share one (named
+            # after DJANGO_TEST_DB_NAME when it is set; xdist appends _gw0, _gw1).
+            "DJANGO_TEST_DB_NAME": os.environ.get("DJANGO_TEST_DB_NAME", "test_django_whatsapp")
+            + "_"
+            + re.sub(r"\W", "_", django),
         },
         external=True,
     )
+    if browser_too and not session.posargs:
+        session.run("pytest", "-p", "no:cacheprovider", "tests/browser")
+
+
+@nox.session
+@nox.parametrize(("python", "django", "browser_too"), pairs("browser", BROWSER))
+def browser(session: nox.Session, django: str, browser_too: bool) -> None:
+    """The browser tests alone (tests/browser: headless Chromium, /usr/bin/chromium) on one pair
+    (the "tests" session of a ``BROWSER`` pair runs them too)."""
+    install(session, django, "test,browser")
+    session.run("pytest", "-p", "no:cacheprovider", "tests/browser", *session.posargs)

@@ -1,4 +1,4 @@
-"""The use cases: send, refresh, retry, apply a report.
+"""The use cases: send, refresh, retry, apply a report, resync (:mod:`.resync`).
 
 This is the only module that joins the models, the gateway client and the signals. Every status
 change goes through :func:`apply_status` (or, for an operator's retry, :func:`retry_message`).
@@ -12,9 +12,7 @@ message from being submitted twice however many workers get the job.
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,11 +38,20 @@ from .campaigns.control import (
 )
 from .campaigns.duplicate import copy_campaign
 from .campaigns.estimate import CampaignEstimate, campaign_estimate
-from .client import StatusResult, WhatsAppClient
+from .client import WhatsAppClient
 from .conf import DEFAULT_ACCOUNT, get_settings
 from .fastpaths.by_uuid import Lookup, find_message, lookup_for
 from .metadata import clean_links
 from .models import Message, StatusEvent, Template
+from .resync import (
+    Polled,
+    ResyncSummary,
+    apply_poll,
+    apply_polls,
+    poll_statuses,
+    resync_selection,
+    resync_statuses,
+)
 from .sending import (
     claim_for_sending,
     ensure_campaign_running,
@@ -52,15 +59,12 @@ from .sending import (
     pooled_client,
     record_send,
     send_now,
-    storable_answer,
 )
 from .signing import callback_url
 from .status_rule import (
     ReceiveFunctionMissing,
-    Report,
     ReportMismatch,
     apply_report,
-    apply_reports,
     apply_status,
     receive_report,
     receive_report_by_uuid,
@@ -80,8 +84,10 @@ __all__ = [
     "CampaignStateError",
     "Lookup",
     "NotRetryable",
+    "Polled",
     "ReceiveFunctionMissing",
     "ReportMismatch",
+    "ResyncSummary",
     "apply_poll",
     "apply_polls",
     "apply_status",
@@ -106,6 +112,8 @@ __all__ = [
     "refresh_status",
     "release_account",
     "resume_campaign",
+    "resync_selection",
+    "resync_statuses",
     "retry_message",
     "send_bulk",
     "send_media",
@@ -392,65 +400,6 @@ def refresh_status(message: Message, *, client: WhatsAppClient | None = None) ->
     client = client or get_client(account=message.account)  # the message's own account
     apply_poll(message, client.get_status(message.provider_message_id))
     return message
-
-
-def poll_statuses(
-    messages: Iterable[Message],
-    client: WhatsAppClient,
-    concurrency: int,
-    *,
-    ahead: int | None = None,
-) -> Iterator[tuple[Message, Future[StatusResult]]]:
-    """Poll each message's status in a pool of ``concurrency`` threads, keeping at most
-    ``ahead`` polls (twice the concurrency by default) ahead of the caller; yield each message
-    with its poll, in the order given (apply each with :func:`apply_poll`, or a batch of them
-    with :func:`apply_polls`). The threads only talk HTTP: the database work stays in the caller's
-    thread. Messages without a provider id are skipped."""
-    limit = ahead if ahead is not None else 2 * concurrency
-    queued: deque[tuple[Message, Future[StatusResult]]] = deque()
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whatsapp-poll") as pool:
-        try:
-            for message in messages:
-                if message.provider_message_id is None:  # adopted nothing yet: nothing to poll
-                    continue
-                queued.append(
-                    (message, pool.submit(client.get_status, message.provider_message_id))
-                )
-                if len(queued) >= limit:
-                    yield queued.popleft()
-            while queued:
-                yield queued.popleft()
-        finally:
-            for _message, future in queued:
-                future.cancel()
-
-
-def apply_poll(message: Message, result: StatusResult) -> StatusEvent | None:
-    """Apply the status endpoint's answer about a message (a ``poll`` report). Polls can run in
-    other threads (``whatsapp_resync``) while this runs where the database work is done. The
-    answer is kept as the event's payload, made storable (:func:`storable_answer`)."""
-    return receive_report(
-        message,
-        result.status,
-        source=Source.POLL,
-        payload=storable_answer(result.body),
-        provider_message_id=result.message_id,
-    )
-
-
-def apply_polls(
-    polls: Sequence[tuple[Message, StatusResult]],
-) -> list[StatusEvent | Exception | None]:
-    """:func:`apply_poll` for a batch of answers, in one statement on PostgreSQL. Returns, for
-    each in order, the new event, ``None`` for a duplicate, or the :class:`ReportMismatch` (or
-    ``Message.DoesNotExist``) that refused it; the others are applied all the same."""
-    return apply_reports(
-        [
-            Report(message, result.status, storable_answer(result.body), result.message_id)
-            for message, result in polls
-        ],
-        source=Source.POLL,
-    )
 
 
 def retry_message(

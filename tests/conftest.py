@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import TransactionTestCase
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -16,6 +21,8 @@ from django_whatsapp.conf import get_settings
 from django_whatsapp.models import Template
 
 from .rawserver import RawServer
+from .redis_server import own_redis, redis_server_binary
+from .threads import HelperThreads
 
 API_KEY = "test-api-key-9f8e7d"
 CALLBACK_SECRET = "test-callback-secret-1a2b3c"
@@ -126,3 +133,90 @@ def raw_server() -> Iterator[Callable[..., RawServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of this pytest process's own Redis server (tests/redis_server.py): the shared
+    rate limit and RQ's queues live there, apart from every other run. Without ``redis-server``
+    the tests that need it are skipped, except in CI, where they fail."""
+    binary = redis_server_binary()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs redis-server (apt-get install redis-server) for the Redis tests.")
+        pytest.skip("no redis-server here (apt-get install redis-server to run the Redis tests)")
+    # A short directory: a Unix socket's path is limited to about 100 characters.
+    directory = Path(tempfile.mkdtemp(prefix="dw-redis-"))
+    try:
+        with own_redis(directory, binary) as url:
+            yield url
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def helper_threads() -> Iterator[HelperThreads]:
+    """Start a test's helper threads: daemons whose first failure fails the test at once
+    (tests/threads.py)."""
+    helpers = HelperThreads()
+    yield helpers
+    helpers.stop()
+
+
+# -- how the suite is run (Makefile, noxfile.py) ------------------------------------------------
+
+#: Fixtures through which a test reaches the database: pytest-django refuses any other access.
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "live_server",
+        "admin_client",
+        "admin_user",
+        "django_user_model",
+    }
+)
+#: Modules whose tests reach the database under test by other ways than pytest-django (worker
+#: or ``python -m`` processes given DATABASE_URL): they run on PostgreSQL whatever they ask for.
+REACH_THE_DATABASE_THEMSELVES = frozenset({"tests/test_tasks_worker.py", "tests/test_main.py"})
+#: Modules whose module-scoped fixtures (a wheel build, a served project) are paid once: under
+#: xdist (``--dist loadgroup``) each runs whole in one worker.
+RUN_WHOLE_IN_ONE_WORKER = frozenset({"tests/test_packaging.py", "tests/test_example_project.py"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="Deselect the tests that cannot reach the database (no django_db mark, no database "
+        "fixture, not marked postgres, not in REACH_THE_DATABASE_THEMSELVES): the PostgreSQL "
+        "run repeats only what the database can change.",
+    )
+
+
+def reaches_the_database(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    test_class = getattr(item, "cls", None)
+    return (
+        # Django's TestCase and TransactionTestCase (SimpleTestCase may not touch it).
+        (isinstance(test_class, type) and issubclass(test_class, TransactionTestCase))
+        or item.get_closest_marker("django_db") is not None
+        or item.get_closest_marker("postgres") is not None
+        or bool(DATABASE_FIXTURES & fixtures)
+        or item.nodeid.split("::", 1)[0] in REACH_THE_DATABASE_THEMSELVES
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module in RUN_WHOLE_IN_ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(module))
+    if config.getoption("--database-tests-only"):
+        kept = [item for item in items if reaches_the_database(item)]
+        deselected = [item for item in items if not reaches_the_database(item)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = kept

@@ -3,7 +3,8 @@
 A threaded HTTP server on 127.0.0.1. Each send is answered with a new ``message_id``, unless the
 gateway's token bucket (``rate`` per second, ``burst`` deep) is empty: then ``429 Too Many
 Requests`` with ``Retry-After``. Every request is logged with its arrival time (the gateway's own
-clock), its destination and the answer, so tests measure what the gateway saw.
+clock: ``time.monotonic``, or the simulated time a test gives as ``clock``), its destination and
+the answer, so tests measure what the gateway saw.
 
 ``hold()`` makes it keep every request unanswered until ``release()`` (a frozen gateway), so a
 test can kill a worker while its requests are certainly out.
@@ -16,6 +17,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -43,24 +45,31 @@ class LimitedGateway(ThreadingHTTPServer):
         burst: float | None = None,
         retry_after: int = 1,
         latency: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.rate = rate
         self.burst = burst if burst is not None else (rate or 0.0)
         self.retry_after = retry_after
         self.latency = latency
+        self.clock = clock
         self.log: list[Logged] = []
         self.lock = threading.Lock()
         self.ids = itertools.count(5_000_000)
         self._tokens = self.burst
-        self._filled_at = time.monotonic()
+        self._filled_at = clock()
         #: Answer this many requests with 429 first, whatever the bucket says.
         self.refuse_first = 0
         self._open = threading.Event()
         self._open.set()
         self.held = 0
+        #: The destinations of the requests held, in order of arrival.
+        self.held_destinations: list[int | None] = []
         self.arrived = threading.Condition(self.lock)
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        # A short poll: close() (shutdown) waits for it, 0.5 s by default.
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property
@@ -86,7 +95,7 @@ class LimitedGateway(ThreadingHTTPServer):
             return False
         if self.rate is None:
             return True
-        now = time.monotonic()
+        now = self.clock()
         self._tokens = min(self.burst, self._tokens + (now - self._filled_at) * self.rate)
         self._filled_at = now
         if self._tokens >= 1:
@@ -136,9 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
             admitted = self.path == SEND_PATH and gateway._admit()
             status = 200 if admitted else 429
             destination = body.get("destination_addr") if isinstance(body, dict) else None
-            gateway.log.append(Logged(time.monotonic(), destination, status))
+            gateway.log.append(Logged(gateway.clock(), destination, status))
             if not gateway._open.is_set():
                 gateway.held += 1
+                gateway.held_destinations.append(destination)
             gateway.arrived.notify_all()
         if not gateway._open.is_set():
             gateway._open.wait()

@@ -1,11 +1,12 @@
 """Settings for real campaign workers (``tests/test_campaign_workers.py``): the test settings on
 the PostgreSQL database the test names, Django's task framework with the backend it names, and
-the shared rate limit in Redis (DB 5), all from the environment:
+the shared rate limit in the test run's own Redis, all from the environment:
 
 - ``WORKER_DATABASE_URL``: ``postgres://user@host:port/name``;
 - ``WORKER_GATEWAY_URL``: the fake gateway's ``BASE_URL``;
 - ``WORKER_BACKEND``: ``db`` (``django-tasks-db``, ``manage.py db_worker``) or ``rq``
   (``django-tasks-rq``, ``manage.py rqworker --job-class django_tasks_rq.Job``);
+- ``WORKER_REDIS_URL``: the test run's own Redis server (tests/redis_server.py);
 - ``WORKER_REDIS_PREFIX``: the key prefix of this run in Redis.
 """
 
@@ -16,7 +17,7 @@ from urllib.parse import urlparse
 from tests.settings import *  # noqa: F403
 from tests.settings import DJANGO_WHATSAPP, INSTALLED_APPS
 
-REDIS = "redis://127.0.0.1:6379/5"
+REDIS = os.environ["WORKER_REDIS_URL"]  # never the machine's shared Redis
 _BACKEND = os.environ.get("WORKER_BACKEND", "db")
 
 # Django 6.0+ has django.tasks; Django 5.2 needs the backport's app.

@@ -25,6 +25,7 @@ from django_whatsapp import bulk, services, signals
 from django_whatsapp.client import SharedBackoff
 from django_whatsapp.models import Message, Template
 from tests.conftest import SEND_PATH, FakeGateway, SleepRecorder
+from tests.threads import HelperThreads
 from tests.waiting import LIMIT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -287,15 +288,16 @@ def test_a_burst_of_429_answers_is_one_pause(sleeps: SleepRecorder) -> None:
     assert gate.pauses == 2
 
 
-def test_a_limiting_gate_gives_its_slot_back(sleeps: SleepRecorder) -> None:
+def test_a_limiting_gate_gives_its_slot_back(
+    sleeps: SleepRecorder, helper_threads: HelperThreads
+) -> None:
     gate = SharedBackoff(max_in_flight=1)
     gate.wait(sleeps)
     passed = threading.Event()
-    waiter = threading.Thread(target=lambda: (gate.wait(sleeps), passed.set()))
-    waiter.start()
+    helper_threads.start(lambda: (gate.wait(sleeps), passed.set()))
     gate.release()
     assert passed.wait(LIMIT)
-    waiter.join(LIMIT)
+    helper_threads.join(what="the waiter")
     gate.release()
     with pytest.raises(ValueError, match="max_in_flight"):
         SharedBackoff(max_in_flight=0)

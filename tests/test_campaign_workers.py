@@ -4,8 +4,8 @@ them killed with SIGKILL mid-campaign; every message reaches the gateway exactly
 Two backends: ``django-tasks-db`` (``manage.py db_worker``) and RQ on Redis (``django-tasks-rq``,
 ``manage.py rqworker --with-scheduler``). Each worker is its own process group, as it would run
 on its own machine: the workers and the "web" process that creates and starts the campaign share
-nothing but a PostgreSQL database of their own (``test_dw_campaigns_w<pid>``) and Redis (DB 5,
-keys prefixed ``dw-campaigns``), where the shared rate limit lives.
+nothing but a PostgreSQL database of their own (``test_dw_campaigns_w<pid>``) and the test run's
+own Redis server (tests/redis_server.py), where the shared rate limit and RQ's queue live.
 
 The fake gateway (tests/limited_gateway.py, real TCP) logs every request. Mid-campaign it holds
 its answers; once every claimed message is on its way (the rows in ``sending`` match the requests
@@ -19,6 +19,7 @@ Marked ``postgres``: the PostgreSQL run (``make test``, CI) runs it; on SQLite i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,7 +41,6 @@ pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS = "redis://127.0.0.1:6379/5"
 RECIPIENTS = 240
 CHUNK_SIZE = 20
 WORKERS = 3
@@ -64,15 +64,16 @@ print(json.dumps(campaign.pk))
 
 
 @pytest.fixture(autouse=True)
-def _postgres_and_redis() -> None:
+def _postgres_and_redis(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real workers run on PostgreSQL, with the test run's own Redis server: its URL goes to
+    their processes as ``WORKER_REDIS_URL`` (tests/settings_campaigns.py), through the
+    environment they are given (tests/test_faults_workers.py uses this fixture too)."""
     if connection.vendor != "postgresql":
         pytest.skip(
             "real campaign workers run on PostgreSQL: run with DATABASE_URL=postgres://... "
             "(make test and CI do)"
         )
-    import redis
-
-    redis.Redis.from_url(REDIS, socket_connect_timeout=3).ping()  # fails loudly without Redis
+    monkeypatch.setenv("WORKER_REDIS_URL", request.getfixturevalue("redis_url"))
 
 
 def wait_until(condition: Callable[[], Any], what: str, limit: float = 120.0) -> Any:
@@ -133,13 +134,12 @@ def gateway() -> Iterator[LimitedGateway]:
     fake.close()
 
 
-def _clear_rq_queue() -> None:
-    """Forget jobs a former run of this test left in Redis DB 5 (RQ's keys only)."""
+def _forget_former_jobs(redis_url: str) -> None:
+    """Empty the test run's own Redis server (never the machine's shared one): no job or worker
+    of a former test there."""
     import redis
 
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter("rq:*"):
-        client.delete(key)
+    redis.Redis.from_url(redis_url).flushdb()
 
 
 class Workers:
@@ -176,15 +176,19 @@ class Workers:
         return "\n".join(log.read_text(errors="replace")[-3000:] for log in self.logs)
 
     def stop(self) -> None:
+        """After the test: nothing of the workers is checked any more, so they are killed
+        rather than asked to finish (RQ's warm shutdown waits for its scheduler), each with
+        the work horses it forked into process groups of their own."""
         for process in self.processes:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGSTOP)  # forks nothing more
+                    for child in _children(process.pid):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(os.getpgid(child), signal.SIGKILL)
+                    os.killpg(process.pid, signal.SIGKILL)
         for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=20)
+            process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -194,6 +198,16 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         yield started
     finally:
         started.stop()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux's /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            if f"\nPPid:\t{pid}\n" in status.read_text():
+                found.append(int(status.parent.name))
+    return found
 
 
 def _parent(pid: int) -> int:
@@ -220,10 +234,9 @@ def django(env: dict[str, str], *args: str) -> str:
 
 @pytest.mark.parametrize("backend", ["db", "rq"])
 def test_three_workers_one_killed_every_message_sent_exactly_once(
-    backend: str, database: Database, gateway: LimitedGateway, workers: Workers
+    backend: str, database: Database, gateway: LimitedGateway, workers: Workers, redis_url: str
 ) -> None:
-    if backend == "rq":
-        _clear_rq_queue()
+    _forget_former_jobs(redis_url)
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings_campaigns",
@@ -231,6 +244,7 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
         WORKER_DATABASE_URL=database.url,
         WORKER_GATEWAY_URL=gateway.base_url,
         WORKER_BACKEND=backend,
+        WORKER_REDIS_URL=redis_url,
         WORKER_REDIS_PREFIX=f"dw-campaigns-{uuid.uuid4().hex[:12]}",
     )
     django(env, "-m", "django", "migrate", "--noinput", "-v", "0")
@@ -243,19 +257,39 @@ def test_three_workers_one_killed_every_message_sent_exactly_once(
     gateway.wait_for(lambda g: len(g.log) >= RECIPIENTS // 4, timeout=120)
     gateway.hold()
 
-    def all_claimed_are_out() -> bool:
+    def held() -> set[str]:
         with gateway.lock:
-            held = gateway.held
-        return held > 0 and database.statuses().get("sending", 0) == held
+            return {str(number) for number in gateway.held_destinations}
+
+    def all_claimed_are_out() -> bool:
+        # Every message in sending is one whose request the gateway has read and holds: each
+        # worker with messages out is blocked on them (a request still in a socket's queue when
+        # its worker dies never reached the gateway; a worker between two batches could claim
+        # the next one after this check).
+        sending = {
+            number
+            for (number,) in database.query(
+                "SELECT destination_addr FROM django_whatsapp_message WHERE status = 'sending'"
+            )
+        }
+        return bool(sending) and sending == held()
 
     wait_until(all_claimed_are_out, "every claimed message to reach the held gateway")
-    # The worker to kill: one that holds a chunk with requests out.
-    [(token, out)] = database.query(
-        "SELECT c.lease_token, COUNT(m.id) FROM django_whatsapp_campaignchunk c "
+    # The worker to kill: the one holding a leased chunk with the most requests out, all held
+    # (so it is blocked on them and claims nothing more before it dies).
+    out_by_holder: dict[str, set[str]] = {}
+    for token, number in database.query(
+        "SELECT c.lease_token, m.destination_addr FROM django_whatsapp_campaignchunk c "
         "JOIN django_whatsapp_message m ON m.campaign_id = c.campaign_id "
         "AND m.id BETWEEN c.first_id AND c.last_id AND m.status = 'sending' "
-        "WHERE c.state = 'leased' GROUP BY c.lease_token ORDER BY COUNT(m.id) DESC LIMIT 1"
+        "WHERE c.state = 'leased'"
+    ):
+        out_by_holder.setdefault(token, set()).add(number)
+    held_now = held()
+    token, numbers = max(
+        ((t, n) for t, n in out_by_holder.items() if n <= held_now), key=lambda item: len(item[1])
     )
+    out = len(numbers)
     holder = int(token.split("-")[0])
     # RQ runs each job in a forked "work horse" with a process group of its own: the machine
     # that dies is the worker and its horse.

@@ -1,12 +1,17 @@
 """The shared rate limit (``RATE_LIMIT``, ``RATE_LIMIT_CACHE``): several senders, each with its
-own client and gate as separate processes would have, share one budget in Redis; a 429 pauses
-all of them. Measured by the fake gateway's own request log (tests/limited_gateway.py)."""
+own client and gate as separate processes would have, share one budget in Redis (the test run's
+own server); a 429 pauses all of them.
+
+The senders, their gates and the fake gateway (tests/limited_gateway.py) share a simulated clock
+(tests/simulated_time.py) that moves only when every sender waits: what the gateway saw in each
+window is counted exactly, whatever the speed of the machine, and seconds of waiting take none.
+"""
 
 from __future__ import annotations
 
-import os
-import threading
+import math
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,46 +22,30 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from django_whatsapp import checks
-from django_whatsapp.client import WhatsAppClient
+from django_whatsapp.client import SharedBackoff, WhatsAppClient
 from django_whatsapp.conf import get_settings
 from django_whatsapp.exceptions import RateLimited
-from django_whatsapp.ratelimit import SharedRateLimit, gate_for, windows
+from django_whatsapp.ratelimit import DEFAULT_RATE_LIMIT_RETRIES, SharedRateLimit, gate_for, windows
 from django_whatsapp.sending import get_client, pooled_client
 
 from .conftest import API_KEY
 from .limited_gateway import LimitedGateway
-
-REDIS = "redis://127.0.0.1:6379/5"
-
-
-def redis_answers() -> bool:
-    try:
-        import redis
-    except ImportError:
-        return False
-    try:
-        redis.Redis.from_url(REDIS, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        return False
-    return True
+from .simulated_time import SimulatedTime
+from .threads import HelperThreads
 
 
 @pytest.fixture
-def shared_cache(settings: Any) -> str:
-    """A Redis cache (DB 5) with a key prefix of this branch and run: ``RATE_LIMIT_CACHE``."""
-    if not redis_answers():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI needs Redis at 127.0.0.1:6379 for the shared rate-limit tests.")
-        pytest.skip("no Redis answers at 127.0.0.1:6379")
+def shared_cache(settings: Any, redis_url: str) -> str:
+    """A Redis cache on the test run's own server, with a key prefix of this test:
+    ``RATE_LIMIT_CACHE``."""
     settings.CACHES = {
         **settings.CACHES,
         "ratelimit": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS,
-            "KEY_PREFIX": f"dw-campaigns-{uuid.uuid4().hex[:12]}",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"dw-ratelimit-{uuid.uuid4().hex[:12]}",
         },
     }
-    # Its keys expire within seconds by themselves: nothing to clean (and never FLUSHDB).
     return "ratelimit"
 
 
@@ -67,7 +56,21 @@ def limited() -> Iterator[LimitedGateway]:
     gateway.close()
 
 
-def _client(gateway: LimitedGateway, gate: Any, max_retries: int = 0) -> WhatsAppClient:
+@pytest.fixture
+def simulated() -> Iterator[tuple[SimulatedTime, LimitedGateway]]:
+    """Simulated clock for four senders, and a gateway limited to 20/s (burst 20) by it."""
+    clock = SimulatedTime(participants=4)
+    gateway = LimitedGateway(rate=20, burst=20, retry_after=1, clock=clock.now)
+    yield clock, gateway
+    gateway.close()
+
+
+def _client(
+    gateway: LimitedGateway,
+    gate: SharedBackoff | None,
+    max_retries: int = 0,
+    clock: SimulatedTime | None = None,
+) -> WhatsAppClient:
     return WhatsAppClient(
         api_key=API_KEY,
         send_url=gateway.base_url + "/send-whatsapp",
@@ -75,6 +78,7 @@ def _client(gateway: LimitedGateway, gate: Any, max_retries: int = 0) -> WhatsAp
         timeout=(5, 30),
         max_retries=max_retries,
         gate=gate,
+        **({"sleep": clock.sleep} if clock is not None else {}),
     )
 
 
@@ -87,38 +91,54 @@ def _payload(number: int) -> dict[str, Any]:
     }
 
 
+def _shared_gates(
+    alias: str, clock: SimulatedTime, rate: float, count: int
+) -> list[SharedRateLimit]:
+    """A gate for each sender (as separate processes would have), all on the simulated time."""
+    return [
+        SharedRateLimit(
+            rate, caches[alias], keep_trying=lambda: True, wall_clock=clock.now, clock=clock.now
+        )
+        for _ in range(count)
+    ]
+
+
 def _send_from_senders(
+    helpers: HelperThreads,
     gateway: LimitedGateway,
-    alias: str,
-    senders: int,
+    clock: SimulatedTime,
+    gates: list[SharedRateLimit] | list[None],
     per_sender: int,
-    rate: float,
-    gates: list[SharedRateLimit] | None = None,
-) -> list[BaseException]:
-    """``senders`` threads, each with its own client and gate (as separate processes would
-    have), each sending ``per_sender`` messages; returns the errors raised."""
-    errors: list[BaseException] = []
-    made = [SharedRateLimit(rate, caches[alias], keep_trying=lambda: True) for _ in range(senders)]
-    if gates is not None:
-        gates.extend(made)
+    *,
+    first: int,
+    refused: list[RateLimited] | None = None,
+) -> None:
+    """A sender thread per gate, each with its own client, each sending ``per_sender``
+    messages (to numbers from ``first``); a refusal is collected in ``refused`` when given, and
+    fails the test otherwise."""
 
     def sender(index: int) -> None:
-        client = _client(gateway, made[index])
+        client = _client(gateway, gates[index], clock=clock)
         try:
             for n in range(per_sender):
-                client.send(_payload(380500000000 + index * 1000 + n))
-        except BaseException as error:  # reported to the test
-            errors.append(error)
+                try:
+                    client.send(_payload(first + index * 1000 + n))
+                except RateLimited as error:
+                    if refused is None:
+                        raise
+                    refused.append(error)
         finally:
             client.close()
+            clock.done()
 
-    threads = [threading.Thread(target=sender, args=(i,)) for i in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-        assert not thread.is_alive(), "a sender never finished"
-    return errors
+    for index in range(len(gates)):
+        helpers.start(sender, index, name=f"sender-{index}")
+    helpers.join(what="the senders")
+
+
+def _per_window(gateway: LimitedGateway, window: float) -> Counter[int]:
+    """The requests the gateway saw in each window of ``window`` seconds (its own clock)."""
+    return Counter(math.floor(entry.at / window) for entry in gateway.log)
 
 
 def test_windows_keep_the_rate() -> None:
@@ -131,56 +151,60 @@ def test_windows_keep_the_rate() -> None:
 
 
 def test_senders_sharing_redis_stay_under_the_gateways_limit(
-    shared_cache: str, limited: LimitedGateway
+    shared_cache: str,
+    simulated: tuple[SimulatedTime, LimitedGateway],
+    helper_threads: HelperThreads,
 ) -> None:
-    # Four senders would make far more than 20 requests a second on their own.
-    errors = _send_from_senders(limited, shared_cache, senders=4, per_sender=15, rate=20)
-    assert errors == []
+    clock, gateway = simulated
+    gates = _shared_gates(shared_cache, clock, 20, 4)
+    _send_from_senders(helper_threads, gateway, clock, gates, 15, first=380500000000)
     # Every message went through exactly once, and the gateway never had to refuse one.
-    assert sum(limited.accepted_destinations().values()) == 60
-    assert set(limited.accepted_destinations().values()) == {1}
-    assert limited.count(429) == 0
-    # Within any one second the gateway saw about the limit: at most one window's budget more
-    # (a window straddles the second), and a little slack for requests that left late.
-    assert limited.busiest_second() <= 20 + 3 * windows(20)[0]
+    assert sum(gateway.accepted_destinations().values()) == 60
+    assert set(gateway.accepted_destinations().values()) == {1}
+    assert gateway.count(429) == 0
+    # Counted at the gateway: each window of 0.1 s carried exactly its budget of 2, so the 60
+    # requests took 30 windows, and no second saw more than the limit (but for a window that
+    # straddles it).
+    per_window, window = windows(20)
+    assert set(_per_window(gateway, window).values()) == {per_window}
+    assert len(_per_window(gateway, window)) == 60 // per_window
+    assert gateway.busiest_second() <= 20 + per_window
+    assert sum(gate.waits for gate in gates) > 0  # the senders did wait for budget
 
 
-def test_without_the_shared_budget_the_same_senders_are_refused(limited: LimitedGateway) -> None:
-    # The control: the same four senders with no shared budget exceed the gateway's limit.
-    errors: list[BaseException] = []
-
-    def sender(index: int) -> None:
-        client = _client(limited, None)
-        try:
-            for n in range(15):
-                try:
-                    client.send(_payload(380600000000 + index * 1000 + n))
-                except RateLimited as error:
-                    errors.append(error)
-        finally:
-            client.close()
-
-    threads = [threading.Thread(target=sender, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert limited.count(429) > 0
-    assert errors
+def test_without_the_shared_budget_the_same_senders_are_refused(
+    simulated: tuple[SimulatedTime, LimitedGateway], helper_threads: HelperThreads
+) -> None:
+    # The control: the same four senders with no shared budget send all 60 at once; the
+    # gateway's bucket (20 deep) takes 20 and refuses the rest.
+    clock, gateway = simulated
+    refused: list[RateLimited] = []
+    _send_from_senders(
+        helper_threads, gateway, clock, [None] * 4, 15, first=380600000000, refused=refused
+    )
+    assert gateway.count(429) == 40
+    assert len(refused) == 40
+    assert sum(gateway.accepted_destinations().values()) == 20
 
 
 def test_a_429_pauses_every_sender_that_shares_the_cache(
-    shared_cache: str, limited: LimitedGateway
+    shared_cache: str, helper_threads: HelperThreads
 ) -> None:
-    limited.rate = None  # no limit of its own: only the one 429 below
-    limited.refuse_first = 1  # the first request is refused with Retry-After: 1
-    gates: list[SharedRateLimit] = []
-    # A shared budget of 10/s: the 30 messages take about three seconds, so every sender still
-    # has messages to send when the pause is declared.
-    errors = _send_from_senders(limited, shared_cache, 3, 10, rate=10, gates=gates)
-    assert errors == []
-    assert limited.count(429) == 1
-    assert sum(limited.accepted_destinations().values()) == 30
+    clock = SimulatedTime(participants=3)
+    gateway = LimitedGateway(rate=None, retry_after=1, clock=clock.now)  # no limit of its own
+    gateway.refuse_first = 1  # only the first request is refused, with Retry-After: 1
+    try:
+        # A shared budget of 10/s (one request per 0.1 s window): every sender still has
+        # messages to send when the pause is declared.
+        gates = _shared_gates(shared_cache, clock, 10, 3)
+        _send_from_senders(helper_threads, gateway, clock, gates, 10, first=380650000000)
+    finally:
+        gateway.close()
+    assert gateway.count(429) == 1
+    assert sum(gateway.accepted_destinations().values()) == 30
+    # Nobody sent during the pause: every accepted request came at least Retry-After later.
+    [refused_at] = [entry.at for entry in gateway.log if entry.status == 429]
+    assert min(entry.at for entry in gateway.log if entry.status == 200) >= refused_at + 1
     # The sender that got the 429 declared the pause (and kept it itself); each of the others
     # waited for it through Redis.
     assert sum(gate.pauses for gate in gates) == 1
@@ -256,7 +280,8 @@ def test_check_warns_about_a_cache_of_one_process(
     settings: Any, backend: str, expected: str | None
 ) -> None:
     settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "RATE_LIMIT": 10}
-    with override_settings(CACHES={"default": {"BACKEND": backend, "LOCATION": REDIS}}):
+    location = "redis://127.0.0.1:6379/0"  # never connected to: the check reads the settings
+    with override_settings(CACHES={"default": {"BACKEND": backend, "LOCATION": location}}):
         found = [m for m in checks.check_settings() if m.id in ("django_whatsapp.W011",)]
     if expected is None:
         assert found == []
@@ -284,3 +309,20 @@ def test_no_check_message_without_a_rate_limit(settings: Any) -> None:
         for m in checks.check_settings()
         if m.id in ("django_whatsapp.E010", "django_whatsapp.W011")
     ]
+
+
+def test_a_single_send_is_retried_a_bounded_number_of_times_without_keep_trying(
+    shared_cache: str,
+) -> None:
+    gate = SharedRateLimit(20, caches[shared_cache])
+    assert gate.rate_limit_retries() == DEFAULT_RATE_LIMIT_RETRIES
+    stopping = SharedRateLimit(20, caches[shared_cache], keep_trying=lambda: False)
+    assert stopping.rate_limit_retries() == 0
+
+
+def test_a_gates_repr_shows_its_budget_and_not_where_the_cache_is(
+    shared_cache: str, redis_url: str
+) -> None:
+    gate = SharedRateLimit(50, caches[shared_cache])
+    assert repr(gate) == "SharedRateLimit(rate=50, per_window=5, window=0.100s, pauses=0)"
+    assert redis_url not in repr(gate)

@@ -563,7 +563,16 @@ def test_a_meta_body_naming_another_message_touches_only_its_own(
 
 @pytest.mark.parametrize(
     "signature",
-    ["0" * 64, "z" * 64, "a" * 10_000, "é" * 64, "%00", sign(uuid.uuid4(), CALLBACK_SECRET)],
+    # The last: a true signature of another message's uuid (a fixed one, so that every xdist
+    # worker collects the same test ids).
+    [
+        "0" * 64,
+        "z" * 64,
+        "a" * 10_000,
+        "é" * 64,
+        "%00",
+        sign(uuid.UUID("9b2f5c1e-4d3a-4e8b-9c7d-1a2b3c4d5e6f"), CALLBACK_SECRET),
+    ],
 )
 def test_forged_signatures_are_refused(two: tuple[Message, Message], signature: str) -> None:
     a, _b = two

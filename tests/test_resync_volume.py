@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from django_whatsapp.management.commands import whatsapp_resync
+from django_whatsapp import resync
 from django_whatsapp.models import Message
 from tests.conftest import STATUS_PATH, FakeGateway
 from tests.waiting import LIMIT
@@ -86,7 +86,7 @@ def run(*args: str, stdout: io.StringIO | None = None) -> tuple[str, str]:
 def test_many_messages_polled_concurrently_reported_in_order(
     gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(whatsapp_resync, "CHUNK_SIZE", 7)
+    monkeypatch.setattr(resync, "CHUNK_SIZE", 7)
     messages = make_messages(100)
     fake = StatusGateway(gateway.server)
     opened: list[str] = []
@@ -126,7 +126,7 @@ def test_many_messages_polled_concurrently_reported_in_order(
 
 
 def test_limit_across_chunks(gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(whatsapp_resync, "CHUNK_SIZE", 7)
+    monkeypatch.setattr(resync, "CHUNK_SIZE", 7)
     make_messages(40)
     fake = StatusGateway(gateway.server)
     out, _err = run("--limit", "20")
@@ -229,7 +229,7 @@ def test_answers_are_applied_in_batches_with_the_lines_in_order(
 ) -> None:
     """The answers go to the database ``APPLY_BATCH`` at a time (one statement per batch on
     PostgreSQL); a failed poll flushes the batch before it, so every line keeps its place."""
-    monkeypatch.setattr(whatsapp_resync, "APPLY_BATCH", 10)
+    monkeypatch.setattr(resync, "APPLY_BATCH", 10)
     messages = make_messages(35)
     StatusGateway(gateway.server, frozenset({FIRST_ID + 12}))
     both = io.StringIO()

@@ -27,6 +27,7 @@ from django_whatsapp.sandbox.gateway import (
     is_authorized,
     load_body,
 )
+from tests.threads import HelperThreads
 from tests.waiting import LIMIT, clock_passes, wait_until
 
 AUTH = {"Authorization": "Basic dGVzdC1hcGkta2V5LTlmOGU3ZA=="}
@@ -526,7 +527,7 @@ def test_a_restarted_gateway_starts_past_earlier_ids() -> None:
     assert after > before
 
 
-def test_ids_are_unique_under_concurrency() -> None:
+def test_ids_are_unique_under_concurrency(helper_threads: HelperThreads) -> None:
     ids: list[int] = []
     lock = threading.Lock()
 
@@ -535,11 +536,9 @@ def test_ids_are_unique_under_concurrency() -> None:
         with lock:
             ids.extend(mine)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    for _ in range(8):
+        helper_threads.start(worker)
+    helper_threads.join(what="the submitting threads")
     assert len(ids) == len(set(ids)) == 400
 
 

@@ -30,7 +30,7 @@ def test_wait_until_names_what_never_happened_and_the_last_state() -> None:
 
 def test_wait_for_event_returns_once_another_thread_sets_it() -> None:
     started, finished = threading.Event(), threading.Event()
-    worker = threading.Thread(target=lambda: (started.wait(), finished.set()))
+    worker = threading.Thread(target=lambda: (started.wait(), finished.set()), daemon=True)
     worker.start()
     started.set()
     wait_for_event(finished, what="the worker to finish")

@@ -1,21 +1,14 @@
 """Poll the gateway for the status of messages that are not final, and apply the reports.
 
-The polls run ``--concurrency`` at a time (fewer for a small selection: a thread per 16 messages)
-on one pooled HTTP session, where a 429 pauses them all. The reports are applied here, in the
-command's own thread and in id order, so the output is the same whatever the concurrency.
-Messages are read in id-ordered chunks, so memory stays flat however many there are. On a
-terminal a progress bar replaces the line per message. The answers are applied in batches of
-``APPLY_BATCH`` (one statement per batch on PostgreSQL), while the next polls run.
+:mod:`django_whatsapp.resync` does the work (``services.resync_statuses``, which a project can
+also run as its own scheduled task): this command reads the options and reports, a line per
+message in id order (whatever the concurrency) or a progress bar on a terminal, then the counts.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
 
@@ -24,21 +17,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ... import services
-from ...client import StatusResult
-from ...conf import get_settings
-from ...exceptions import WhatsAppError
-from ...models import FINAL_STATUSES, Message
+from ... import resync, services
+from ...models import Message
 
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-#: Messages read from the database at a time.
-CHUNK_SIZE = 500
-MAX_CONCURRENCY = 64
-#: Answers applied at once (one statement on PostgreSQL); the polls run this far ahead.
-APPLY_BATCH = 100
-#: Messages per polling thread at least: a small selection is polled by fewer threads, in order.
-POLLS_PER_THREAD = 16
+MAX_CONCURRENCY = resync.MAX_CONCURRENCY
 
 
 def parse_since(value: str, option: str = "--since") -> timedelta:
@@ -136,22 +120,13 @@ class Command(BaseCommand):
         )
 
     def selection(self, options: dict[str, Any]) -> QuerySet[Message]:
-        queryset = Message.objects.filter(provider_message_id__isnull=False).exclude(
-            status__in=FINAL_STATUSES
-        )
-        if options["ids"]:
-            queryset = queryset.filter(pk__in=options["ids"])
-        if options["account"] is not None:
-            try:
-                get_settings(options["account"])
-            except ImproperlyConfigured as error:
-                raise CommandError(str(error)) from error
-            queryset = queryset.filter(account=options["account"])
-        if options["since"] is not None:
-            queryset = queryset.filter(
-                created_at__gte=timezone.now() - parse_since(options["since"])
+        since = parse_since(options["since"]) if options["since"] is not None else None
+        try:
+            return resync.resync_selection(
+                ids=options["ids"] or None, since=since, account=options["account"]
             )
-        return queryset.order_by("pk")
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from error
 
     def handle(self, *args: Any, **options: Any) -> None:
         limit = options["limit"]
@@ -161,11 +136,10 @@ class Command(BaseCommand):
             older_than = parse_since(options["stale_sending"], "--stale-sending")
             self.settle(older_than, dry_run=options["dry_run"])
         queryset = self.selection(options)
-        total = queryset.count()
-        if limit is not None:
-            total = min(total, limit)
         if options["dry_run"]:
-            for message in chunks(queryset, limit):
+            total = 0
+            for message in resync.resync_candidates(queryset, limit):
+                total += 1
                 self.stdout.write(
                     f"would poll message {message.pk} (provider id {message.provider_message_id},"
                     f" {message.status})"
@@ -175,84 +149,25 @@ class Command(BaseCommand):
         show_bar = options["progress"]
         if show_bar is None:
             show_bar = self.stdout.isatty()
-        progress = Progress(self.stdout, total) if show_bar and total else None
-        changed = unchanged = failed = 0
-        # A thread, and its connection to the gateway (a TLS handshake), pays off only over
-        # several polls: one per POLLS_PER_THREAD messages, up to --concurrency.
-        threads = max(1, min(options["concurrency"], math.ceil(total / POLLS_PER_THREAD)))
-        # Each account's messages go through that account's gateway and key.
-        for account in accounts_of(queryset):
-            try:
-                get_settings(account)
-            except ImproperlyConfigured as error:
-                raise CommandError(
-                    f"Messages of account {account!r} cannot be polled: {error} Configure it, "
-                    "or poll the others with --account."
-                ) from error
-        polls = by_account(queryset, total, threads)
-        counts = {"changed": 0, "unchanged": 0, "failed": 0}
-        batch: list[tuple[int, Message, StatusResult]] = []
-        for index, (message, poll) in enumerate(polls, start=1):
-            try:
-                batch.append((index, message, poll.result()))
-            except WhatsAppError as error:
-                self.apply(batch, total, counts, progress)  # the lines stay in order
-                self.failed(index, total, message, error, counts, progress)
-            if len(batch) >= APPLY_BATCH:
-                self.apply(batch, total, counts, progress)
-        self.apply(batch, total, counts, progress)
-        changed, unchanged, failed = counts["changed"], counts["unchanged"], counts["failed"]
-        if progress:
-            progress.update(total, failed, force=True)
+        report = Report(self, show_bar=show_bar)
+        try:
+            summary = resync.resync_statuses(
+                queryset, limit=limit, concurrency=options["concurrency"], on_polled=report
+            )
+        except ImproperlyConfigured as error:
+            raise CommandError(
+                f"{error} Configure it, or poll the others with --account."
+            ) from error
+        if report.progress:
+            report.progress.update(summary.total, summary.failed, force=True)
             self.stdout.write("")
-        summary = f"Polled {total}: {changed} changed, {unchanged} unchanged, {failed} failed."
-        self.stdout.write(
-            self.style.SUCCESS(summary) if not failed else self.style.WARNING(summary)
+        text = (
+            f"Polled {summary.total}: {summary.changed} changed, {summary.unchanged} unchanged, "
+            f"{summary.failed} failed."
         )
-
-    def apply(
-        self,
-        batch: list[tuple[int, Message, StatusResult]],
-        total: int,
-        counts: dict[str, int],
-        progress: Progress | None,
-    ) -> None:
-        """Apply a batch of answers (emptying it) and write a line for each, in order."""
-        if not batch:
-            return
-        before = [message.status for _index, message, _result in batch]
-        outcomes = services.apply_polls([(message, result) for _index, message, result in batch])
-        for (index, message, _result), old, outcome in zip(batch, before, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                self.failed(index, total, message, outcome, counts, progress)
-                continue
-            if message.status != old:
-                counts["changed"] += 1
-                line = f"[{index}/{total}] message {message.pk}: {old} -> {message.status}"
-            else:
-                counts["unchanged"] += 1
-                line = f"[{index}/{total}] message {message.pk}: {old} (unchanged)"
-            if not progress:
-                self.stdout.write(line)
-        if progress:
-            progress.update(batch[-1][0], counts["failed"])
-        batch.clear()
-
-    def failed(
-        self,
-        index: int,
-        total: int,
-        message: Message,
-        error: Exception,
-        counts: dict[str, int],
-        progress: Progress | None,
-    ) -> None:
-        counts["failed"] += 1
-        if progress:
-            progress.clear()
-        self.stderr.write(f"[{index}/{total}] message {message.pk}: failed: {error}")
-        if progress:
-            progress.update(index, counts["failed"])
+        self.stdout.write(
+            self.style.SUCCESS(text) if not summary.failed else self.style.WARNING(text)
+        )
 
     def settle(self, older_than: timedelta, *, dry_run: bool) -> None:
         if dry_run:
@@ -267,40 +182,28 @@ class Command(BaseCommand):
         self.stdout.write(f"Settled {len(settled)} message(s) stuck in sending.")
 
 
-def accounts_of(queryset: QuerySet[Message]) -> list[str]:
-    """The accounts of the selected messages, sorted."""
-    return sorted(set(queryset.order_by().values_list("account", flat=True).distinct()))
+class Report:
+    """Writes each polled message: a line (to stderr for a failure), or the progress bar."""
 
+    def __init__(self, command: BaseCommand, *, show_bar: bool) -> None:
+        self.command = command
+        self.show_bar = show_bar
+        self.progress: Progress | None = None
+        self.failed = 0
 
-def by_account(
-    queryset: QuerySet[Message], total: int, threads: int
-) -> Iterator[tuple[Message, Future[StatusResult]]]:
-    """The polls of the selection (at most ``total``), one account after the other, each
-    through a pooled client of that account's settings (its gateway, key and limits)."""
-    remaining = total
-    for account in accounts_of(queryset):
-        if remaining <= 0:
-            return
-        with services.pooled_client(threads, get_settings(account)) as client:
-            selected = queryset.filter(account=account)
-            polled_in_order = services.poll_statuses(
-                chunks(selected, remaining), client, threads, ahead=APPLY_BATCH + 2 * threads
-            )
-            for polled in polled_in_order:
-                remaining -= 1
-                yield polled
-
-
-def chunks(queryset: QuerySet[Message], limit: int | None) -> Iterator[Message]:
-    """The selection in id order, read ``CHUNK_SIZE`` rows at a time (keyset pagination: each
-    chunk starts after the last id seen, so memory stays flat and no row is read twice)."""
-    last_pk = 0
-    remaining = limit if limit is not None else sys.maxsize
-    while remaining > 0:
-        size = min(CHUNK_SIZE, remaining)
-        batch = list(queryset.filter(pk__gt=last_pk)[:size])
-        yield from batch
-        if len(batch) < size:
-            return
-        remaining -= len(batch)
-        last_pk = batch[-1].pk
+    def __call__(self, polled: resync.Polled) -> None:
+        if self.show_bar and self.progress is None:
+            self.progress = Progress(self.command.stdout, polled.total)
+        head = f"[{polled.index}/{polled.total}] message {polled.message.pk}"
+        if polled.error is not None:
+            self.failed += 1
+            if self.progress:
+                self.progress.clear()
+            self.command.stderr.write(f"{head}: failed: {polled.error}")
+        elif not self.progress:
+            if polled.changed:
+                self.command.stdout.write(f"{head}: {polled.old_status} -> {polled.message.status}")
+            else:
+                self.command.stdout.write(f"{head}: {polled.old_status} (unchanged)")
+        if self.progress:
+            self.progress.update(polled.index, self.failed, force=polled.error is not None)
