@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -539,3 +540,32 @@ def test_inbound_reports_are_listed_and_read_only(admin_client: Client) -> None:
 def _no_sandbox_leftovers() -> Iterator[None]:
     yield
     sandbox_gateway.reset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulate_says_what_stops_the_sandbox_and_sends_nothing(
+    admin_client: Client, live_sandbox: str, settings: Any
+) -> None:
+    def simulate(**conf: Any) -> str:
+        settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, **conf}
+        return notices(admin_client.post(simulate_url(), {"text": "Hello?"}, follow=True))
+
+    # No secret to sign the inbound URL with: the setting to give is named.
+    unsigned = simulate(CALLBACK_SECRET=None, INBOUND_SECRET=None)
+    assert "Neither DJANGO_WHATSAPP['INBOUND_SECRET'] nor ['CALLBACK_SECRET'] is set" in unsigned
+    settings.DJANGO_WHATSAPP = {
+        **settings.DJANGO_WHATSAPP,
+        "CALLBACK_SECRET": "test-callback-secret-1a2b3c",
+    }
+    # A customer's number the sandbox cannot write from.
+    sent(CUSTOMER, "Your order is ready", source_addr="S" * 300)
+    assert simulate() == "The sandbox could not simulate it: invalid to."
+    Message.objects.all().delete()
+    # The project's inbound endpoint does not answer (CALLBACK_BASE_URL names a closed port).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    refused = simulate(CALLBACK_BASE_URL=closed)
+    assert refused.startswith("The sandbox's customer reply was not taken: ")
+    assert "ConnectionError" in refused
+    assert Message.objects.filter(direction=INBOUND).count() == 0

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from datetime import timedelta
+from html import unescape
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -557,3 +559,62 @@ def test_the_error_filter_offers_the_errors_in_words(operator: Client) -> None:
     assert ">The customer opted out</a>" in html  # what the app knows, in words
     assert ">Something odd</a>" in html  # what it does not, as it was named
     assert "?error=Opted+out" in html
+
+
+def test_a_campaign_whose_account_was_removed_opens_says_so_and_is_neither_started_nor_copied(
+    operator: Client, settings: Any
+) -> None:
+    accounts = {"outlet": {"API_KEY": "outlet-key", "DEFAULT_SOURCE_ADDR": "Outlet"}}
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "ACCOUNTS": accounts}
+    campaign = services.create_campaign("Promo", ["+380500000001"], text="Hi", account="outlet")
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "ACCOUNTS": {}}
+    removed = "DJANGO_WHATSAPP['ACCOUNTS'] has no account 'outlet'. Known accounts: default."
+
+    opened = operator.get(page(campaign))
+    assert opened.status_code == 200
+    [note] = re.findall(r'<p [^>]*id="wa-account-problem"[^>]*>(.*?)</p>', opened.content.decode())
+    assert unescape(note) == f"This campaign's account cannot be used: {removed}"
+
+    started = operator.post(page(campaign, "start"), {"confirmed": "1"}, follow=True)
+    assert flashed(started) == f"Nothing was started: {removed}"
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+    assert Message.objects.get(campaign=campaign).status == Status.DRAFT
+
+    copied = operator.post(page(campaign, "duplicate"), follow=True)
+    assert flashed(copied) == f"No copy was made: {removed}"
+    assert Campaign.objects.count() == 1
+
+
+def test_a_campaign_page_takes_only_get_and_names_an_unknown_campaign(operator: Client) -> None:
+    campaign = services.create_campaign("Promo", ["+380500000001"], text="Hi")
+    assert operator.post(page(campaign)).status_code == 405
+    missing = operator.get(reverse("admin:django_whatsapp_campaign_change", args=[campaign.pk + 1]))
+    assert missing.status_code == 404
+
+
+def test_the_export_refuses_a_number_beyond_any_column_and_those_who_may_not_view(
+    operator: Client, django_user_model: Any
+) -> None:
+    from .factories import staff_client
+
+    make_draft(Status.SEEN, destination_addr="380500000001", attempts=1)
+    beyond = operator.get(f"{MESSAGES}export/", {"attempts": "9" * 25})
+    assert beyond.status_code == 400
+    assert beyond.content.decode() == "attempts is not a number this list holds."
+    outsider = staff_client(django_user_model, "outsider")  # staff, no message permission
+    assert outsider.get(f"{MESSAGES}export/").status_code == 403
+    assert outsider.get(f"{MESSAGES}recipient-check/", {"number": "+380500000001"}).status_code == (
+        403
+    )
+
+
+def test_a_campaign_message_page_links_to_its_campaign(operator: Client) -> None:
+    campaign = services.create_campaign("Spring <sale>", ["+380500000001"], text="Hi")
+    Message.objects.filter(campaign=campaign).update(status=Status.SEEN, attempts=1)
+    message = Message.objects.get(campaign=campaign)
+    html = operator.get(reverse("admin:django_whatsapp_message_change", args=[message.pk]))
+    assert f'<a href="{page(campaign)}">Spring &lt;sale&gt;</a>' in html.content.decode()
+    alone = make_draft(Status.SEEN, destination_addr="380500000002", attempts=1)
+    html = operator.get(reverse("admin:django_whatsapp_message_change", args=[alone.pk]))
+    assert page(campaign) not in html.content.decode()

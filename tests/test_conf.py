@@ -136,6 +136,10 @@ def test_accepted_values(key: str, value: Any, expected: Any, settings: Any) -> 
         ("CALLBACK_MAX_BYTES", 0),
         ("SANDBOX_CALLBACK_DELAY", -1),
         ("SANDBOX_CALLBACK_DELAY", "1"),
+        ("CAMPAIGN_LEASE", 0),
+        ("CAMPAIGN_LEASE", "60"),
+        ("OUTAGE_MAX_PAUSE", 0.1),
+        ("OUTAGE_MAX_PAUSE", None),
     ],
 )
 def test_bad_values_name_their_key(key: str, value: Any, settings: Any) -> None:
@@ -307,3 +311,18 @@ def test_a_setting_made_invalid_in_place_is_refused(settings: Any) -> None:
 
     with pytest.raises(ImproperlyConfigured, match="TIMEOUT"):
         get_settings()
+
+
+def test_an_accounts_settings_by_name(settings: Any) -> None:
+    from django_whatsapp.conf import get_account_settings
+
+    accounts = {"outlet": {"API_KEY": "outlet-key", "DEFAULT_SOURCE_ADDR": "Outlet"}}
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "ACCOUNTS": accounts}
+    outlet = get_account_settings("outlet")
+    assert (outlet.account, outlet.API_KEY, outlet.DEFAULT_SOURCE_ADDR) == (
+        "outlet",
+        "outlet-key",
+        "Outlet",
+    )
+    with pytest.raises(ImproperlyConfigured, match="has no account 'shop'"):
+        get_account_settings("shop")

@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.utils import timezone
 
 from django_whatsapp import checks, services, tier
 from django_whatsapp.conf import get_settings
+from django_whatsapp.exceptions import RateLimitUnavailable
 from django_whatsapp.models import AccountState, Campaign, CampaignChunk, Contact, Message
 
 from . import test_faults_campaigns as faults_campaigns
@@ -115,6 +117,77 @@ def test_the_daily_limit_in_a_one_process_cache_is_warned_about(settings: Any) -
     limit(settings, 1000)
     found = {m.id: m.msg for m in checks.check_settings()}
     assert "DAILY_LIMIT" in found["django_whatsapp.W011"]
+
+
+class BreakingCache(LocMemCache):
+    """A cache whose named operations fail as a cache that went away does (``failing``)."""
+
+    failing: frozenset[str] = frozenset()
+
+    def set_many(self, *args: Any, **kwargs: Any) -> list[str]:
+        self._maybe_fail("set_many")
+        return super().set_many(*args, **kwargs)
+
+    def decr(self, *args: Any, **kwargs: Any) -> int:
+        self._maybe_fail("decr")
+        return super().decr(*args, **kwargs)
+
+    def _maybe_fail(self, operation: str) -> None:
+        if operation in self.failing:
+            raise ConnectionError(f"{operation}: the cache at 10.0.0.9:6379 went away")
+
+
+@pytest.fixture
+def breaking(settings: Any, monkeypatch: pytest.MonkeyPatch) -> type[BreakingCache]:
+    settings.CACHES = {
+        **settings.CACHES,
+        "breaking": {"BACKEND": f"{__name__}.BreakingCache", "LOCATION": "tier-breaking"},
+    }
+    limit(settings, 5, RATE_LIMIT_CACHE="breaking")
+    caches["breaking"].clear()
+    monkeypatch.setattr(BreakingCache, "failing", frozenset())
+    return BreakingCache
+
+
+def test_without_a_daily_limit_nothing_is_counted(settings: Any) -> None:
+    limit(settings, None)
+    conf = get_settings()
+    assert tier.admit(conf, ["1", "2"], NOW).admitted == {"1", "2"}
+    state = tier.state(conf, NOW)
+    assert (state.limit, state.used, state.left, state.frees_at) == (None, 0, None, None)
+
+
+def test_a_cache_failing_half_way_gives_the_places_it_took_back(
+    breaking: type[BreakingCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = get_settings()
+    # The places are taken (incremented), then remembering who took them fails.
+    monkeypatch.setattr(breaking, "failing", frozenset({"set_many"}))
+    with pytest.raises(RateLimitUnavailable) as caught:
+        tier.admit(conf, ["1", "2"], NOW)
+    assert "(ConnectionError)" in str(caught.value)
+    assert "10.0.0.9" not in str(caught.value)  # the cache's address is not repeated
+    monkeypatch.setattr(breaking, "failing", frozenset())
+    assert tier.state(conf, NOW).used == 0  # nothing was admitted, nothing stays counted
+    assert tier.admit(conf, ["1", "2"], NOW).admitted == {"1", "2"}
+    assert tier.state(conf, NOW).used == 2
+
+
+def test_places_the_cache_would_not_take_back_are_logged(
+    breaking: type[BreakingCache], monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    conf = get_settings()
+    monkeypatch.setattr(breaking, "failing", frozenset({"set_many", "decr"}))
+    with pytest.raises(RateLimitUnavailable):
+        tier.admit(conf, ["1", "2", "3"], NOW)
+    [warning] = [r for r in caplog.records if "not given back" in r.getMessage()]
+    assert warning.getMessage() == (
+        "WhatsApp daily limit: 3 place(s) not given back (ConnectionError)"
+    )
+    monkeypatch.setattr(breaking, "failing", frozenset())
+    # They stay taken until their bucket leaves the moving 24 hours.
+    assert tier.state(conf, NOW).used == 3
+    assert tier.state(conf, NOW + timedelta(hours=24, minutes=10)).used == 0
 
 
 # -- single and queued sends ---------------------------------------------------------------------

@@ -18,8 +18,10 @@ from django_whatsapp import faults, services, signals
 from django_whatsapp.client import SendResult, WhatsAppClient
 from django_whatsapp.exceptions import (
     AuthenticationFailed,
+    GatewayServerError,
     InsufficientBalance,
     OptedOut,
+    RateLimited,
     RateLimitUnavailable,
     TransportError,
     UnexpectedResponse,
@@ -182,6 +184,44 @@ def test_an_unreachable_rate_limit_cache_sends_nothing_and_is_the_systems_fault(
 )
 def test_what_else_can_happen_is_classified(outcome: BaseException, expected: Fault) -> None:
     assert faults.classify(outcome) is expected
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            InsufficientBalance("Topup balance is required", code=3, http_status=402),
+            "The gateway says the account's balance is empty: top it up, then resume. "
+            "(Topup balance is required: Topup balance is required (code 3, HTTP 402))",
+        ),
+        (
+            RateLimited("Rate limit exceeded", code=0, http_status=429),
+            "The gateway keeps answering “too many requests”. "
+            "(Too Many Requests: Rate limit exceeded (code 0, HTTP 429))",
+        ),
+        (
+            GatewayServerError("Bad Gateway", http_status=502),
+            "The gateway answers with server errors. "
+            "(Internal server error: Bad Gateway (HTTP 502))",
+        ),
+        (
+            TransportError("Connection refused.", maybe_delivered=False),
+            "The gateway cannot be reached. (Transport error: Connection refused.)",
+        ),
+        (
+            RateLimitUnavailable("redis at 10.0.0.9 \x00 down"),
+            "The cache that holds the shared rate limit cannot be reached. "
+            "(Rate limit unavailable: redis at 10.0.0.9 \\x00 down)",
+        ),
+        (
+            ConnectionResetError("peer 10.0.0.9"),
+            "The gateway cannot be reached. (ConnectionResetError)",
+        ),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else "",
+)
+def test_each_fault_is_described_for_the_operator(error: BaseException, expected: str) -> None:
+    assert faults.describe(error) == expected
 
 
 def test_only_the_messages_own_fault_and_maybe_sent_are_final() -> None:

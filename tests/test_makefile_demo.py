@@ -135,7 +135,15 @@ def test_make_demo_sends_a_campaign_for_real_and_ctrl_c_stops_server_and_worker(
         assert sent == [(2,)]
     finally:
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl+C in the terminal running make demo
-        demo.wait(timeout=120)
+        try:
+            demo.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            left = "\n".join(group_processes(demo.pid))
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+            log.close()
+            tail = (tmp_path / "make-demo.log").read_text(encoding="utf-8")[-3000:]
+            pytest.fail(f"make demo went on after Ctrl+C; still running:\n{left}\nits log:\n{tail}")
         log.close()
     wait_until(
         lambda: group_processes(demo.pid) == [],

@@ -199,3 +199,39 @@ def test_mentions_finds_every_spelling(text: str) -> None:
 )
 def test_mentions_never_finds_a_part_of_another_number(text: str) -> None:
     assert not mentions(UA).search(text)
+
+
+def test_only_a_whole_number_is_whole() -> None:
+    from django_whatsapp.numbers import is_whole_number
+
+    assert is_whole_number("380501234567")
+    assert not is_whole_number("380504440")  # dialled only locally: a part of a number
+    assert not is_whole_number("")  # nothing libphonenumber can read
+    assert not is_whole_number("3")
+
+
+def test_a_short_number_is_masked_whole() -> None:
+    assert mask_number("123") == "***"
+    assert mask_number("+1 23") == "***"
+    assert mask_number(None) == ""
+
+
+def test_a_non_geographic_number_is_found_without_a_national_prefix() -> None:
+    # +800 (international freephone) belongs to no region: no national prefix to look for, but
+    # its national number (8 digits) is found alone.
+    found = mentions("80012345678")
+    for text in ("Call +800 1234 5678", "0080012345678", "call 1234 5678 today"):
+        assert found.search(text), text
+    assert not found.search("812345678")
+    assert not found.search("call 1234 56789")  # inside a longer run of digits
+
+
+def test_digits_no_number_reads_as_are_found_as_they_are() -> None:
+    from django_whatsapp.numbers import near_pattern
+
+    found = mentions("3")
+    assert found.search("room 3")
+    assert found.search("+3")
+    assert not found.search("room 33")
+    assert near_pattern("3") == "3"
+    assert near_pattern("380501234567") == "[^0-9]{0,3}".join("501234567")

@@ -395,3 +395,70 @@ def test_the_loop_customer_writes_then_a_text_goes_out(wa_client: WhatsAppClient
     assert gateway.wait_idle(LIMIT)
     answer.refresh_from_db()
     assert answer.status == Message.Status.SEEN  # the sandbox's callbacks came back
+
+
+# -- what the command says when the sandbox's server or the project answers badly -------------
+
+
+@pytest.fixture
+def sandbox_server(httpserver: HTTPServer, settings: Any) -> HTTPServer:
+    """Stands for the running server whose sandbox the command asks to simulate a customer
+    (``BASE_URL`` is its sandbox's API root, so the command posts to it)."""
+    base = httpserver.url_for(sandbox.api_root() or "/sandbox/v1/api")
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "BASE_URL": base}
+    return httpserver
+
+
+def simulate_path() -> str:
+    return f"{sandbox.api_root()}/{sandbox.SIMULATE_INBOUND_PATH}"
+
+
+def test_command_without_an_inbound_secret_says_what_to_set(settings: Any) -> None:
+    settings.DJANGO_WHATSAPP = {
+        **settings.DJANGO_WHATSAPP,
+        "CALLBACK_SECRET": None,
+        "INBOUND_SECRET": None,
+    }
+    with pytest.raises(CommandError, match=r"Neither DJANGO_WHATSAPP\['INBOUND_SECRET'\]"):
+        run("--from", CUSTOMER, "--text", "Hi")
+
+
+def test_command_names_the_option_the_sandbox_refused(sandbox_server: HTTPServer) -> None:
+    sandbox_server.expect_request(simulate_path(), method="POST").respond_with_json(
+        {"name": "Invalid Parameter: to", "message": "", "code": 0, "status": 400}, status=400
+    )
+    with pytest.raises(CommandError, match=r"^Nothing was delivered: invalid --to\.$"):
+        run("--from", CUSTOMER, "--text", "Hi", "--to", "x")
+    assert json.loads(sandbox_server.log[0][0].get_data())["to"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "content_type"),
+    [
+        ("<html>Bad Gateway</html>", 502, "text/html"),  # not JSON: a proxy's page
+        ('["not", "an", "object"]', 200, "application/json"),  # JSON, but no message_id
+        ('{"name": "Unauthorized"}', 401, "application/json"),  # an error that names no option
+    ],
+)
+def test_command_quotes_an_answer_it_cannot_understand(
+    sandbox_server: HTTPServer, answer: str, status: int, content_type: str
+) -> None:
+    sandbox_server.expect_request(simulate_path(), method="POST").respond_with_data(
+        answer, status=status, content_type=content_type
+    )
+    with pytest.raises(CommandError) as caught:
+        run("--from", CUSTOMER, "--text", "Hi")
+    assert str(caught.value) == f"The sandbox answered HTTP {status}: {answer}"
+
+
+def test_command_fails_when_the_project_refuses_the_message(
+    httpserver: HTTPServer, settings: Any
+) -> None:
+    url = as_project(settings, httpserver.url_for("/whatsapp/inbound/sig/"))
+    httpserver.expect_request("/whatsapp/inbound/sig/", method="POST").respond_with_json(
+        {"detail": "Invalid signature."}, status=403
+    )
+    with pytest.raises(CommandError) as caught:
+        run("--from", CUSTOMER, "--text", "Hi", "--url", url, "--direct")
+    assert str(caught.value).endswith(': HTTP 403 {"detail": "Invalid signature."}')
+    assert str(caught.value).startswith("Inbound message ")

@@ -324,3 +324,26 @@ def test_the_send_command_queues_and_says_so(gateway: FakeGateway) -> None:
     message.refresh_from_db()
     assert message.status == Status.ACCEPTED
     assert len(gateway.requests) == 1
+
+
+def test_without_a_task_framework_the_import_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+    import sys
+
+    import django_whatsapp.tasks
+
+    spec = importlib.util.spec_from_file_location(
+        "django_whatsapp._tasks_without_framework", django_whatsapp.tasks.__file__
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Neither Django's own framework (6.0+) nor the backport can be imported, for this import.
+    with monkeypatch.context() as patched:
+        patched.setitem(sys.modules, "django.tasks", None)
+        patched.setitem(sys.modules, "django_tasks", None)
+        with pytest.raises(ImproperlyConfigured, match=r"pip install django-tasks") as caught:
+            spec.loader.exec_module(module)
+    assert isinstance(caught.value.__cause__, ImportError)

@@ -95,6 +95,18 @@ STARTS = ("start", "resume")
 # -- the admin ---------------------------------------------------------------------------------
 
 
+def page_estimate(campaign: Campaign) -> tuple[Any, str | None]:
+    """The campaign page's estimate and, when its account can no longer be used (removed from
+    ``DJANGO_WHATSAPP['ACCOUNTS']`` since it was created), why there is none: the page still
+    opens, saying so."""
+    if campaign.is_finished:
+        return None, None
+    try:
+        return services.campaign_estimate(campaign), None
+    except ImproperlyConfigured as error:
+        return None, _("This campaign's account cannot be used: %(problem)s") % {"problem": error}
+
+
 @admin.register(Campaign)
 class CampaignAdmin(CampaignAddMixin, GuardedAdmin, admin.ModelAdmin):
     # No list actions, so no bulk delete: a campaign being sent is cancelled first, then
@@ -276,9 +288,9 @@ class CampaignAdmin(CampaignAddMixin, GuardedAdmin, admin.ModelAdmin):
             "messages_url": f"{messages_url}?{urlencode({'campaign__id__exact': campaign.pk})}",
             "progress_url": reverse("admin:django_whatsapp_campaign_progress", args=[campaign.pk]),
             "export_url": reverse("admin:django_whatsapp_campaign_export", args=[campaign.pk]),
-            # The expected duration and finish time (campaigns/estimate.py).
-            "estimate": None if campaign.is_finished else services.campaign_estimate(campaign),
         }
+        # The expected duration and finish time (campaigns/estimate.py), or why there is none.
+        context["estimate"], context["account_problem"] = page_estimate(campaign)
         return TemplateResponse(request, "django_whatsapp/admin/campaign/page.html", context)
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:

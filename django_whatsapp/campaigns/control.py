@@ -19,6 +19,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from .. import clock, faults
+from ..conf import get_settings
 from ..models import Campaign, CampaignChunk, Message
 from ..sending import OUTSIDE_HOURS
 from ..status_rule import status_rank
@@ -37,9 +38,11 @@ def start_campaign(campaign: Campaign, *, send_at: datetime | None = None) -> Ca
     """Start a ``draft`` campaign: at once, or at ``send_at`` (given here or on the campaign)
     when that is in the future (the campaign is then ``scheduled``; starting a scheduled one
     again sends it now). Hands its chunks to the task framework when the transaction commits.
-    Raises :class:`CampaignStateError` in any other status."""
+    Raises :class:`CampaignStateError` in any other status, and ``ImproperlyConfigured``
+    (nothing changed) when the campaign's account is not in ``DJANGO_WHATSAPP['ACCOUNTS']``."""
     from ..tasks import enqueue_chunks, schedule_tick  # needs a task framework: on use
 
+    get_settings(campaign.account)  # an account removed since: refused before anything moves
     now = timezone.now()
     when = send_at or campaign.send_at
     if when is not None and when > now and campaign.status == CampaignStatus.DRAFT:
@@ -80,9 +83,11 @@ def pause_campaign(campaign: Campaign) -> Campaign:
 def resume_campaign(campaign: Campaign) -> Campaign:
     """Resume a paused campaign: its remaining chunks are handed out again. When the app paused
     it because the gateway refused the account (after the top-up, or a new key), the account is
-    released too: its queued sends go on (:func:`release_account`)."""
+    released too: its queued sends go on (:func:`release_account`). Raises
+    ``ImproperlyConfigured`` (nothing changed) when its account is no longer configured."""
     from ..tasks import enqueue_chunks, schedule_tick  # needs a task framework: on use
 
+    get_settings(campaign.account)
     move(campaign, (CampaignStatus.PAUSED,), CampaignStatus.RUNNING, pause_reason="")
     if campaign.started_at is None:
         Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now())
