@@ -618,3 +618,26 @@ def test_a_campaign_message_page_links_to_its_campaign(operator: Client) -> None
     alone = make_draft(Status.SEEN, destination_addr="380500000002", attempts=1)
     html = operator.get(reverse("admin:django_whatsapp_message_change", args=[alone.pk]))
     assert page(campaign) not in html.content.decode()
+
+
+def test_an_image_campaign_from_the_form_and_its_caption_errors_on_the_caption(
+    operator: Client, settings: Any
+) -> None:
+    image = {"message_type": 2, "file_url": "https://cdn.example.com/sale.png"}
+    too_long = preview(operator, **image, caption="x" * 4097)
+    assert too_long.status_code == 200
+    errors = too_long.context["form"].errors
+    assert set(errors) == {"caption"}, errors
+    assert "4096" in " ".join(errors["caption"])
+    assert Campaign.objects.count() == 0
+
+    first = preview(operator, **image, caption="Spring sale")
+    created = create(operator, first)
+    campaign = Campaign.objects.get()
+    assert (campaign.message_type, campaign.file_url, campaign.text) == (
+        Message.MessageType.MEDIA,
+        "https://cdn.example.com/sale.png",
+        "Spring sale",
+    )
+    assert campaign.recipients_count == 2
+    assert created.redirect_chain[-1][0] == page(campaign)

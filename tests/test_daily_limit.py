@@ -318,3 +318,26 @@ def test_the_estimate_says_so_when_the_limits_cache_cannot_be_read(
     page = admin_client.get(f"/admin/django_whatsapp/campaign/{campaign.pk}/change/")
     assert page.status_code == 200
     assert "5 recipients left" in page.content.decode()
+
+
+def test_a_campaign_whose_limits_cache_is_gone_waits_and_goes_on_when_it_is_back(
+    unreachable_cache: None, settings: Any, fake: FaultGateway, clock: SharedClock
+) -> None:
+    limit(settings, 50, RATE_LIMIT_CACHE="gone", OUTAGE_MAX_PAUSE=0.5, CAMPAIGN_LEASE=0.5)
+    campaign = services.create_campaign("Tier", numbers(6), text="Hi", chunk_size=3)
+    services.start_campaign(campaign)
+    run_queue(ticks=False)
+    # Nothing was sent, and nobody failed: the recipients wait for the cache.
+    assert fake.total_accepted() == 0
+    campaign.refresh_from_db()
+    assert campaign.status == CStatus.RUNNING
+    assert set(services.campaign_progress(campaign).counts) <= {Status.QUEUED, Status.DRAFT}
+    assert AccountState.objects.get(account="default").waiting_since is not None
+    # The cache is back: the campaign goes on from where it was.
+    limit(settings, 50, RATE_LIMIT_CACHE="default")
+    clock.set(NOW + timedelta(minutes=1))
+    tick_and_run(campaign)
+    campaign.refresh_from_db()
+    assert campaign.status == CStatus.DONE
+    assert services.campaign_progress(campaign).counts == {Status.ACCEPTED: 6}
+    assert set(fake.accepted().values()) == {1}

@@ -275,6 +275,20 @@ def test_a_part_of_a_number_is_refused_and_nothing_is_erased(
     assert InboundReport.objects.count() == 1
 
 
+def test_the_service_itself_refuses_a_part_of_a_number(whatsapp_gateway: MemoryGateway) -> None:
+    from django.core.exceptions import ValidationError
+
+    services.send_text(NUMBER, "hi")
+    with pytest.raises(ValidationError) as caught:
+        retention.erase_contact("+380 50 444")
+    assert caught.value.code == "fragment"
+    assert caught.value.messages == [
+        "+38050444 is only a part of a number (one that can only be dialled locally): an "
+        "erasure takes a whole number."
+    ]
+    assert Message.objects.count() == 1
+
+
 def test_only_the_exact_number_goes_however_many_contain_its_digits(
     whatsapp_gateway: MemoryGateway,
 ) -> None:

@@ -325,3 +325,59 @@ def test_the_adapter_is_mounted_only_for_memory_urls(settings: Any) -> None:
         assert isinstance(
             client.session.get_adapter("memory:/send-whatsapp"), requests.adapters.BaseAdapter
         )
+
+
+def test_the_memory_gateway_refuses_as_the_gateway_would(
+    whatsapp_gateway: MemoryGateway,
+) -> None:
+    """A request without the key, and a body that is not a JSON object, are refused with the
+    gateway's own answers; a message's lookup is kept once found."""
+    assert repr(whatsapp_gateway) == "MemoryGateway(outbox=0, requests=0)"
+    conf = get_settings()
+    url = f"{conf.BASE_URL}{conf.SEND_PATH}"
+    with requests.Session() as session:
+        session.mount("memory:", WhatsAppClient.from_settings().session.get_adapter(url))
+        no_key = session.post(url, json={"destination_addr": 1, "message_type": 1, "text": "x"})
+        not_json = session.post(url, data=b"{not json", headers={"Authorization": "Basic eA=="})
+        a_list = session.post(url, json=[1, 2], headers={"Authorization": "Basic eA=="})
+    assert (no_key.status_code, no_key.json()["name"]) == (401, "Unauthorized")
+    for refused in (not_json, a_list):
+        assert (refused.status_code, refused.json()["name"]) == (400, "Invalid Parameter: body")
+    assert [r.endpoint for r in whatsapp_gateway.requests] == ["send", "send", "send"]
+    assert whatsapp_gateway.requests[1].body is None  # what could not be read as JSON
+    assert whatsapp_gateway.outbox == []
+
+    message = services.send_text(TO, "hello")
+    [sent] = whatsapp_gateway.outbox
+    assert sent.message == message
+    Message.objects.filter(pk=message.pk).delete()
+    assert sent.message == message  # read once, then kept
+    assert repr(whatsapp_gateway) == "MemoryGateway(outbox=1, requests=4)"
+
+
+def test_a_failure_keeps_the_name_and_message_it_was_given(
+    whatsapp_gateway: MemoryGateway,
+) -> None:
+    whatsapp_gateway.fail_next(
+        InsufficientBalance("Pay first", name="Balance empty", code=3, http_status=402)
+    )
+    message = services.send_text(TO, "hello")
+    assert (message.error_name, message.error_message, message.error_code) == (
+        "Balance empty",
+        "Pay first",
+        3,
+    )
+    assert whatsapp_gateway.requests[0].answer == {
+        "name": "Balance empty",
+        "message": "Pay first",
+        "code": 3,
+        "status": 402,
+    }
+
+
+def test_set_status_needs_an_accepted_message(whatsapp_gateway: MemoryGateway) -> None:
+    draft = Message.objects.create(source_addr="TestCo", destination_addr="380501234567", text="x")
+    with pytest.raises(ValueError, match="never accepted"):
+        whatsapp_gateway.set_status(draft, "delivered")
+    with pytest.raises(TypeError, match="WhatsAppError class or instance"):
+        whatsapp_gateway.fail_next(ValueError("not the gateway's"))  # type: ignore[arg-type]
