@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Count
@@ -46,65 +45,6 @@ WORKERS = 2
 CONCURRENCY = 8  # engine.CONCURRENCY: requests in flight per worker
 CHUNK_SIZE = 50
 LATENCY = 0.050
-
-
-class Redis:
-    """A redis-server of the benchmark's own, on a free port."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("the fault benchmark needs redis-server")
-        self.binary = binary
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.dir = tempfile.mkdtemp(prefix="dw-bench-redis-")
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - redis-server, our own arguments
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _attempt in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _workers(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
@@ -154,7 +94,10 @@ def one(fault: str) -> list[Figure]:
     Campaign.objects.all().delete()
     AccountState.objects.all().delete()
     gateway = FaultGateway(latency=LATENCY)
-    redis = Redis()
+    from tests.redis_server import OwnRedis
+
+    redis_dir = tempfile.mkdtemp(prefix="dw-bench-redis-")
+    redis = OwnRedis(Path(redis_dir))
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(
         DJANGO_SETTINGS_MODULE="benchmarks.settings_campaign",
@@ -211,7 +154,8 @@ def one(fault: str) -> list[Figure]:
     finally:
         _stop(processes)
         gateway.close()
-        redis.close()
+        redis.stop()
+        shutil.rmtree(redis_dir, ignore_errors=True)
     times = gateway.accepted_times()
     before_window = [t for t in times if marks["fault"] - 3.0 <= t < marks["fault"]]
     rate_before = len(before_window) / 3.0

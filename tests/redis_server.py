@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket as stdlib_socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,3 +70,55 @@ def own_redis(directory: Path, binary: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class OwnRedis:
+    """A ``redis-server`` of its own on a free TCP port of 127.0.0.1, that a fault test (or the
+    fault benchmark) stops with SIGKILL, as a crash would, and starts again on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = redis_server_binary()
+        if binary is None:
+            raise AssertionError("redis-server is needed for the rate-limit cache's fault tests")
+        self.binary = binary
+        self.dir = directory
+        with stdlib_socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - redis-server with our own arguments
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(self._answers, what=f"redis-server on port {self.port}")
+
+    def _answers(self) -> bool:
+        try:
+            with stdlib_socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Kill it (SIGKILL: nothing is saved, as in a crash)."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait(timeout=60)

@@ -7,9 +7,7 @@ tests/test_faults_workers.py."""
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -27,8 +25,8 @@ from django_whatsapp.ratelimit import SharedRateLimit
 from django_whatsapp.tasks import send_message_task
 
 from .fault_gateway import FaultGateway
+from .redis_server import OwnRedis
 from .test_campaigns import enqueued, framework, numbers, run_queue  # noqa: F401 - fixture
-from .waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -414,61 +412,6 @@ def test_the_shared_limit_keeps_a_running_campaigns_rate_limited_requests_trying
 
 
 # -- a Redis of the test's own -----------------------------------------------------------------
-
-
-class OwnRedis:
-    """A ``redis-server`` of the test's own on a free port, stopped and started again on it."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is needed for the rate-limit cache's fault tests")
-        self.binary = binary
-        self.dir = tmp_path
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - redis-server with our own arguments
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, what=f"redis-server on port {self.port}")
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            process.kill()
-            process.wait(timeout=60)
 
 
 def test_the_message_lists_send_drafts_leaves_a_campaigns_drafts_to_their_campaign(

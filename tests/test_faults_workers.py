@@ -23,8 +23,8 @@ import pytest
 
 from . import test_campaign_workers as campaign_workers
 from .fault_gateway import FaultGateway
+from .redis_server import OwnRedis
 from .test_campaign_workers import CREATE, ROOT, Database, Workers, django, wait_until
-from .test_faults_campaigns import OwnRedis
 
 pytestmark = pytest.mark.postgres
 

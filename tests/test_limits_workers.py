@@ -22,8 +22,8 @@ from . import test_campaign_workers as campaign_workers
 from . import test_faults_workers as faults_workers
 from .clock import ENV, SharedClock
 from .fault_gateway import FaultGateway
+from .redis_server import OwnRedis
 from .test_campaign_workers import Database, Workers, django, wait_until
-from .test_faults_campaigns import OwnRedis
 
 pytestmark = pytest.mark.postgres
 
