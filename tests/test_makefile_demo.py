@@ -100,7 +100,11 @@ def test_make_demo_sends_a_campaign_for_real_and_ctrl_c_stops_server_and_worker(
     venv = Path(sys.executable).parent.parent
     log = (tmp_path / "make-demo.log").open("w", encoding="utf-8")
     # This interpreter's venv, without installing anything into it (-o: the stamp is old).
+    # Ctrl+C as a terminal has it: a test run started in the background (CI's, or `make test &`)
+    # has SIGINT ignored, which make, the shell and runserver would inherit and keep; then
+    # runserver never stops (found in CI: the server and make ran on for half an hour).
     command = [
+        *["env", "--default-signal=INT,QUIT"],
         *["make", "-C", str(REPO), "demo", f"VENV={venv}", f"PORT={port}"],
         *["-o", f"{venv}/.demo-installed"],
     ]
