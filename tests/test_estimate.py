@@ -113,7 +113,7 @@ def clock(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Sha
 
 @pytest.mark.django_db(transaction=True)
 def test_the_estimate_is_within_20_percent_of_a_run_of_the_engine(
-    settings: Any, fake: FaultGateway, clock: SharedClock
+    settings: Any, fake: FaultGateway, clock: SharedClock, admin_client: Any
 ) -> None:
     settings.DJANGO_WHATSAPP = {
         **settings.DJANGO_WHATSAPP,
@@ -136,6 +136,11 @@ def test_the_estimate_is_within_20_percent_of_a_run_of_the_engine(
     during = services.campaign_estimate(campaign)
     assert (during.remaining, during.rate_source) == (24, "measured")
     assert during.places_left == 0
+    # The campaign's page polls it: the estimate line is replaced with the current one.
+    progress = f"/admin/django_whatsapp/campaign/{campaign.pk}/progress/"
+    polled = admin_client.get(progress).json()["estimate_html"]
+    assert 'id="wa-campaign-estimate"' in polled
+    assert f"Expected: {during.text}" in polled
     # Time passes, ten minutes a step, as the deferred ticks would find it.
     for _step in range(6 * 24 * 5):
         campaign.refresh_from_db()
@@ -146,6 +151,7 @@ def test_the_estimate_is_within_20_percent_of_a_run_of_the_engine(
         if fake.total_accepted() > sent:
             last_sent, sent = clock.now(), fake.total_accepted()
     assert campaign.status == Campaign.Status.DONE
+    assert "wa-campaign-estimate" not in admin_client.get(progress).json()["estimate_html"]
     accepted = fake.accepted()
     assert len(accepted) == 40
     assert set(accepted.values()) == {1}

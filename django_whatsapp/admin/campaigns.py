@@ -310,6 +310,13 @@ class CampaignAdmin(CampaignAddMixin, GuardedAdmin, admin.ModelAdmin):
                 title=_("Sends, deliveries and failures"),
             )
         )
+        # The estimate from what is left now and the throughput measured so far.
+        estimate, account_problem = page_estimate(campaign)
+        state["estimate_html"] = render_to_string(
+            "django_whatsapp/admin/campaign/estimate.html",
+            {"estimate": estimate, "account_problem": account_problem},
+            request,
+        )
         return JsonResponse(state)
 
     def export_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:

@@ -1,9 +1,10 @@
 /* django-whatsapp: a campaign's page. Polls the page's progress URL and updates the progress bar
-   (sent and cancelled), the counts per status, the delivery funnel, the chart and what holds the
-   campaign back, every 2 seconds while it runs, every 5 once it is finished, until the statuses
-   stop changing (the server says so: "live"); when the campaign's status changes, the page is
-   reloaded so that its buttons fit the new status. Without this script the page shows the state
-   when it was loaded (reload to follow). */
+   (sent and cancelled), the counts per status, the delivery funnel, the chart, the estimate (from
+   what is left and the throughput measured so far) and what holds the campaign back, every 2
+   seconds while it runs, every 5 once it is finished, until the statuses stop changing (the
+   server says so: "live"); when the campaign's status changes, the page is reloaded so that its
+   buttons fit the new status. Without this script the page shows the state when it was loaded
+   (reload to follow). */
 (function () {
     "use strict";
 
@@ -41,6 +42,7 @@
             notice.hidden = !state.notice;
         }
         swap("wa-summary", state.summary_html);
+        swap("wa-estimate-box", state.estimate_html);
         const chart = document.getElementById("wa-chart-box");
         if (chart && state.chart_html !== undefined) chart.innerHTML = state.chart_html;
         root.dataset.percent = String(state.percent);
