@@ -641,3 +641,40 @@ def test_an_image_campaign_from_the_form_and_its_caption_errors_on_the_caption(
     )
     assert campaign.recipients_count == 2
     assert created.redirect_chain[-1][0] == page(campaign)
+
+
+def test_sending_hours_and_an_expiry_from_the_form_and_on_the_campaigns_page(
+    operator: Client,
+) -> None:
+    first = preview(operator)
+    assert first.status_code == 200
+    # One end of the hours without the other, an end that is no time, an expiry out of range.
+    for data, field, error in (
+        ({"hours_start": "09:00"}, "hours_end", "Give both ends of the sending hours, or neither."),
+        ({"hours_end": "20:00"}, "hours_start", "Give both ends of the sending hours, or neither."),
+        ({"hours_start": "9 am", "hours_end": "20:00"}, "hours_start", "Enter a valid time."),
+        ({"hours_start": "09:00", "hours_end": "09:00"}, "hours_start", "must not start where"),
+        ({"expires_in_hours": "0"}, "expires_in_hours", "greater than or equal to 1"),
+        ({"expires_in_hours": "721"}, "expires_in_hours", "less than or equal to 720"),
+    ):
+        refused = create(operator, first, **data)
+        assert error in " ".join(refused.context["form"].errors[field]), (data, refused)
+        assert Campaign.objects.count() == 0
+
+    before = timezone.now()
+    created = create(operator, first, hours_start="09:00", hours_end="20:00", expires_in_hours="12")
+    campaign = Campaign.objects.get()
+    assert (str(campaign.sending_hours_start), str(campaign.sending_hours_end)) == (
+        "09:00:00",
+        "20:00:00",
+    )
+    assert campaign.expires_at is not None
+    assert timedelta(hours=12) <= campaign.expires_at - before <= timedelta(hours=12, minutes=1)
+    assert set(Message.objects.filter(campaign=campaign).values_list("expires_at", flat=True)) == {
+        campaign.expires_at
+    }
+    [limits] = re.findall(r'<p id="wa-campaign-limits">(.*?)</p>', created.content.decode())
+    assert unescape(limits).startswith(
+        "Sending hours: 09:00-20:00, in each recipient's own time. Messages not sent by "
+    )
+    assert unescape(limits).endswith(" expire.")

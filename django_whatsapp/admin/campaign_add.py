@@ -201,6 +201,7 @@ class CampaignAddMixin(AddBase):
                     created_by=request.user,
                     account=data.get("account") or None,
                     **form.content(),
+                    **form.limits(),
                 )
         except ValidationError as error:
             if not hasattr(error, "error_dict"):

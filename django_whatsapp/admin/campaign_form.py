@@ -38,7 +38,15 @@ UPLOAD_DIR = "django_whatsapp/campaign_uploads"
 #: An upload previewed but never created is deleted after this long.
 UPLOAD_MAX_AGE = timedelta(days=1)
 #: Where the service's field names show in the form.
-FIELD_NAMES = {"template_params": "params", "destination_addr": "csv_file", "name": "name"}
+FIELD_NAMES = {
+    "template_params": "params",
+    "destination_addr": "csv_file",
+    "name": "name",
+    "sending_hours": "hours_start",
+    "expires_at": "expires_in_hours",
+}
+#: The longest expiry the form offers, in hours (30 days).
+MAX_EXPIRY_HOURS = 720
 LAUNCH_DRAFT, LAUNCH_NOW, LAUNCH_AT = "draft", "now", "at"
 #: Where a template's parameters come from.
 PARAMS_FIXED, PARAMS_COLUMNS = "fixed", "columns"
@@ -259,6 +267,31 @@ class CampaignForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
 
+    hours_start = forms.TimeField(
+        label=gettext_lazy("sending hours: from"),
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text=gettext_lazy(
+            "In each recipient's own time, read from their number (for example 09:00 to 20:00): "
+            "those outside their hours wait for them. Leave both empty to send at any hour."
+        ),
+    )
+    hours_end = forms.TimeField(
+        label=gettext_lazy("sending hours: until"),
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+    )
+    expires_in_hours = forms.IntegerField(
+        label=gettext_lazy("expires after (hours)"),
+        required=False,
+        min_value=1,
+        max_value=MAX_EXPIRY_HOURS,
+        help_text=gettext_lazy(
+            "Counted from the campaign's creation. A message not sent by then is never sent "
+            "late: it ends not sent, “Expired”. Leave empty for no expiry."
+        ),
+    )
+
     def __init__(self, *args: Any, columns: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.columns = columns or []
@@ -329,6 +362,12 @@ class CampaignForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        # One end of the sending hours without the other (an end that is not a time has its
+        # own error already).
+        start, end = data.get("hours_start"), data.get("hours_end")
+        missing = "hours_end" if end is None else "hours_start"
+        if (start is None) != (end is None) and missing not in self.errors:
+            self.add_error(missing, _("Give both ends of the sending hours, or neither."))
         if data.get("launch") == LAUNCH_AT:
             when = data.get("send_at")
             if when is None:
@@ -371,6 +410,16 @@ class CampaignForm(forms.Form):
         if kind == Kind.MEDIA:
             return {"file_url": data["file_url"].strip(), "text": data["caption"] or None}
         return {"text": data["text"]}
+
+    def limits(self) -> dict[str, Any]:
+        """The campaign's sending hours and expiry, as ``create_campaign`` takes them."""
+        data = self.cleaned_data
+        start, end = data.get("hours_start"), data.get("hours_end")
+        hours = data.get("expires_in_hours")
+        return {
+            "sending_hours": (start, end) if start is not None and end is not None else None,
+            "expires_in": timedelta(hours=hours) if hours else None,
+        }
 
     def show_service_errors(self, error: ValidationError) -> None:
         if not hasattr(error, "error_dict"):  # the file cannot be read

@@ -55,6 +55,7 @@ from ..campaigns.control import (
     campaign_progress,
 )
 from ..campaigns.duplicate import failed_messages
+from ..campaigns.hours import of_campaign
 from ..checks import task_framework_problem
 from ..models import Campaign, Message
 from . import accounts as admin_accounts
@@ -289,6 +290,12 @@ class CampaignAdmin(CampaignAddMixin, GuardedAdmin, admin.ModelAdmin):
             "progress_url": reverse("admin:django_whatsapp_campaign_progress", args=[campaign.pk]),
             "export_url": reverse("admin:django_whatsapp_campaign_export", args=[campaign.pk]),
         }
+        # The campaign's own limits: its recipients' sending hours and its messages' expiry.
+        hours = of_campaign(campaign)
+        context["sending_hours"] = str(hours) if hours is not None else ""
+        context["expires"] = (
+            f"{when(campaign.expires_at)} ({time_zone_name()})" if campaign.expires_at else ""
+        )
         # The expected duration and finish time (campaigns/estimate.py), or why there is none.
         context["estimate"], context["account_problem"] = page_estimate(campaign)
         return TemplateResponse(request, "django_whatsapp/admin/campaign/page.html", context)
