@@ -557,10 +557,6 @@ def test_simulate_says_what_stops_the_sandbox_and_sends_nothing(
         **settings.DJANGO_WHATSAPP,
         "CALLBACK_SECRET": "test-callback-secret-1a2b3c",
     }
-    # A customer's number the sandbox cannot write from.
-    sent(CUSTOMER, "Your order is ready", source_addr="S" * 300)
-    assert simulate() == "The sandbox could not simulate it: invalid to."
-    Message.objects.all().delete()
     # The project's inbound endpoint does not answer (CALLBACK_BASE_URL names a closed port).
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
