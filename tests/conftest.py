@@ -78,6 +78,14 @@ class FakeGateway:
     def requests(self) -> list[Request]:
         return [request for request, _response in self.server.log]
 
+    def wait_answered(self, count: int) -> None:
+        """Wait until ``count`` requests are answered and logged. A handler still answering a
+        request its client gave up on must be done before the test ends: the server is the
+        session's, and a request logged late would land in the next test's log."""
+        from .waiting import wait_until
+
+        wait_until(lambda: len(self.server.log) >= count, what=f"{count} answered request(s)")
+
     def sent_bodies(self) -> list[dict[str, Any]]:
         return [json.loads(r.get_data()) for r in self.requests if r.path == SEND_PATH]
 

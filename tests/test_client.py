@@ -480,6 +480,7 @@ def test_read_timeout_is_never_retried(
             client.send(TEXT_PAYLOAD)
     finally:
         release.set()
+    gateway.wait_answered(1)  # before the next test, which shares the server
 
     error = caught.value
     assert error.maybe_delivered is True

@@ -19,6 +19,7 @@ import json
 import logging
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -39,7 +40,7 @@ from django_whatsapp.exceptions import WhatsAppError, error_from_answer
 from django_whatsapp.models import Message, StatusEvent
 from django_whatsapp.signing import callback_url
 from tests.conftest import SEND_PATH, STATUS_PATH, FakeGateway, SleepRecorder
-from tests.waiting import pause
+from tests.waiting import LIMIT
 
 pytestmark = pytest.mark.django_db
 
@@ -214,8 +215,21 @@ def test_every_gateway_error(
 def test_a_connection_refused_and_a_read_timeout(
     settings: Any, gateway: FakeGateway, logs: Capture, sleeps: SleepRecorder
 ) -> None:
+    release = threading.Event()
+
+    def slow(request: Request) -> Response:
+        """Answers once the client has given up (its read timeout is 0.5 s)."""
+        release.wait(LIMIT)
+        return Response(json.dumps({"message_id": 1}), 200, content_type=JSON)
+
     gateway.server.expect_request(SEND_PATH).respond_with_handler(slow)
-    timed_out = services.send_text(TO, "hello", client=WhatsAppClient.from_settings(sleep=sleeps))
+    try:
+        timed_out = services.send_text(
+            TO, "hello", client=WhatsAppClient.from_settings(sleep=sleeps)
+        )
+    finally:
+        release.set()
+    gateway.wait_answered(1)  # before the next test, which shares the server
     assert timed_out.status == Status.UNKNOWN
     settings.DJANGO_WHATSAPP = {
         **settings.DJANGO_WHATSAPP,
@@ -224,12 +238,6 @@ def test_a_connection_refused_and_a_read_timeout(
     refused = services.send_text(TO, "hello", client=WhatsAppClient.from_settings(sleep=sleeps))
     assert refused.status == Status.NOT_SENT
     assert_clean("the stored messages", stored(timed_out) + stored(refused))
-
-
-def slow(request: Request) -> Response:
-    """Answers after twice the client's read timeout (0.5 s), so the client always gives up."""
-    pause(1)
-    return Response(json.dumps({"message_id": 1}), 200, content_type=JSON)
 
 
 def test_the_commands(gateway: FakeGateway, logs: Capture) -> None:

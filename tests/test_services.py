@@ -511,6 +511,7 @@ def test_a_read_timeout_leaves_it_unknown(gateway: FakeGateway, settings: Any) -
         message = services.send_text(TO, "hello")
     finally:
         release.set()
+    gateway.wait_answered(1)  # before the next test, which shares the server
     assert message.status == "unknown"
     assert message.error_name == "Transport error"
     assert message.attempts == 1
