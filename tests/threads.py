@@ -30,6 +30,9 @@ class HelperThreads:
         self.errors: list[tuple[str, BaseException]] = []
         self._changed = threading.Condition()
         self._reported = False
+        #: How many threads have run their target to the end (counted under ``_changed``: a
+        #: thread is still alive for a moment after it notifies, so ``is_alive`` cannot say).
+        self._finished = 0
 
     def start(self, target: Callable[..., Any], *args: Any, name: str | None = None) -> None:
         """Run ``target(*args)`` in a new daemon thread."""
@@ -42,6 +45,7 @@ class HelperThreads:
                     self.errors.append((threading.current_thread().name, error))
             finally:
                 with self._changed:
+                    self._finished += 1
                     self._changed.notify_all()
 
         thread = threading.Thread(
@@ -58,7 +62,8 @@ class HelperThreads:
         fail naming ``what`` when some are still running after ``timeout`` seconds."""
         with self._changed:
             ended = self._changed.wait_for(
-                lambda: bool(self.errors) or not self.running(), timeout=timeout
+                lambda: bool(self.errors) or self._finished == len(self.threads),
+                timeout=timeout,
             )
             if self.errors:
                 self._reported = True
@@ -67,7 +72,7 @@ class HelperThreads:
         if not ended:
             raise WaitTimeout(
                 f"gave up after {timeout:g}s waiting for {what}: "
-                f"{self.running()} of {len(self.threads)} still running"
+                f"{len(self.threads) - self._finished} of {len(self.threads)} still running"
             )
         for thread in self.threads:
             thread.join()
