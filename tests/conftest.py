@@ -23,6 +23,7 @@ from django_whatsapp.models import Template
 from .rawserver import RawServer
 from .redis_server import own_redis, redis_server_binary
 from .threads import HelperThreads
+from .waiting import wait_until
 
 API_KEY = "test-api-key-9f8e7d"
 CALLBACK_SECRET = "test-callback-secret-1a2b3c"
@@ -82,8 +83,6 @@ class FakeGateway:
         """Wait until ``count`` requests are answered and logged. A handler still answering a
         request its client gave up on must be done before the test ends: the server is the
         session's, and a request logged late would land in the next test's log."""
-        from .waiting import wait_until
-
         wait_until(lambda: len(self.server.log) >= count, what=f"{count} answered request(s)")
 
     def sent_bodies(self) -> list[dict[str, Any]]:

@@ -201,3 +201,28 @@ def test_create_an_image_campaign(audience: Path) -> None:
     assert "2 recipients" in output
     assert (campaign.file_url, campaign.text) == ("https://cdn.example.com/sale.png", "Sale")
     assert set(Message.objects.values_list("message_type", flat=True)) == {2}
+
+
+def test_a_campaign_whose_account_was_removed_is_neither_started_nor_resumed(
+    settings: Any,
+) -> None:
+    from django_whatsapp import services
+
+    accounts = {"outlet": {"API_KEY": "outlet-key", "DEFAULT_SOURCE_ADDR": "Outlet"}}
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "ACCOUNTS": accounts}
+    draft = services.create_campaign("Draft", ["+380500000001"], text="Hi", account="outlet")
+    paused = services.create_campaign("Paused", ["+380500000002"], text="Hi", account="outlet")
+    services.pause_campaign(services.start_campaign(paused))
+    default_task_backend.clear()  # type: ignore[attr-defined]
+    settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "ACCOUNTS": {}}
+    removed = "DJANGO_WHATSAPP['ACCOUNTS'] has no account 'outlet'. Known accounts: default."
+
+    for campaign, action in ((draft, "start"), (paused, "resume")):
+        with pytest.raises(CommandError) as refused:
+            run(action, str(campaign.pk))
+        assert str(refused.value) == removed
+    draft.refresh_from_db()
+    paused.refresh_from_db()
+    assert (draft.status, paused.status) == (Campaign.Status.DRAFT, Campaign.Status.PAUSED)
+    assert set(Message.objects.values_list("status", flat=True)) <= {"draft", "queued"}
+    assert list(default_task_backend.results) == []  # type: ignore[attr-defined]

@@ -37,6 +37,7 @@ from django_whatsapp.testing import (
     override_whatsapp,
 )
 from django_whatsapp.testing import outbox as module_outbox
+from django_whatsapp.testing.transport import MemoryAdapter
 
 pytestmark = pytest.mark.django_db
 
@@ -336,7 +337,7 @@ def test_the_memory_gateway_refuses_as_the_gateway_would(
     conf = get_settings()
     url = f"{conf.BASE_URL}{conf.SEND_PATH}"
     with requests.Session() as session:
-        session.mount("memory:", WhatsAppClient.from_settings().session.get_adapter(url))
+        session.mount("memory:", MemoryAdapter())
         no_key = session.post(url, json={"destination_addr": 1, "message_type": 1, "text": "x"})
         not_json = session.post(url, data=b"{not json", headers={"Authorization": "Basic eA=="})
         a_list = session.post(url, json=[1, 2], headers={"Authorization": "Basic eA=="})

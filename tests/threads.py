@@ -54,9 +54,6 @@ class HelperThreads:
         self.threads.append(thread)
         thread.start()
 
-    def running(self) -> int:
-        return sum(thread.is_alive() for thread in self.threads)
-
     def join(self, *, what: str, timeout: float = LIMIT) -> None:
         """Wait until every thread has ended; raise the first failure as soon as it happens, and
         fail naming ``what`` when some are still running after ``timeout`` seconds."""

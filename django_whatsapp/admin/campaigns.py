@@ -55,6 +55,7 @@ from ..campaigns.control import (
     campaign_progress,
 )
 from ..campaigns.duplicate import failed_messages
+from ..campaigns.estimate import CampaignEstimate
 from ..campaigns.hours import of_campaign
 from ..checks import task_framework_problem
 from ..models import Campaign, Message
@@ -96,7 +97,7 @@ STARTS = ("start", "resume")
 # -- the admin ---------------------------------------------------------------------------------
 
 
-def page_estimate(campaign: Campaign) -> tuple[Any, str | None]:
+def page_estimate(campaign: Campaign) -> tuple[CampaignEstimate | None, str | None]:
     """The campaign page's estimate and, when its account can no longer be used (removed from
     ``DJANGO_WHATSAPP['ACCOUNTS']`` since it was created), why there is none: the page still
     opens, saying so."""
