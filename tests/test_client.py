@@ -916,6 +916,68 @@ def test_client_uses_the_given_session_and_closes_it(gateway: FakeGateway, setti
     assert session.closed
 
 
+def test_a_client_of_its_own_session_hands_each_send_to_the_adapter(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a session given, each send skips ``Session.request`` (its settings merged, the
+    environment scanned, hooks run for every send) and goes straight to the adapter, with the
+    request prepared once per URL: the same request on the wire, every time."""
+    gateway.accept()
+    client = WhatsAppClient.from_settings()
+
+    def not_this_way(*args: Any, **kwargs: Any) -> requests.Response:
+        raise AssertionError("Session.request was called")
+
+    monkeypatch.setattr(requests.Session, "request", not_this_way)
+    first = client.send(TEXT_PAYLOAD)
+    second = client.send({**TEXT_PAYLOAD, "text": "a longer text than the first: " + "é" * 40})
+
+    assert (first.message_id, second.message_id) == (1001, 1002)
+    for request in gateway.requests:
+        _check_headers(request)
+    assert json.loads(gateway.requests[1].get_data())["text"].endswith("é" * 40)
+    assert "_Route('http://" in repr(client.__dict__)
+    assert API_KEY not in repr(client.__dict__)
+    client.close()
+
+
+def test_a_client_of_its_own_session_reads_the_environment_once(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy settings are read when the client is made: a proxy named afterwards (here one
+    that would refuse every connection) is not looked up for each send."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    gateway.accept()
+    client = WhatsAppClient.from_settings()
+    with socket.socket() as unused:  # a port nothing listens on: a proxy there refuses
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+
+    assert client.send(TEXT_PAYLOAD).message_id == 1001
+    assert client.session.trust_env is False
+    client.close()
+
+
+def test_a_proxy_that_cannot_be_reached_means_the_send_never_went_out(
+    gateway: FakeGateway,
+) -> None:
+    """A proxy refusing the connection is a connection that failed, not a request that may
+    have reached the gateway (it was taken for one: the message ended ``unknown``)."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = {"http": f"http://127.0.0.1:{port}", "https": f"http://127.0.0.1:{port}"}
+    with WhatsAppClient.from_settings(session=session, max_retries=0) as client:
+        with pytest.raises(TransportError, match="Could not connect") as caught:
+            client.send(TEXT_PAYLOAD)
+    assert caught.value.maybe_delivered is False
+    assert gateway.requests == []
+
+
 def test_authorization_is_not_replaced_by_netrc(
     gateway: FakeGateway, wa_client: WhatsAppClient, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -338,6 +338,8 @@ def test_admin_pages(admin_client: Client, gateway: FakeGateway, logs: Capture) 
 
 def test_reprs(gateway: FakeGateway, wa: WhatsAppClient) -> None:
     conf = get_settings()
+    gateway.accept()  # a send first: the client then holds its prepared request (and the key)
+    wa.send({"source_addr": "TestCo", "destination_addr": 1, "message_type": 1, "text": "x"})
     texts = [repr(conf), str(conf), repr(wa), str(wa), repr(wa.session), repr(wa.__dict__)]
     for body, status in ERROR_ANSWERS.values():
         error = error_from_answer(status, body)
