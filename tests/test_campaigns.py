@@ -240,6 +240,43 @@ def test_a_job_delivered_twice_sends_each_message_once(gateway: FakeGateway) -> 
     assert len(gateway.sent_bodies()) == 4
 
 
+class _WorkerStops(BaseException):
+    """What a worker meets that is not an error of the send (a shutdown, a receiver's bug
+    outside ``Exception``): the run ends at once."""
+
+
+def test_a_run_that_ends_abruptly_still_records_the_batch_the_gateway_accepted(
+    gateway: FakeGateway,
+) -> None:
+    """A batch all accepted is recorded only once the next batch is handed out; a run that ends
+    before that (here a ``message_sending`` receiver raises outside ``Exception`` while the next
+    batch is prepared) records it on the way out: the gateway took those messages, so they are
+    ``accepted``, not left ``sending`` (which would make them ``unknown``)."""
+    gateway.accept()
+    campaign = services.create_campaign("Abrupt", numbers(8), text="Hi", chunk_size=10)
+    services.start_campaign(campaign)
+    default_task_backend.clear()  # type: ignore[attr-defined]
+    chunk = CampaignChunk.objects.get(campaign=campaign)
+    prepared: list[int] = []
+
+    def stop_at_the_second_batch(sender: Any, message: Message, **kwargs: Any) -> None:
+        prepared.append(message.pk)
+        if len(prepared) == 5:
+            raise _WorkerStops
+
+    signals.message_sending.connect(stop_at_the_second_batch, weak=False)
+    try:
+        with pytest.raises(_WorkerStops):
+            engine.run_chunk(chunk.pk, concurrency=4)
+    finally:
+        signals.message_sending.disconnect(stop_at_the_second_batch)
+    statuses = dict(Message.objects.filter(campaign=campaign).values_list("pk", "status"))
+    first_batch = prepared[:4]
+    assert [statuses[pk] for pk in first_batch] == [Status.ACCEPTED] * 4
+    assert len(gateway.sent_bodies()) == 4
+    assert Status.ACCEPTED not in [s for pk, s in statuses.items() if pk not in first_batch]
+
+
 def test_a_dead_workers_chunk_is_taken_over_and_its_claimed_messages_not_resent(
     gateway: FakeGateway,
 ) -> None:

@@ -120,7 +120,13 @@ def failed_tries(database: Database) -> int:
 
 
 def ends_with_everyone_accepted_once(
-    gateway: FaultGateway, database: Database, campaign: int, killed_out: int, output: str
+    gateway: FaultGateway,
+    database: Database,
+    campaign: int,
+    killed_out: int,
+    output: str,
+    *,
+    port_closed: bool = False,
 ) -> None:
     wait_until(
         lambda: database.campaign_status(campaign) == "done",
@@ -128,10 +134,24 @@ def ends_with_everyone_accepted_once(
         limit=240,
     )
     received = gateway.accepted()
-    assert set(received) == {380670000000 + n for n in range(RECIPIENTS)}, output
     assert [n for n, times in received.items() if times != 1] == [], output
+    cut = {380670000000 + n for n in range(RECIPIENTS)} - set(received)
+    if port_closed:
+        # A request on a connection the kernel had already taken, but the gateway had not read,
+        # when its port closed is reset: its sender cannot tell it from one the gateway read, so
+        # it is unknown (never sent again). At most the two workers' requests in flight.
+        assert len(cut) <= 2 * IN_FLIGHT, output
+        unknown = database.query(
+            "SELECT destination_addr FROM django_whatsapp_message WHERE status = 'unknown'"
+        )
+        assert cut <= {int(number) for (number,) in unknown}, output
+    else:
+        assert cut == set(), output
     # The killed worker's requests that were out are unknown (never sent again); nobody failed.
-    assert database.statuses() == {"accepted": RECIPIENTS - killed_out, "unknown": killed_out}
+    assert database.statuses() == {
+        "accepted": RECIPIENTS - killed_out - len(cut),
+        "unknown": killed_out + len(cut),
+    }
 
 
 def test_an_empty_balance_pauses_and_a_resume_after_the_top_up_sends_everyone(
@@ -171,7 +191,9 @@ def test_the_gateway_down_and_back_makes_the_campaign_wait_and_go_on_by_itself(
     assert "not_sent" not in database.statuses()
     assert database.campaign_status(campaign) == "running"
     gateway.start()
-    ends_with_everyone_accepted_once(gateway, database, campaign, out, workers.output())
+    ends_with_everyone_accepted_once(
+        gateway, database, campaign, out, workers.output(), port_closed=True
+    )
 
 
 def test_the_rate_limit_redis_down_and_back_sends_nothing_meanwhile_and_loses_nothing(

@@ -17,9 +17,13 @@ A chunk is a range of the campaign's message ids (:class:`CampaignChunk`). A tas
    :mod:`django_whatsapp.ratelimit`), and their outcomes recorded in batches
    (:func:`~django_whatsapp.sending.record_outcomes`) once every request out is answered (a slow
    one holds up only its own slot: :class:`~django_whatsapp.campaigns.answers.Answers`); then
-   as many are claimed again. A worker never holds more claimed messages than requests it can
-   have in flight, so a killed worker leaves at most ``concurrency`` messages unrecorded: its
-   requests in flight. The campaign's status is read at least every ``CHECK_EVERY`` seconds:
+   as many are claimed again. A batch that the gateway accepted whole is recorded just after
+   the next batch is handed out, while those requests are out (its round trip no longer holds
+   them up); a batch with any other outcome is recorded first, its faults reacted to, before
+   anything more is claimed. A worker never claims more messages than requests it can have in
+   flight, so a killed worker leaves at most ``2 x concurrency`` messages unrecorded, each one
+   whose request reached, or may have reached, the gateway: its requests in flight and the
+   accepted batch before them. The campaign's status is read at least every ``CHECK_EVERY`` seconds:
    pause and cancel stop the claims at once, and rate-limited requests still waiting give their
    messages back to ``queued``.
 
@@ -364,106 +368,125 @@ def _send_chunk(
     checked = renewed = time.monotonic()
     idle = threading.Event()  # never set: waits on it are pauses
     well_at = time.monotonic()  # the last moment the account was not waiting
+    # A batch all accepted is recorded after the next batch is handed out, while its requests
+    # are out: the recording's round trip no longer holds the requests up (every other outcome
+    # is recorded at once, before anything more is claimed).
+    unrecorded: list[tuple[Message, SendResult | BaseException]] = []
+
+    def record_unrecorded() -> None:
+        if unrecorded:
+            _record(campaign, unrecorded, stop, run)
+            unrecorded.clear()
 
     def still_running() -> bool:
         status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
         return status == Campaign.Status.RUNNING
 
-    with ThreadPoolExecutor(
-        max_workers=concurrency, thread_name_prefix="whatsapp-campaign"
-    ) as pool:
-        while True:
-            now = time.monotonic()
-            if not breaker.waiting:
-                well_at = now  # an outage's wait is counted from the last good moment
-            if not stop.is_set() and now - checked >= CHECK_EVERY:
-                checked = now
-                if not still_running():
-                    run.outcome = "stopped"
-                    stop.set()
-                else:
-                    breaker.refresh()
-            if not stop.is_set() and now - renewed >= lease / 3:
-                renewed = now
-                if not _renew(chunk.pk, token, lease):
-                    run.outcome = "lost"
-                    stop.set()
-            room = concurrency - len(in_flight)
-            limited = run.waits_until is not None  # the daily limit is reached: claim no more
-            if (
-                not stop.is_set()
-                and not exhausted
-                and not limited
-                and room >= max(1, concurrency // 2)
-            ):
-                room = breaker.room(room)
-            else:
-                room = 0
-            if room:
-                if client.gate is not None:
-                    client.gate.allow_requests()  # the breaker lets this worker send again
-                # One statement claims the batch and says whose recipients opted out.
-                claim = claim_campaign(campaign, chunk.first_id, chunk.last_id, room)
-                if not claim.messages:
-                    breaker.nothing_to_try()
-                    if still_running():
-                        exhausted = True
-                    else:
+    try:
+        with ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="whatsapp-campaign"
+        ) as pool:
+            while True:
+                now = time.monotonic()
+                if not breaker.waiting:
+                    well_at = now  # an outage's wait is counted from the last good moment
+                if not stop.is_set() and now - checked >= CHECK_EVERY:
+                    checked = now
+                    if not still_running():
                         run.outcome = "stopped"
                         stop.set()
-                # A recipient who opted out since the import is refused here, before any
-                # request; so is a message that expired, or that the window policy or a
-                # receiver refuses. Recipients outside their sending hours, or over the daily
-                # limit, wait.
-                fault = False
-                for prepared in prepare_claimed(
-                    claim.messages, conf, deferred=True, hours=hours, opted_out=claim.opted_out
-                ):
-                    if prepared.payload is not None:
-                        future = answers.hand_out(pool, client.send, prepared.payload)
-                        in_flight[future] = prepared.message
-                    elif prepared.waits_until is not None:
-                        run.waiting += 1
-                        if isinstance(prepared.refusal, DailyLimitReached):
-                            run.waits_until = min(
-                                run.waits_until or prepared.waits_until, prepared.waits_until
-                            )
-                    elif prepared.message.status == Status.QUEUED:
-                        run.requeued += 1  # the cache that counts the daily limit failed
-                        fault = True
                     else:
-                        run.failed += 1
-                if fault:
-                    breaker.refresh()
+                        breaker.refresh()
+                if not stop.is_set() and now - renewed >= lease / 3:
+                    renewed = now
+                    if not _renew(chunk.pk, token, lease):
+                        run.outcome = "lost"
+                        stop.set()
+                room = concurrency - len(in_flight)
+                limited = run.waits_until is not None  # the daily limit is reached: claim no more
+                if (
+                    not stop.is_set()
+                    and not exhausted
+                    and not limited
+                    and room >= max(1, concurrency // 2)
+                ):
+                    room = breaker.room(room)
+                else:
+                    room = 0
+                if room:
+                    if client.gate is not None:
+                        client.gate.allow_requests()  # the breaker lets this worker send again
+                    # One statement claims the batch and says whose recipients opted out.
+                    claim = claim_campaign(campaign, chunk.first_id, chunk.last_id, room)
+                    if not claim.messages:
+                        breaker.nothing_to_try()
+                        if still_running():
+                            exhausted = True
+                        else:
+                            run.outcome = "stopped"
+                            stop.set()
+                    # A recipient who opted out since the import is refused here, before any
+                    # request; so is a message that expired, or that the window policy or a
+                    # receiver refuses. Recipients outside their sending hours, or over the daily
+                    # limit, wait.
+                    fault = False
+                    for prepared in prepare_claimed(
+                        claim.messages, conf, deferred=True, hours=hours, opted_out=claim.opted_out
+                    ):
+                        if prepared.payload is not None:
+                            future = answers.hand_out(pool, client.send, prepared.payload)
+                            in_flight[future] = prepared.message
+                        elif prepared.waits_until is not None:
+                            run.waiting += 1
+                            if isinstance(prepared.refusal, DailyLimitReached):
+                                run.waits_until = min(
+                                    run.waits_until or prepared.waits_until, prepared.waits_until
+                                )
+                        elif prepared.message.status == Status.QUEUED:
+                            run.requeued += 1  # the cache that counts the daily limit failed
+                            fault = True
+                        else:
+                            run.failed += 1
+                    if fault:
+                        breaker.refresh()
+                    if not in_flight:
+                        breaker.nothing_to_try()
+                record_unrecorded()
                 if not in_flight:
-                    breaker.nothing_to_try()
-            if not in_flight:
-                if exhausted or stop.is_set() or run.waits_until is not None:
-                    return
-                if breaker.waiting:
-                    # The gateway or the rate-limit cache cannot be reached: wait for the next
-                    # try, looking at the campaign's status and the lease meanwhile; after a
-                    # lease's length the chunk goes back to the tick, so that a worker is never
-                    # held (nor its shutdown) by an outage however long.
-                    if time.monotonic() - well_at >= lease:
-                        run.outcome = "outage"
+                    if exhausted or stop.is_set() or run.waits_until is not None:
                         return
-                    idle.wait(breaker.seconds_to_wait())
-                continue
-            # Record in batches: once every request out is answered (a slow one holds up only
-            # its own slot: see Answers), record them together and claim as many again.
-            outcomes = [
-                (in_flight.pop(future), outcome_of(future)) for future in answers.take(CHECK_EVERY)
-            ]
-            if not outcomes:
-                continue
-            recorded = _record(campaign, outcomes, stop, run)
-            breaker.after(outcomes)
-            if recorded.requeued:
-                exhausted = False  # messages given back: the chunk is not through yet
-            if recorded.fault is Fault.ACCOUNT and not stop.is_set():
-                run.outcome = "stopped"  # its campaign is paused: the rest wait for a resume
-                stop.set()
+                    if breaker.waiting:
+                        # The gateway or the rate-limit cache cannot be reached: wait for the next
+                        # try, looking at the campaign's status and the lease meanwhile; after a
+                        # lease's length the chunk goes back to the tick, so that a worker is never
+                        # held (nor its shutdown) by an outage however long.
+                        if time.monotonic() - well_at >= lease:
+                            run.outcome = "outage"
+                            return
+                        idle.wait(breaker.seconds_to_wait())
+                    continue
+                # Record in batches: once every request out is answered (a slow one holds up only
+                # its own slot: see Answers), record them together and claim as many again.
+                outcomes = [
+                    (in_flight.pop(future), outcome_of(future))
+                    for future in answers.take(CHECK_EVERY)
+                ]
+                if not outcomes:
+                    continue
+                if all(isinstance(outcome, SendResult) for _m, outcome in outcomes):
+                    breaker.after(outcomes)
+                    unrecorded.extend(outcomes)  # recorded once the next batch is out
+                    continue
+                recorded = _record(campaign, outcomes, stop, run)
+                breaker.after(outcomes)
+                if recorded.requeued:
+                    exhausted = False  # messages given back: the chunk is not through yet
+                if recorded.fault is Fault.ACCOUNT and not stop.is_set():
+                    run.outcome = "stopped"  # its campaign is paused: the rest wait for a resume
+                    stop.set()
+
+    finally:
+        record_unrecorded()  # also when the run fails: the gateway took them
 
 
 def _record(
