@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.backends.signals import connection_created
@@ -329,6 +330,23 @@ def test_the_pool_holds_a_connection_per_thread(gateway: FakeGateway) -> None:
     assert adapter._pool_maxsize >= 12  # type: ignore[attr-defined]
     assert isinstance(client.gate, SharedBackoff)
     assert client.gate.max_in_flight == 12
+    client.close()
+
+
+def test_the_pooled_client_hands_each_send_to_the_adapter(
+    gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bulk sends and campaign workers go straight to the pool's adapter, not through
+    ``Session.request`` for each of thousands of identical sends."""
+    gateway.accept()
+    client = services.pooled_client(4)
+
+    def not_this_way(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("Session.request was called")
+
+    monkeypatch.setattr(requests.Session, "request", not_this_way)
+    payload = {"source_addr": "TestCo", "destination_addr": 380631234567, "message_type": 1}
+    assert client.send({**payload, "text": "Hi"}).message_id == 1001
     client.close()
 
 

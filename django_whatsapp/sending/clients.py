@@ -7,9 +7,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-
 from ..client import WhatsAppClient
 from ..conf import WhatsAppSettings, get_settings
 from ..ratelimit import gate_for
@@ -50,22 +47,13 @@ def pooled_client(
     concurrency: int, conf: WhatsAppSettings | None = None, **kwargs: Any
 ) -> WhatsAppClient:
     """A client for many threads with at most ``concurrency`` requests in flight: one HTTP
-    session whose connection pool holds that many connections, and a
+    session whose connection pool holds that many connections (the proxy and CA settings of the
+    environment read once, not for each request), and a
     :class:`~django_whatsapp.client.SharedBackoff` that limits the requests in flight and makes a
     429 pause every thread once (with ``RATE_LIMIT``, a
     :class:`~django_whatsapp.ratelimit.SharedRateLimit` that also keeps the shared budget).
     ``kwargs`` go to the client (``sleep=``, ``gate=``...)."""
     conf = conf or get_settings()
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(concurrency, 1))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    # Every request goes to the one gateway: take the proxy and CA bundle settings from the
-    # environment once, rather than have requests scan os.environ for each of thousands.
-    found = session.merge_environment_settings(conf.send_url, {}, None, None, None)
-    session.proxies.update(found["proxies"])
-    session.verify = found["verify"]
-    session.trust_env = False
     if "gate" not in kwargs:
         kwargs["gate"] = gate_for(conf, max_in_flight=concurrency)
-    return WhatsAppClient.from_settings(conf, session=session, **kwargs)
+    return WhatsAppClient.from_settings(conf, pool_size=concurrency, **kwargs)
