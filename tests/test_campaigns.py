@@ -10,7 +10,7 @@ from importlib.util import find_spec
 from typing import Any
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils import timezone
 
 from django_whatsapp import services, signals
@@ -238,6 +238,44 @@ def test_a_job_delivered_twice_sends_each_message_once(gateway: FakeGateway) -> 
     assert engine.run_chunk(chunk.pk).outcome == "busy"
     run_queue()
     assert len(gateway.sent_bodies()) == 4
+
+
+def test_an_account_removed_while_its_campaign_runs_pauses_it_and_burns_no_one(
+    gateway: FakeGateway, settings: Any
+) -> None:
+    """The campaign's account leaves ``ACCOUNTS`` (a deploy) while its chunks wait for a
+    worker: the worker pauses the campaign with the reason instead of failing its task again
+    every lease, nothing is requested or failed, Resume is refused until the account is back,
+    and then everyone is sent."""
+    gateway.accept()
+    accounts = {"outlet": {"API_KEY": "outlet-key", "DEFAULT_SOURCE_ADDR": "Outlet"}}
+    configured = settings.DJANGO_WHATSAPP = {**settings.DJANGO_WHATSAPP, "ACCOUNTS": accounts}
+    campaign = services.create_campaign(
+        "Outlet", numbers(3), text="Hi", account="outlet", chunk_size=2
+    )
+    services.start_campaign(campaign)
+    settings.DJANGO_WHATSAPP = {**configured, "ACCOUNTS": {}}
+
+    outcomes = run_queue()
+
+    campaign.refresh_from_db()
+    removed = "DJANGO_WHATSAPP['ACCOUNTS'] has no account 'outlet'. Known accounts: default."
+    assert campaign.status == Campaign.Status.PAUSED
+    assert campaign.pause_reason == f"This campaign's account cannot be used: {removed}"
+    assert "stopped" in outcomes
+    assert gateway.sent_bodies() == []
+    assert set(Message.objects.values_list("status", flat=True)) <= {"draft", "queued"}
+    assert set(CampaignChunk.objects.values_list("state", flat=True)) == {"pending"}
+    with pytest.raises(ImproperlyConfigured, match="no account 'outlet'"):
+        services.resume_campaign(campaign)
+
+    settings.DJANGO_WHATSAPP = configured
+    services.resume_campaign(campaign)
+    run_queue()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DONE
+    assert set(Message.objects.values_list("status", flat=True)) == {"accepted"}
+    assert len(gateway.sent_bodies()) == 3
 
 
 class _WorkerStops(BaseException):

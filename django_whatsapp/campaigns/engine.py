@@ -59,8 +59,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Exists, Min, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .. import clock, expiry, faults
 from ..client import SendResult, WhatsAppClient
@@ -207,7 +209,17 @@ def run_chunk(
     chunk = CampaignChunk.objects.select_related("campaign", "campaign__template").get(pk=chunk_id)
     campaign = chunk.campaign
     # The campaign's own account: its gateway, key and rate budget.
-    conf = get_settings(campaign.account)
+    try:
+        conf = get_settings(campaign.account)
+    except ImproperlyConfigured as error:
+        # The account left ACCOUNTS while the campaign ran: nothing can be sent for it. Its
+        # campaigns pause with the reason and every recipient not requested yet waits; Resume
+        # is refused until the account is configured again.
+        reason = _("This campaign's account cannot be used: %(problem)s") % {"problem": error}
+        pause_account_campaigns(campaign.account, reason)
+        _release(chunk_id, token, done=False)
+        logger.error("WhatsApp campaign %s paused: %s", campaign.pk, error)
+        return ChunkRun(chunk_id, "stopped")
     run = ChunkRun(chunk_id, "done")
     if chunk.runs > 1:
         run.settled_unknown = settle_claimed(chunk)
