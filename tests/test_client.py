@@ -971,9 +971,11 @@ def test_a_proxy_that_cannot_be_reached_means_the_send_never_went_out(
     session = requests.Session()
     session.trust_env = False
     session.proxies = {"http": f"http://127.0.0.1:{port}", "https": f"http://127.0.0.1:{port}"}
-    with WhatsAppClient.from_settings(session=session, max_retries=0) as client:
-        with pytest.raises(TransportError, match="Could not connect") as caught:
-            client.send(TEXT_PAYLOAD)
+    with (
+        WhatsAppClient.from_settings(session=session, max_retries=0) as client,
+        pytest.raises(TransportError, match="Could not connect") as caught,
+    ):
+        client.send(TEXT_PAYLOAD)
     assert caught.value.maybe_delivered is False
     assert gateway.requests == []
 
