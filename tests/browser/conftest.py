@@ -40,6 +40,32 @@ PASSWORD = "browser-test-password"
 BROWSER_WAIT_MS = 60_000
 
 
+@pytest.fixture(scope="session")
+def live_server(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """pytest-django's live server, serving one request at a time (tests/browser/serial.py)."""
+    import requests
+    from django.conf import settings
+    from pytest_django import live_server_helper
+
+    from tests.browser import serial
+
+    previous = settings.MIDDLEWARE
+    settings.MIDDLEWARE = ["tests.browser.serial.SerialRequests", *previous]
+    address = (
+        request.config.getvalue("liveserver")
+        or os.environ.get("DJANGO_LIVE_TEST_SERVER_ADDRESS")
+        or "localhost"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(requests, "post", serial.post)
+        server = live_server_helper.LiveServer(address)
+        try:
+            yield server
+        finally:
+            server.stop()
+            settings.MIDDLEWARE = previous
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives headless Chromium against a live server")
     config.addinivalue_line(
