@@ -126,12 +126,11 @@ $(NOX_STAMP): $(PY)
 	$(PIP) install --quiet 'nox>=2025.5'
 	@touch $(NOX_STAMP)
 
-# The pairs in noxfile.py tagged "matrix", at the same time (scripts/nox-parallel: one log each,
-# printed when both are done); each session has its own virtualenv under .nox/, kept between
-# runs (--reuse-venv=yes: a second run installs nothing new). The pairs of BROWSER (Python 3.13 +
-# Django 6.1) run the browser tests too, in the same virtualenv.
+# The pairs in noxfile.py tagged "matrix"; each session has its own virtualenv under .nox/,
+# kept between runs (--reuse-venv=yes: a second run installs nothing new). The pairs of BROWSER
+# (Python 3.13 + Django 6.1) run the browser tests too, in the same virtualenv.
 matrix: $(NOX_STAMP) chromium
-	VENV=$(VENV) scripts/nox-parallel -t matrix
+	$(VENV)/bin/nox --reuse-venv=yes -t matrix
 
 # The browser tests alone on the pairs of BROWSER (noxfile.py's "browser" sessions).
 browser-matrix: $(NOX_STAMP) chromium
