@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from django_whatsapp import signals
 from django_whatsapp.models import Message, StatusEvent
 from django_whatsapp.signing import callback_url, sign
+from tests.examples import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -940,7 +941,9 @@ def fuzz_path() -> str:
 
 
 @hypothesis_settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(body=bodies, query=st.text(max_size=30), accept=accepts)
 def test_nothing_the_sender_sends_makes_a_server_error(

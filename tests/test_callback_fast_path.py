@@ -28,6 +28,7 @@ from django_whatsapp.webhooks.parsing import (
     parse_json_body,
     parse_reports,
 )
+from tests.examples import examples
 from tests.factories import make_message
 
 # -- the body: parse_json_body against DRF's request.data ----------------------------------------
@@ -205,7 +206,9 @@ report_like = st.fixed_dictionaries(
 )
 
 
-@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(item=st.one_of(report_like, json_values))
 def test_any_report_is_validated_as_the_serializer_validates_it(item: Any) -> None:
     fast = _valid_report(item)

@@ -49,6 +49,7 @@ from django_whatsapp.status_rule import (
 )
 from django_whatsapp.webhooks.parsing import report_payload
 
+from .examples import examples
 from .test_callback import callback_path
 
 pytestmark = pytest.mark.django_db
@@ -602,7 +603,7 @@ PAIRS: dict[str, Callable[[st.DataObject], None]] = {
 
 @pytest.mark.parametrize("pair", sorted(PAIRS))
 @hypothesis_settings(
-    max_examples=100,
+    max_examples=examples(100),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -21,6 +21,7 @@ from django_whatsapp import inbound
 from django_whatsapp.models import Contact, InboundReport, Message
 
 from .conftest import CALLBACK_SECRET
+from .examples import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +132,7 @@ def test_any_string_in_any_field_is_stored_never_a_500() -> None:
     ran = 0
 
     @hypothesis_settings(
-        max_examples=150,
+        max_examples=examples(150),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )

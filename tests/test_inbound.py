@@ -26,6 +26,7 @@ from django_whatsapp import inbound, signals
 from django_whatsapp.models import Contact, InboundReport, Message
 
 from .conftest import CALLBACK_SECRET
+from .examples import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -679,7 +680,9 @@ json_values = st.recursive(
 
 @given(body=json_values)
 @hypothesis_settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 def test_nothing_the_sender_sends_makes_a_server_error(client: Client, body: Any) -> None:
     response = client.post(inbound_path(), json.dumps(body), content_type=JSON)

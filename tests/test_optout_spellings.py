@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from django_whatsapp import optout, services
 from django_whatsapp.models import Campaign, CampaignRejection, Contact, Message, Template
 from django_whatsapp.testing import MemoryGateway
+from tests.examples import examples
 
 if find_spec("django.tasks"):  # Django 6.0+
     from django.tasks import default_task_backend
@@ -135,7 +136,7 @@ PATHS: dict[str, Callable[[str, Template], None]] = {
 
 
 @hypothesis_settings(
-    max_examples=120,
+    max_examples=examples(120),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

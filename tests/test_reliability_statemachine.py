@@ -50,6 +50,7 @@ from django_whatsapp.status_rule import (
     normalize_status,
 )
 from tests.conftest import STATUS_PATH, FakeGateway
+from tests.examples import examples
 
 Status = Message.Status
 #: Provider ids handed out across all runs, so that none ever clashes with another run's.
@@ -229,7 +230,7 @@ def test_reports_in_any_order_with_duplicates_and_resyncs(gateway: FakeGateway) 
     run_state_machine_as_test(
         make_machine(gateway),
         settings=settings(
-            max_examples=100,
+            max_examples=examples(100),
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

@@ -23,6 +23,7 @@ from django_whatsapp.status_rule import (
     apply_reports,
     receive_report,
 )
+from tests.examples import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -163,7 +164,9 @@ reports = st.lists(
 
 
 @hypothesis_settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     starts=st.lists(st.sampled_from(STATUS_ORDER[3:]), min_size=5, max_size=5),
