@@ -26,8 +26,8 @@ COVERAGE := --cov=django_whatsapp --cov-branch --cov-report=
 PYTEST_WORKERS ?= 2
 XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: help install demo test lint types pytest pytest-browser pytest-postgres coverage packaging \
-	matrix browser-matrix docs chromium screenshots messages bench ci clean
+.PHONY: help install install-nox demo test lint types pytest pytest-browser pytest-postgres coverage packaging \
+	matrix matrix-install browser-matrix docs chromium screenshots messages bench ci clean
 
 help:
 	@echo "make demo      - create .venv, install the demo's needs, migrate, seed, serve (with a"
@@ -92,24 +92,34 @@ types: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The suite on SQLite over both cores; its coverage data goes to .coverage.sqlite (the old data
-# is removed first). Then the browser tests, in a pytest process of their own: Playwright's event
-# loop and the live server's shared in-memory database stay apart from the rest of the suite.
+# is removed first). Under the tracer the costly property tests draw a fifth of their examples
+# (tests/examples.py); the PostgreSQL run draws them all. Then the browser tests, in a pytest
+# process of their own: Playwright's event loop and the live server's shared in-memory database
+# stay apart from the rest of the suite.
 pytest: $(BROWSER_STAMP) chromium
 	rm -f .coverage .coverage.sqlite
-	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(XDIST) $(COVERAGE) --ignore=tests/browser
+	COVERAGE_FILE=.coverage.sqlite WHATSAPP_TEST_EXAMPLES=$${WHATSAPP_TEST_EXAMPLES:-0.2} \
+		$(VENV)/bin/pytest $(XDIST) $(COVERAGE) --ignore=tests/browser
 	$(MAKE) --no-print-directory pytest-browser
 
 pytest-browser: $(BROWSER_STAMP) chromium
 	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(COVERAGE) --cov-append tests/browser
 
 # The suite again on PostgreSQL whenever one answers at 127.0.0.1:5432 (required in CI), over
-# both cores; its coverage data goes to .coverage.postgres. Only the tests that can reach the
-# database (--database-tests-only, tests/conftest.py): the others cannot tell the two databases
-# apart and ran in `pytest`, as did the browser tests (the same pages on either database).
+# both cores. Only the tests that can reach the database (--database-tests-only,
+# tests/conftest.py): the others cannot tell the two databases apart and ran in `pytest`, as did
+# the browser tests (the same pages on either database). First the modules whose behaviour
+# differs on PostgreSQL (tests/postgres_modules.py), their coverage data in .coverage.postgres
+# (the PostgreSQL-only code is theirs); then the others, which run there the code they ran on
+# SQLite, without the tracer's cost.
+POSTGRES_MODULES = $(shell $(PYTHON) tests/postgres_modules.py)
+PG_SELECT := --database-tests-only -m "not packaging" --ignore=tests/browser
 pytest-postgres: $(STAMP)
 	rm -f .coverage.postgres
-	COVERAGE_FILE=.coverage.postgres VENV=$(VENV) scripts/pytest-postgres $(XDIST) \
-		--database-tests-only -m "not packaging" --ignore=tests/browser $(COVERAGE)
+	COVERAGE_FILE=.coverage.postgres VENV=$(VENV) scripts/pytest-postgres $(XDIST) $(PG_SELECT) \
+		$(COVERAGE) $(POSTGRES_MODULES)
+	VENV=$(VENV) scripts/pytest-postgres $(XDIST) $(PG_SELECT) \
+		$(addprefix --ignore=,$(POSTGRES_MODULES))
 
 # After both runs: their data combined into .coverage, reported, and the gate enforced.
 coverage: $(STAMP)
@@ -126,11 +136,18 @@ $(NOX_STAMP): $(PY)
 	$(PIP) install --quiet 'nox>=2025.5'
 	@touch $(NOX_STAMP)
 
+install-nox: $(NOX_STAMP)
+
 # The pairs in noxfile.py tagged "matrix"; each session has its own virtualenv under .nox/,
 # kept between runs (--reuse-venv=yes: a second run installs nothing new). The pairs of BROWSER
 # (Python 3.13 + Django 6.1) run the browser tests too, in the same virtualenv.
 matrix: $(NOX_STAMP) chromium
 	$(VENV)/bin/nox --reuse-venv=yes -t matrix
+
+# Only the matrix's virtualenvs, with what they need installed (.ci/run makes them while `make
+# test` runs: the downloads and installs wait on the network, not on the cores).
+matrix-install: $(NOX_STAMP)
+	$(VENV)/bin/nox --reuse-venv=yes -t matrix --install-only
 
 # The browser tests alone on the pairs of BROWSER (noxfile.py's "browser" sessions).
 browser-matrix: $(NOX_STAMP) chromium

@@ -23,10 +23,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import nox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.postgres_modules import selection as postgres_selection
 
 #: (Python, Django): the latest patch release of each supported Django on its Python.
 PAIRS = [
@@ -80,44 +84,6 @@ def _runs(candidate: str, version: str) -> bool:
     return result.returncode == 0
 
 
-#: The test modules the matrix also runs on PostgreSQL: those whose behaviour differs there (races
-#: and row locks, the one-statement status rule and the fast paths, workers, database failures).
-#: Every module with a test marked ``postgres`` joins them by itself (:func:`postgres_selection`);
-#: list here the others that exercise PostgreSQL-only code.
-POSTGRES_MODULES = [
-    "tests/test_reliability_concurrency.py",
-    "tests/test_reliability_faults.py",
-    "tests/test_reliability_load.py",
-    "tests/test_status_rules.py",
-    "tests/test_status_batch.py",
-    "tests/test_send_batch.py",
-    "tests/test_callback.py",
-    "tests/test_services.py",
-    "tests/test_idempotency.py",
-    "tests/test_hardening_send.py",
-    "tests/test_suite_gaps_send_after_callback.py",
-    "tests/test_suite_gaps_inbound_503.py",
-    "tests/test_campaigns.py",
-    "tests/test_campaign_workers.py",
-    "tests/test_tasks_worker.py",
-    "tests/test_purge.py",
-    "tests/test_callback_fast_path.py",
-    "tests/test_migration_indexes.py",
-    "tests/test_resync_volume.py",
-]
-
-
-def postgres_selection() -> list[str]:
-    """``POSTGRES_MODULES`` and every test module with a test marked ``postgres`` (a new module
-    of tests that need PostgreSQL is run there without being listed)."""
-    marked = sorted(
-        str(path)
-        for path in Path("tests").glob("test_*.py")
-        if "mark.postgres" in path.read_text(encoding="utf-8")
-    )
-    return list(dict.fromkeys([*POSTGRES_MODULES, *marked]))
-
-
 def pairs(tag: str, chosen: set[str]) -> list[Any]:
     """The nox parameters of ``PAIRS`` (the interpreter, Django, and whether the pair is one of
     ``BROWSER``), tagged ``tag`` where the Python version is ``chosen``."""
@@ -153,6 +119,9 @@ def tests(session: nox.Session, django: str, browser_too: bool) -> None:
     # The packaging test builds once, in `make test`; the browser tests need Chromium and run
     # there too (and in the "browser" sessions).
     select = ["-m", "not packaging", "--ignore=tests/browser", *session.posargs]
+    # Every example of the costly property and fuzz tests is drawn in `make test` (on
+    # PostgreSQL); here a fifth of each count (tests/examples.py), from every input class.
+    session.env["WHATSAPP_TEST_EXAMPLES"] = os.environ.get("WHATSAPP_TEST_EXAMPLES", "0.2")
     session.run("pytest", "-p", "no:cacheprovider", *XDIST, *select)
     # On PostgreSQL, the modules whose behaviour differs there: `make test` runs every test that
     # can reach the database on PostgreSQL for the main pair; here the other versions are checked
