@@ -26,7 +26,7 @@ COVERAGE := --cov=django_whatsapp --cov-branch --cov-report=
 PYTEST_WORKERS ?= 2
 XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: help install install-nox demo test lint types pytest pytest-browser pytest-postgres coverage packaging \
+.PHONY: help install install-nox demo test lint types pytest pytest-sqlite pytest-browser pytest-postgres coverage packaging \
 	matrix matrix-install browser-matrix docs chromium screenshots messages bench ci clean
 
 help:
@@ -96,11 +96,13 @@ types: $(STAMP)
 # (tests/examples.py); the PostgreSQL run draws them all. Then the browser tests, in a pytest
 # process of their own: Playwright's event loop and the live server's shared in-memory database
 # stay apart from the rest of the suite.
-pytest: $(BROWSER_STAMP) chromium
+pytest: pytest-sqlite
+	$(MAKE) --no-print-directory pytest-browser
+
+pytest-sqlite: $(BROWSER_STAMP) chromium
 	rm -f .coverage .coverage.sqlite
 	COVERAGE_FILE=.coverage.sqlite WHATSAPP_TEST_EXAMPLES=$${WHATSAPP_TEST_EXAMPLES:-0.2} \
 		$(VENV)/bin/pytest $(XDIST) $(COVERAGE) --ignore=tests/browser
-	$(MAKE) --no-print-directory pytest-browser
 
 pytest-browser: $(BROWSER_STAMP) chromium
 	COVERAGE_FILE=.coverage.sqlite $(VENV)/bin/pytest $(COVERAGE) --cov-append tests/browser
@@ -128,8 +130,11 @@ coverage: $(STAMP)
 packaging: $(STAMP)
 	$(VENV)/bin/pytest -m packaging
 
-# The coverage step after both runs have ended (even under `make -j`).
-test: lint types pytest pytest-postgres
+# After the SQLite run, the browser tests and the PostgreSQL run at the same time (the browser
+# tests keep about one core busy, the PostgreSQL run waits on its server and worker processes
+# for much of its time; each one's output is printed when it ends), then the coverage step.
+test: lint types pytest-sqlite
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-browser pytest-postgres
 	$(MAKE) --no-print-directory coverage
 
 $(NOX_STAMP): $(PY)
