@@ -133,8 +133,10 @@ packaging: $(STAMP)
 # After the SQLite run, the browser tests and the PostgreSQL run at the same time (the browser
 # tests keep about one core busy, the PostgreSQL run waits on its server and worker processes
 # for much of its time; each one's output is printed when it ends), then the coverage step.
+# The PostgreSQL run is named first: make 4.3 started nothing beside a first goal whose
+# prerequisite (chromium) was being made, and ran the two one after the other.
 test: lint types pytest-sqlite
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-browser pytest-postgres
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-postgres pytest-browser
 	$(MAKE) --no-print-directory coverage
 
 $(NOX_STAMP): $(PY)

@@ -51,6 +51,9 @@ nox.options.default_venv_backend = "virtualenv"
 nox.options.download_python = "never"
 nox.options.error_on_missing_interpreters = True
 nox.options.tags = ["matrix"]
+#: ``nox --install-only`` (``make matrix-install``) runs nothing, the background browser tests
+#: included (nox skips only what goes through ``session.run``).
+INSTALL_ONLY = "--install-only" in sys.argv
 
 
 def _version_key(path: Path) -> tuple[int, ...]:
@@ -114,7 +117,8 @@ def install(session: nox.Session, django: str, extras: str) -> None:
 @nox.session
 @nox.parametrize(("python", "django", "browser_too"), pairs("matrix", MATRIX))
 def tests(session: nox.Session, django: str, browser_too: bool) -> None:
-    """The suite on one Python and Django pair: SQLite, then PostgreSQL (then the browser)."""
+    """The suite on one Python and Django pair: SQLite, then PostgreSQL (and the browser tests
+    beside it)."""
     install(session, django, "test,browser" if browser_too else "test")
     # The packaging test builds once, in `make test`; the browser tests need Chromium and run
     # there too (and in the "browser" sessions).
@@ -123,9 +127,27 @@ def tests(session: nox.Session, django: str, browser_too: bool) -> None:
     # PostgreSQL); here a fifth of each count (tests/examples.py), from every input class.
     session.env["WHATSAPP_TEST_EXAMPLES"] = os.environ.get("WHATSAPP_TEST_EXAMPLES", "0.2")
     session.run("pytest", "-p", "no:cacheprovider", *XDIST, *select)
+    # The browser tests run beside the PostgreSQL run, as in `make test`: they keep about one
+    # core busy, and the PostgreSQL run waits on its server and workers for much of its time.
+    browser = None
+    if browser_too and not session.posargs and not INSTALL_ONLY:
+        browser = start_browser_tests(session)
     # On PostgreSQL, the modules whose behaviour differs there: `make test` runs every test that
     # can reach the database on PostgreSQL for the main pair; here the other versions are checked
     # where they matter. Arguments given to nox replace this selection.
+    try:
+        run_postgres(session, django, select)
+    except BaseException:
+        if browser is not None:
+            browser[0].kill()
+            browser[0].wait()
+        raise
+    if browser is not None:
+        finish_browser_tests(session, *browser)
+
+
+def run_postgres(session: nox.Session, django: str, select: list[str]) -> None:
+    """The PostgreSQL run of the "tests" session."""
     session.run(
         "scripts/pytest-postgres",
         *XDIST,
@@ -140,8 +162,37 @@ def tests(session: nox.Session, django: str, browser_too: bool) -> None:
         },
         external=True,
     )
-    if browser_too and not session.posargs:
-        session.run("pytest", "-p", "no:cacheprovider", "tests/browser")
+
+
+def start_browser_tests(session: nox.Session) -> tuple[subprocess.Popen[bytes], Path]:
+    """``pytest tests/browser`` in the session's virtualenv, in the background, its output
+    into a file of the session's temporary directory."""
+    log = Path(session.create_tmp()) / "browser-tests.log"
+    session.log(f"pytest -p no:cacheprovider tests/browser (in the background, into {log})")
+    bin_dir = session.bin
+    env = {
+        **os.environ,
+        **{k: v for k, v in session.env.items() if v is not None},
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+        "VIRTUAL_ENV": session.virtualenv.location,
+    }
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - the session's own pytest
+            [str(Path(bin_dir) / "pytest"), "-p", "no:cacheprovider", "tests/browser"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    return process, log
+
+
+def finish_browser_tests(session: nox.Session, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait for the browser tests, print their output, and fail the session if they failed."""
+    status = process.wait()
+    sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
+    sys.stdout.flush()
+    if status != 0:
+        session.error(f"the browser tests failed (pytest exited with {status})")
 
 
 @nox.session

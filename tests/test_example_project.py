@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -103,13 +104,27 @@ def placeholder_count(body: str) -> int:
     return max((int(n) for n in re.findall(r"\{\{(\d+)\}\}", body)), default=0)
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example project's database once migrated (``manage.py migrate``); each test that
+    needs one works on a copy of it."""
+    db_path = tmp_path_factory.mktemp("migrated") / "demo.sqlite3"
+    manage_ok(project_env(db_path), "migrate", "--noinput")
+    return db_path
+
+
+def migrated_copy(migrated: Path, directory: Path) -> Path:
+    db_path = directory / "demo.sqlite3"
+    shutil.copyfile(migrated, db_path)
+    return db_path
+
+
 # -- commands ------------------------------------------------------------------------------------
 
 
-def test_demo_setup_is_idempotent_and_prints_the_login(tmp_path: Path) -> None:
-    db_path = tmp_path / "demo.sqlite3"
+def test_demo_setup_is_idempotent_and_prints_the_login(tmp_path: Path, migrated: Path) -> None:
+    db_path = migrated_copy(migrated, tmp_path)
     env = project_env(db_path)
-    manage_ok(env, "migrate", "--noinput")
 
     first = manage_ok(env, "demo_setup")
     second = manage_ok(env, "demo_setup")
@@ -138,10 +153,9 @@ def test_demo_setup_is_idempotent_and_prints_the_login(tmp_path: Path) -> None:
     assert authenticated is True
 
 
-def test_demo_setup_takes_the_login_from_the_environment(tmp_path: Path) -> None:
-    db_path = tmp_path / "demo.sqlite3"
+def test_demo_setup_takes_the_login_from_the_environment(tmp_path: Path, migrated: Path) -> None:
+    db_path = migrated_copy(migrated, tmp_path)
     env = project_env(db_path)
-    manage_ok(env, "migrate", "--noinput")
     manage_ok(env, "demo_setup")
 
     custom = {**env, "DEMO_ADMIN_USERNAME": "operator", "DEMO_ADMIN_PASSWORD": "s3cret-Pass"}
@@ -284,13 +298,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``make demo`` in small: migrate, demo_setup, then runserver on a free port."""
+def server(tmp_path_factory: pytest.TempPathFactory, migrated: Path) -> Iterator[Server]:
+    """``make demo`` in small: migrate (the module's migrated database), demo_setup, then
+    runserver on a free port."""
     tmp = tmp_path_factory.mktemp("example_project")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = project_env(tmp / "demo.sqlite3", WHATSAPP_CALLBACK_BASE_URL=url)
-    manage_ok(env, "migrate", "--noinput")
+    env = project_env(migrated_copy(migrated, tmp), WHATSAPP_CALLBACK_BASE_URL=url)
     manage_ok(env, "demo_setup")
     log_path = tmp / "runserver.log"
     with log_path.open("w", encoding="utf-8") as log:
