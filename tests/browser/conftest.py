@@ -66,6 +66,20 @@ def live_server(request: pytest.FixtureRequest) -> Iterator[Any]:
             settings.MIDDLEWARE = previous
 
 
+@pytest.fixture(autouse=True)
+def test_queries_wait_for_requests() -> Iterator[None]:
+    """The test's own queries one at a time with the live server's requests
+    (tests/browser/serial.py)."""
+    import threading
+
+    from django.db import connection
+
+    from tests.browser import serial
+
+    with connection.execute_wrapper(serial.test_thread_queries_wait(threading.get_ident())):
+        yield
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives headless Chromium against a live server")
     config.addinivalue_line(

@@ -9,6 +9,11 @@ kinds pass without waiting, or they would wait for the request that is waiting f
 sandbox gateway's (it is called by the app from inside a request and keeps its state in
 memory), and a request the sandbox makes from inside a request (the inbound message it delivers
 while the admin's *simulate* waits for the answer), which :func:`post` marks.
+
+The test's own thread shares that connection too: a query of the test's (``refresh_from_db``
+while the sandbox's callbacks arrive) in the middle of a request's transaction found the table
+locked (CI failed so once). :func:`test_thread_queries_wait` makes each of its queries wait for
+the request being served, and hold the next one off while it runs.
 """
 
 from __future__ import annotations
@@ -44,6 +49,20 @@ class SerialRequests:
                 return self.get_response(request)
             finally:
                 _serving.active = False
+
+
+def test_thread_queries_wait(thread_id: int) -> Callable[..., Any]:
+    """A database execute wrapper (``connection.execute_wrapper``): the queries of the thread
+    ``thread_id`` (the test's) run under :data:`LOCK`; the server's threads run theirs as before
+    (the wrapper is on the connection they share, and a nested request must not wait)."""
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        if threading.get_ident() != thread_id:
+            return execute(sql, params, many, context)
+        with LOCK:
+            return execute(sql, params, many, context)
+
+    return wrapper
 
 
 def post(*args: Any, **kwargs: Any) -> requests.Response:
