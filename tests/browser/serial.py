@@ -56,7 +56,9 @@ def test_thread_queries_wait(thread_id: int) -> Callable[..., Any]:
     ``thread_id`` (the test's) run under :data:`LOCK`; the server's threads run theirs as before
     (the wrapper is on the connection they share, and a nested request must not wait)."""
 
-    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+    def wrapper(
+        execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
         if threading.get_ident() != thread_id:
             return execute(sql, params, many, context)
         with LOCK:
