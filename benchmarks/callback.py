@@ -15,12 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from .harness import ROOT, CPUMeter, Figure, child_env, free_port, own_cpu, wait_for_port
 
@@ -337,6 +339,57 @@ def in_process_cpu() -> list[Figure]:
     ]
 
 
+BINDING_BATCH = 1000  # statements per batch; the two ways take turns
+BINDING_ROUNDS = 6
+
+
+def binding_cpu() -> list[Figure]:
+    """This process's CPU per callback statement (the function call, as the view runs it)
+    through Django's own cursor, which binds client-side by default, and through the fast
+    paths' server-binding cursor (:mod:`django_whatsapp.fastpaths.binding`): batches of each
+    way in turn (which goes first alternates), on fresh messages, the medians of the rounds.
+    PostgreSQL's side is not here (the throughput rounds count it)."""
+    from django_whatsapp import services
+    from django_whatsapp.fastpaths import by_uuid
+    from django_whatsapp.fastpaths.binding import server_bound_cursor
+    from django_whatsapp.models import Message, StatusEvent
+
+    own = connections["default"]  # the wrapper itself: each attribute of the proxy is a lookup
+    lookup = services.lookup_for("default", own)
+    sql = by_uuid.call_text(lookup.lean_columns, "delivered", 1, "callback", ("accepted",), False)
+    payload = StatusEvent._meta.get_field("payload")
+    report = {"message_id": 123456789, "status": 1, "time": "2026-12-07 12:00:00"}
+    ways = {
+        "client-side": own.cursor,
+        "server-side": lambda: server_bound_cursor(own),
+    }
+    spent: dict[str, list[float]] = {name: [] for name in ways}
+    for round_ in range(BINDING_ROUNDS):
+        for name in list(ways)[:: 1 if round_ % 2 == 0 else -1]:
+            paths = make_messages(BINDING_BATCH)
+            keys = [uuid.UUID(path.rstrip("/").split("/")[-2]) for path in paths]
+            started = time.process_time()
+            for key in keys:
+                params = {
+                    "uuid": key,
+                    "payload": payload.get_db_prep_save(report, own),
+                    "now": timezone.now(),
+                }
+                with ways[name]() as cursor:
+                    cursor.execute(sql, params)
+                    assert cursor.fetchone() is not None
+            spent[name].append((time.process_time() - started) * 1000 / BINDING_BATCH)
+    applied = Message.objects.filter(status="delivered").count()
+    assert applied >= 2 * BINDING_ROUNDS * BINDING_BATCH, applied
+    client, server = (statistics.median(spent[name]) for name in ways)
+    print(f"callback: CPU per statement: client-side {client:.3f} ms, server-side {server:.3f} ms")
+    return [
+        Figure("callback", "its statement, bound client-side: CPU", client, "ms", "", None),
+        Figure("callback", "its statement, bound server-side: CPU", server, "ms", "", None),
+        Figure("callback", "server-side / client-side binding", server / client, "", "", None),
+    ]
+
+
 def run() -> list[Figure]:
     figures, sql = count_queries()
     print("callback: the SQL of an applied report:")
@@ -346,4 +399,4 @@ def run() -> list[Figure]:
         cursor.execute(
             "CREATE TABLE IF NOT EXISTS bench_ping (id bigserial PRIMARY KEY, body text)"
         )
-    return figures + in_process_cpu() + throughput()
+    return figures + binding_cpu() + in_process_cpu() + throughput()

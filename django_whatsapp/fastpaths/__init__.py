@@ -25,6 +25,9 @@ Module                      The rule it equals (in Python) and where it runs
                             ``UPDATE ... RETURNING`` (``SKIP LOCKED`` on PostgreSQL)
 =========================== ==================================================================
 
+Their statements run in :func:`.binding.server_bound_cursor`: on PostgreSQL with psycopg 3 the
+parameters go apart from the text (Django quotes them into it by default).
+
 This room sits just above the models: it imports nothing of the app but the models, and takes
 every status, rank and code from its caller, so the rules stay the one place that decides.
 """

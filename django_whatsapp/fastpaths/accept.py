@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 from django.db import connections, transaction
 
 from ..models import Message, StatusEvent
+from .binding import server_bound_cursor
 
 
 class Accepted(NamedTuple):
@@ -146,7 +147,7 @@ def _in_one_statement(
     }
     # Inside a caller's transaction, a savepoint keeps a clash from breaking it.
     guard = transaction.atomic(using=alias) if connection.in_atomic_block else nullcontext()
-    with guard, connection.cursor() as cursor:
+    with guard, server_bound_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return [(int(pk), int(attempts), int(event)) for pk, attempts, event in cursor.fetchall()]
 

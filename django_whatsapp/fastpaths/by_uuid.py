@@ -45,6 +45,7 @@ from typing import Any
 from django.db import ProgrammingError, connections, router
 
 from ..models import Message
+from .binding import server_bound_cursor
 
 FUNCTION = "django_whatsapp_receive_report"
 
@@ -150,7 +151,7 @@ def call(alias: str, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None
     UUID. Raises :class:`ReceiveFunctionMissing` (nothing written) before migration 0008."""
     connection = connections[alias]
     try:
-        with connection.cursor() as cursor:
+        with server_bound_cursor(connection) as cursor:
             cursor.execute(sql, params)
             row: tuple[Any, ...] | None = cursor.fetchone()
     except ProgrammingError as error:

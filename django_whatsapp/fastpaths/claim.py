@@ -28,6 +28,7 @@ from typing import Any
 from django.db import connections
 
 from ..models import Campaign, Contact, Message
+from .binding import server_bound_cursor
 
 #: The columns a campaign's claim returns, in this order: what a payload needs beyond the
 #: campaign's own content, and whether the recipient opted out.
@@ -107,7 +108,7 @@ def claim_campaign_batch(
         campaign_id,
         Campaign.Status.RUNNING,
     ]
-    with connection.cursor() as cursor:
+    with server_bound_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
 
@@ -131,6 +132,6 @@ def claim_ids(
         sendable=", ".join("%s" for _ in sendable),
     )
     stamp = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
+    with server_bound_cursor(connection) as cursor:
         cursor.execute(sql, [sending, stamp, stamp, *ids, *sendable])
         return {row[0] for row in cursor.fetchall()}

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 from django.db import connections, transaction
 
 from ..models import Message, StatusEvent
+from .binding import server_bound_cursor
 
 #: One report: ``cur`` locks the row and reads the status the report finds; ``ev`` keeps the
 #: report unless it is an exact duplicate (``ON CONFLICT DO NOTHING``: the partial unique
@@ -117,7 +118,7 @@ def apply_one(
         if sent is not None and connection.in_atomic_block
         else nullcontext()
     )
-    with guard, connection.cursor() as cursor:
+    with guard, server_bound_cursor(connection) as cursor:
         cursor.execute(sql, params)
         event_id, old, attempts = cursor.fetchone()
     if old is None:
@@ -190,6 +191,6 @@ def apply_batch(
         "now": now,
         "order": list(order),
     }
-    with connection.cursor() as cursor:
+    with server_bound_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return {pk: (old, event_id, changed) for pk, old, event_id, changed in cursor.fetchall()}
