@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -433,6 +434,38 @@ def test_the_same_message_twice_is_stored_once(client: Client, received: list) -
     assert [r.outcome for r in reports] == [Outcome.UNDERSTOOD, Outcome.DUPLICATE]
     assert all(list(r.messages.all()) == [message] for r in reports)
     assert len(received) == 1
+
+
+def test_a_report_is_linked_to_its_messages_in_one_statement(client: Client) -> None:
+    """A reply's link (report to message) is one ``INSERT`` in autocommit:
+    ``report.messages.add`` opened a transaction of its own for it (``BEGIN`` and ``COMMIT``
+    on PostgreSQL: two statements more for every reply)."""
+    table = InboundReport.messages.through._meta.db_table
+    about_links: list[tuple[str, int]] = []
+    test_depth = len(connection.atomic_blocks)  # the test's own transaction
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if table in sql:
+            about_links.append((sql, len(connection.atomic_blocks) - test_depth))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        response = post(client, plain())
+
+    assert response.json()["received"] == 1
+    [(sql, transactions_of_its_own)] = about_links
+    assert sql.lstrip().upper().startswith("INSERT")
+    assert transactions_of_its_own == 0
+    assert list(only_report().messages.all()) == [Message.objects.get()]
+
+
+def test_a_message_named_twice_in_one_report_is_linked_once(client: Client) -> None:
+    response = post(client, {"messages": [plain(), plain(text="again")]})
+
+    assert response.json()["received"] == 1
+    message = Message.objects.get()
+    links = InboundReport.messages.through.objects.filter(message=message)
+    assert links.count() == 1
 
 
 def test_the_same_id_from_another_sender_is_another_message(client: Client) -> None:
