@@ -44,9 +44,23 @@ ROUNDS = 3  # of the unlimited run: its figures are the medians
 CONCURRENCY = 8  # engine.CONCURRENCY: requests in flight per worker
 CHUNK_SIZE = 100
 LATENCY = 0.050
-IMPORT_SIZES = tuple(
-    int(n) for n in os.environ.get("BENCH_IMPORT_SIZES", "10000,1000000").split(",")
-)
+
+
+def import_sizes(text: str) -> tuple[int, int]:
+    """``BENCH_IMPORT_SIZES``: two row counts, the smaller first (the memory of the larger
+    import is compared with the smaller's). Anything else stops the run before it starts."""
+    try:
+        small, large = (int(n) for n in text.split(","))
+    except ValueError:
+        small = large = 0
+    if not 0 < small < large:
+        raise SystemExit(
+            f"BENCH_IMPORT_SIZES={text!r}: two row counts, the smaller first (e.g. 1000,10000)"
+        )
+    return small, large
+
+
+IMPORT_SIZES = import_sizes(os.environ.get("BENCH_IMPORT_SIZES", "10000,1000000"))
 #: The role the unlimited run's workers connect as, so that their statements are told apart from
 #: the runner's (which watches the campaign's status meanwhile).
 WORKER_ROLE = "bench_campaign_workers"

@@ -113,3 +113,14 @@ def test_profile_parts_take_each_sample_once_by_the_first_part_in_its_stack(tmp_
     assert profile.short("execute (/x/site-packages/psycopg/cursor.py:4)") == (
         "execute (psycopg/cursor.py)"
     )
+
+
+@pytest.mark.parametrize("text", ["10000", "10000,1000", "1000,1000", "a,b", "0,10", "1,2,3", ""])
+def test_the_import_sizes_are_two_counts_the_smaller_first(text: str) -> None:
+    """A quick run's ``BENCH_IMPORT_SIZES=10000`` stopped the benchmark after its other rounds
+    with an unpacking error; it is refused before anything runs, saying what is expected."""
+    from benchmarks.campaign import import_sizes
+
+    with pytest.raises(SystemExit, match="two row counts, the smaller first"):
+        import_sizes(text)
+    assert import_sizes("1000,10000") == (1000, 10000)
