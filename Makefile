@@ -25,6 +25,10 @@ COVERAGE := --cov=django_whatsapp --cov-branch --cov-report=
 # tests/conftest.py's RUN_WHOLE_IN_ONE_WORKER stay in one worker.
 PYTEST_WORKERS ?= 2
 XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+# Python's bytecode cache stays on for every recipe, even where the environment turns it off:
+# each pytest run, worker and child process would compile the app and rewrite the tests' asserts
+# again (a collection: 12.2 s instead of 4.6).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install install-nox demo test lint types pytest pytest-sqlite pytest-browser pytest-postgres coverage packaging \
 	matrix matrix-install browser-matrix docs chromium screenshots messages bench ci clean
