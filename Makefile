@@ -30,8 +30,9 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 # again (a collection: 12.2 s instead of 4.6).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help install install-nox demo test lint types pytest pytest-sqlite pytest-browser pytest-postgres coverage packaging \
-	matrix matrix-install browser-matrix docs chromium screenshots messages bench ci clean
+.PHONY: help install install-nox demo test lint types pytest pytest-sqlite pytest-browser \
+	pytest-postgres coverage packaging matrix matrix-install browser-matrix docs chromium \
+	screenshots messages bench ci clean
 
 help:
 	@echo "make demo      - create .venv, install the demo's needs, migrate, seed, serve (with a"
@@ -39,15 +40,18 @@ help:
 	@echo "                 http://$(HOST):$(PORT)/admin/ (another port: make demo PORT=8001)"
 	@echo "make test      - install test tools, then lint (ruff, no sleeps in tests), types (mypy"
 	@echo "                 --strict), the suite on SQLite (incl. the packaging test) and on"
-	@echo "                 PostgreSQL, then their combined branch coverage (at least $(COVERAGE_GATE)%)"
+	@echo "                 PostgreSQL, then their combined branch coverage"
+	@echo "                 (at least $(COVERAGE_GATE)%)"
 	@echo "make matrix    - the suite on Python 3.12 + Django 6.0 and Python 3.13 + Django 6.1 (nox),"
 	@echo "                 with the browser tests on 3.13 + 6.1"
 	@echo "make browser-matrix - only the browser tests on Python 3.13 + Django 6.1 (nox)"
+	@echo "make matrix-install - only make the matrix's virtualenvs (CI does it beside make test)"
 	@echo "make docs      - build the Sphinx docs into docs/_build/html, warnings are errors"
 	@echo "make packaging - only the packaging test: build, install into a new project, send"
 	@echo "make screenshots - retake docs/img/*.png in headless Chromium"
 	@echo "make messages  - regenerate and compile the en/ru/uk translation catalogues"
-	@echo "make bench     - the benchmarks (bulk send, callback, resync, admin list, campaigns), as ratios"
+	@echo "make bench     - the benchmarks (bulk send, callback, resync, admin list, campaigns,"
+	@echo "                 faults, a message's whole life), as ratios against a bare baseline"
 	@echo "make ci        - everything CI runs: test, docs, matrix"
 	@echo "make clean     - remove build artefacts (keeps .venv)"
 
