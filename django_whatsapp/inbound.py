@@ -40,7 +40,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models.constants import OnConflict
 from django.http import HttpRequest, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
@@ -484,15 +485,30 @@ def _store(received: Received, now: datetime) -> tuple[Message, bool]:
 
 
 def _link(report: InboundReport, messages: list[Message]) -> None:
-    """Link the new report to its messages, one ``INSERT`` each, in autocommit (a reply is one
-    message: one statement). ``report.messages.add`` wrapped its ``INSERT`` in a transaction
-    of its own (``BEGIN`` and ``COMMIT``: two statements more for every reply on PostgreSQL),
-    and sent ``m2m_changed``, which nothing of the app listens to. The report was stored by
-    this request, so no link of it can be there already; a message it names twice is linked
-    once."""
+    """Link the report to its messages in one ``INSERT`` that passes over a link already there
+    (``receive`` called again for the same report), in autocommit: ``report.messages.add``
+    wrapped the same ``INSERT`` in a transaction of its own (``BEGIN`` and ``COMMIT``: two
+    statements more for every reply on PostgreSQL) and sent ``m2m_changed``, which nothing of
+    the app listens to. A database that cannot pass over a conflict gets ``add``."""
+    pks = list(dict.fromkeys(message.pk for message in messages))
+    if not pks:
+        return
     links = InboundReport.messages.through
-    for pk in dict.fromkeys(message.pk for message in messages):
-        links.objects.create(inboundreport_id=report.pk, message_id=pk)
+    connection = connections[router.db_for_write(links)]
+    if not connection.features.supports_ignore_conflicts:
+        report.messages.add(*pks)
+        return
+    ops = connection.ops
+    fields: list[Any] = [links._meta.get_field(name) for name in ("inboundreport", "message")]
+    sql = "{insert} {table} ({columns}) VALUES {rows} {suffix}".format(
+        insert=ops.insert_statement(on_conflict=OnConflict.IGNORE),
+        table=ops.quote_name(links._meta.db_table),
+        columns=", ".join(ops.quote_name(field.column) for field in fields),
+        rows=", ".join("(%s, %s)" for _ in pks),
+        suffix=ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for pk in pks for value in (report.pk, pk)])
 
 
 def finish(report: InboundReport, outcome: str, detail: str = "", sender: str = "") -> None:

@@ -459,6 +459,20 @@ def test_a_report_is_linked_to_its_messages_in_one_statement(client: Client) -> 
     assert list(only_report().messages.all()) == [Message.objects.get()]
 
 
+def test_a_report_received_again_keeps_one_link_a_message(client: Client) -> None:
+    """``inbound.receive`` run again over a stored report (as a reprocessing would) passes over
+    the links already there: a plain ``INSERT`` of each link raised ``IntegrityError``."""
+    report = inbound.store_report(
+        method="POST", content_type=JSON, body=json.dumps(plain()).encode()
+    )
+    first = inbound.receive(report, plain())
+    again = inbound.receive(report, plain())
+
+    [message] = first.created
+    assert again.duplicates == [message]
+    assert list(report.messages.all()) == [message]
+
+
 def test_a_message_named_twice_in_one_report_is_linked_once(client: Client) -> None:
     response = post(client, {"messages": [plain(), plain(text="again")]})
 
