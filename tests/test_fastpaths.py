@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from django_whatsapp import optout, services, signals
+from django_whatsapp import optout, services, signals, window
 from django_whatsapp.client import SendResult
 from django_whatsapp.fastpaths import by_uuid
 from django_whatsapp.models import Campaign, Contact, Message, StatusEvent
@@ -591,6 +592,79 @@ def claims_by_id(data: st.DataObject) -> None:
     assert fast_side == rule_side
 
 
+#: What another process may do to the contact between two messages of the customer.
+CONTACT_MOVES = ("nothing", "window closed", "opted out", "wrote later", "erased")
+CONTACT_FIELDS = (
+    "number",
+    "name",
+    "last_inbound_at",
+    "window_closed_at",
+    "opted_out_at",
+    "opt_out_reason",
+    "opt_out_message_id",
+)
+HOUR = timedelta(hours=1)
+
+
+def a_customer_writes(data: st.DataObject) -> None:
+    """``window.record_inbound`` (the upsert of ``fastpaths.contact`` on this database) against
+    ``record_inbound_by_rule``: a contact absent or kept in any state, then messages whose times
+    come in any order and whose names may be empty or too long, with another process moving the
+    contact between them."""
+    base = timezone.now().replace(microsecond=0) - timedelta(days=2)
+    initial = data.draw(
+        st.none()
+        | st.fixed_dictionaries(
+            {
+                "last_inbound_at": st.sampled_from([None, base - HOUR, base, base + HOUR]),
+                "name": st.sampled_from(["", "Ann"]),
+                "window_closed_at": st.sampled_from([None, base - 2 * HOUR]),
+                "opted_out_at": st.sampled_from([None, base - 3 * HOUR]),
+            }
+        ),
+        label="contact",
+    )
+    steps = data.draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from([-2, -1, 0, 1, 2]),
+                st.sampled_from(["", "Ann", "Bob", "Ç" * 300]),
+                st.sampled_from(CONTACT_MOVES),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        label="messages",
+    )
+
+    def run(record: Callable[..., None]) -> list[Any]:
+        seen: list[Any] = []
+        with transaction.atomic():
+            if initial is not None:
+                Contact.objects.create(number=STRANGER, **initial)
+                Contact.objects.filter(number=STRANGER).update(updated_at=base - 5 * HOUR)
+            for hours, name, move in steps:
+                started = timezone.now()
+                record(STRANGER, base + hours * HOUR, name=name)
+                row = Contact.objects.filter(number=STRANGER).values(*CONTACT_FIELDS, "updated_at")
+                stored = dict(row.get())
+                stored["updated_at moved"] = stored.pop("updated_at") >= started
+                seen.append(stored)
+                mover = Contact.objects.filter(number=STRANGER)
+                if move == "window closed":
+                    mover.update(window_closed_at=base + 3 * HOUR)
+                elif move == "opted out":
+                    mover.update(opted_out_at=base, opt_out_reason="STOP")
+                elif move == "wrote later":
+                    mover.update(last_inbound_at=base + 3 * HOUR)
+                elif move == "erased":
+                    mover.delete()
+            transaction.set_rollback(True)
+        return seen
+
+    assert run(window.record_inbound) == run(window.record_inbound_by_rule)
+
+
 PAIRS: dict[str, Callable[[st.DataObject], None]] = {
     "report": one_report,
     "reports": many_reports,
@@ -598,6 +672,7 @@ PAIRS: dict[str, Callable[[st.DataObject], None]] = {
     "accept": accepted_sends,
     "claim": a_campaigns_claim,
     "claim by id": claims_by_id,
+    "contact": a_customer_writes,
 }
 
 
@@ -610,6 +685,27 @@ PAIRS: dict[str, Callable[[st.DataObject], None]] = {
 @given(data=st.data())
 def test_each_fast_path_does_what_its_rule_does(pair: str, data: st.DataObject) -> None:
     PAIRS[pair](data)
+
+
+# -- a customer's window in one statement ------------------------------------------------------
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["first-message", "wrote-before"])
+def test_a_customers_message_opens_the_window_in_one_statement(known: bool) -> None:
+    """PostgreSQL and SQLite: the contact's upsert is the only statement (the rule's
+    ``get_or_create`` took a SELECT, a savepoint, an INSERT and its release), whether the
+    customer wrote before or not; the window then reads what the message said."""
+    wrote = timezone.now() - HOUR
+    if known:
+        Contact.objects.create(number=STRANGER, last_inbound_at=wrote - HOUR, name="Ann")
+    with CaptureQueriesContext(connection) as queries:
+        window.record_inbound(STRANGER, wrote, name="Bob")
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) == 1, statements
+    assert "ON CONFLICT" in statements[0], statements
+    contact = Contact.objects.get(number=STRANGER)
+    assert (contact.last_inbound_at, contact.name) == (wrote, "Bob")
+    assert window.state(STRANGER).is_open
 
 
 # -- the function's one text ----------------------------------------------------------------------

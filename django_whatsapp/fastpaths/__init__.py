@@ -8,7 +8,7 @@ function planned once per connection). Each module names its rule, says what the
 saves, and lists the differences that do not count (none changes what is stored).
 ``tests/test_fastpaths.py`` holds every pair equal on SQLite and on PostgreSQL with Hypothesis,
 including a message that moved meanwhile (a callback or a cancel settled it between the claim and
-the record).
+the record) and a contact another process changed between two of the customer's messages.
 
 =========================== ==================================================================
 Module                      The rule it equals (in Python) and where it runs
@@ -23,6 +23,8 @@ Module                      The rule it equals (in Python) and where it runs
 :mod:`.claim`               :func:`django_whatsapp.sending.claim.claimable` and
                             :data:`~django_whatsapp.sending.SENDABLE`: every database, one
                             ``UPDATE ... RETURNING`` (``SKIP LOCKED`` on PostgreSQL)
+:mod:`.contact`             :func:`django_whatsapp.window.record_inbound_by_rule`: PostgreSQL
+                            and SQLite, one ``INSERT ... ON CONFLICT DO UPDATE``
 =========================== ==================================================================
 
 Their statements run in :func:`.binding.server_bound_cursor`: on PostgreSQL with psycopg 3 the
