@@ -216,11 +216,27 @@ def reaches_the_database(item: pytest.Item) -> bool:
     )
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with the modules of ``RUN_WHOLE_IN_ONE_WORKER`` each one unit of work.
+
+    pytest-xdist groups the tests it finds marked ``xdist_group`` by adding the group to each
+    test's id in the workers (``item._nodeid``); pytest 9 reads a node's id elsewhere, so the
+    marks grouped nothing there and each worker built those modules' fixtures again (the wheel
+    and its project twice: a minute of CPU). The scheduler, in the controlling process, groups
+    them by their module instead, whatever pytest's version."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class WholeModules(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in RUN_WHOLE_IN_ONE_WORKER else super()._split_scope(nodeid)
+
+    return WholeModules(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if module in RUN_WHOLE_IN_ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(module))
     if config.getoption("--database-tests-only"):
         kept = [item for item in items if reaches_the_database(item)]
         deselected = [item for item in items if not reaches_the_database(item)]
