@@ -16,7 +16,8 @@ conflict the statement is made for: "moved meanwhile" needs nothing more.
 
 **Not counted as a difference**: ``created_at`` and ``updated_at`` are the caller's ``now``
 (``updated_at`` moves when ``last_inbound_at`` does, as with the rule; the rule's name-only
-change does not move it either).
+change does not move it either). The rule's ``get_or_create`` sent Django's ``pre_save`` and
+``post_save`` for a new contact; the statement sends none (nothing of the app listens to them).
 
 Held equal to the rule by ``tests/test_fastpaths.py`` (``contact``).
 """
